@@ -1,0 +1,270 @@
+// Command lookout is the Lookout node agent. It is the only package that wires the
+// others together: Docker client -> inventory -> collectors -> shipper.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/docker/api"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/sirupsen/logrus"
+
+	"github.com/lookout-agent/lookout/collectors"
+	"github.com/lookout-agent/lookout/config"
+	"github.com/lookout-agent/lookout/inventory"
+	"github.com/lookout-agent/lookout/labels"
+	"github.com/lookout-agent/lookout/shipper"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `lookout: a node agent for Docker hosts
+
+Usage:
+  lookout [run] [flags]   watch the Docker Engine and ship metrics (default)
+  lookout check [flags]   validate the configuration and the lookout.* labels of every container
+  lookout healthcheck     exit 0 if the running agent is connected and reporting (for HEALTHCHECK)
+  lookout version         print the version
+
+Flags (each also an environment variable, see the README):
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("lookout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	file := fs.String("config", "", "YAML configuration file (LOOKOUT_CONFIG)")
+	flagEnv := map[string]*string{
+		"LOOKOUT_DOCKER_HOST":  fs.String("docker-host", "", "Docker Engine address (LOOKOUT_DOCKER_HOST)"),
+		"LOOKOUT_MONITOR_ALL":  fs.String("monitor-all", "", "monitor containers without lookout.enable=true (LOOKOUT_MONITOR_ALL)"),
+		"LOOKOUT_LOG_LEVEL":    fs.String("log-level", "", "debug, info, warn or error (LOOKOUT_LOG_LEVEL)"),
+		"LOOKOUT_INFLUXDB_URL": fs.String("influxdb-url", "", "InfluxDB address (LOOKOUT_INFLUXDB_URL)"),
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	flags := map[string]string{}
+	for env, v := range flagEnv {
+		if *v != "" {
+			flags[env] = *v
+		}
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "lookout %s (%s, Docker API client %s, negotiates down to the engine's version)\n",
+			version, runtime.Version(), api.DefaultVersion)
+		return 0
+	case "run", "check", "healthcheck":
+	default:
+		fmt.Fprintf(stderr, "lookout: unknown command %q\n", cmd)
+		fs.Usage()
+		return 2
+	}
+	cfg, err := config.Load(*file, getenv, flags)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err == nil && cmd != "healthcheck" {
+		err = cfg.LoadSecrets()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "lookout: bad configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return 2
+	}
+	switch cmd {
+	case "check":
+		return check(cfg, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(cfg, stderr)
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := agent(ctx, cfg, log, stdout); err != nil {
+		log.WithError(err).Error("lookout stopped")
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config.Config, w io.Writer) *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(w)
+	if cfg.LogFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+	}
+	lvl, _ := logrus.ParseLevel(cfg.LogLevel)
+	log.SetLevel(lvl)
+	return log
+}
+
+func dockerClient(cfg config.Config) (*client.Client, error) {
+	return client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
+}
+
+func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
+	var outputs []*shipper.Output
+	for _, o := range cfg.Outputs {
+		oc := shipper.OutputConfig{Name: o.Name, Precision: o.Precision, BatchSize: o.BatchSize,
+			FlushInterval: time.Duration(o.FlushInterval), BufferLimit: o.BufferLimit, RetryMax: 30 * time.Second}
+		var out *shipper.Output
+		var err error
+		switch o.Type {
+		case config.OutputStdout:
+			out, err = shipper.NewWriterOutput(oc, stdout, log)
+		default:
+			v := 1
+			if o.Type == config.OutputInfluxV2 {
+				v = 2
+			}
+			out, err = shipper.NewInfluxOutput(oc, shipper.InfluxConfig{URL: o.URL, Version: v, Database: o.Database,
+				RetentionPolicy: o.RetentionPolicy, Username: o.Username, Password: o.Password, Org: o.Org,
+				Bucket: o.Bucket, Token: o.Token, Timeout: time.Duration(o.Timeout), Gzip: o.Gzip,
+				SkipDatabaseCreation: o.SkipDBCreation}, log)
+		}
+		if err != nil {
+			return err
+		}
+		outputs = append(outputs, out)
+	}
+	ship := shipper.New(outputs...)
+
+	dc, err := dockerClient(cfg)
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer dc.Close()
+	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval),
+		Log: log})
+	inv.Subscribe(collectors.NewHealth(ship))
+	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
+	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, ship, inv)
+	self.Beat = func() {
+		if inv.Connected() && cfg.HeartbeatFile != "" {
+			if err := touch(cfg.HeartbeatFile); err != nil {
+				log.WithError(err).Debug("heartbeat file")
+			}
+		}
+	}
+	log.WithField("version", version).WithField("docker_host", cfg.DockerHost).
+		WithField("outputs", len(outputs)).Info("lookout starting")
+
+	// The shipper outlives the producers so that their last points are flushed.
+	producers, stopProducers := context.WithCancel(ctx)
+	defer stopProducers()
+	shipCtx, stopShip := context.WithCancel(context.Background())
+	var shipDone sync.WaitGroup
+	shipDone.Add(1)
+	go func() { defer shipDone.Done(); ship.Run(shipCtx) }()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); inv.Run(producers) }()
+	go func() { defer wg.Done(); self.Run(producers) }()
+	<-ctx.Done()
+	stopProducers()
+	wg.Wait()
+	stopShip()
+	shipDone.Wait()
+	log.Info("lookout stopped")
+	return nil
+}
+
+func touch(path string) error {
+	now := time.Now()
+	if err := os.Chtimes(path, now, now); err == nil {
+		return nil
+	}
+	return os.WriteFile(path, []byte(now.Format(time.RFC3339)+"\n"), 0o644)
+}
+
+func healthcheck(cfg config.Config, stderr io.Writer) int {
+	fi, err := os.Stat(cfg.HeartbeatFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "unhealthy: no heartbeat file %s: the agent has not connected to Docker yet\n", cfg.HeartbeatFile)
+		return 1
+	}
+	limit := max(3*time.Duration(cfg.Interval), 30*time.Second)
+	if age := time.Since(fi.ModTime()); age > limit {
+		fmt.Fprintf(stderr, "unhealthy: last heartbeat %s ago (limit %s): the agent is not connected to Docker or not reporting\n",
+			age.Round(time.Second), limit)
+		return 1
+	}
+	return 0
+}
+
+// check lists every container and reports the lookout.* labels it cannot use.
+func check(cfg config.Config, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dc, err := dockerClient(cfg)
+	if err == nil {
+		_, err = dc.Ping(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "lookout check: cannot reach the Docker Engine at %s: %v\n", cfg.DockerHost, err)
+		return 1
+	}
+	defer dc.Close()
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		fmt.Fprintf(stderr, "lookout check: %v\n", err)
+		return 1
+	}
+	sort.Slice(list, func(i, j int) bool { return name(list[i]) < name(list[j]) })
+	fmt.Fprintf(stdout, "configuration: ok (%d output(s), docker %s, monitor_all=%v)\n", len(cfg.Outputs), cfg.DockerHost, cfg.MonitorAll)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONTAINER\tSTATE\tMONITORED\tLABEL PROBLEMS")
+	problems := 0
+	for _, c := range list {
+		lc := labels.Parse(c.Labels)
+		mon := "no"
+		if lc.Monitored(cfg.MonitorAll) {
+			mon = "yes"
+		}
+		msg := "-"
+		if len(lc.Problems) > 0 {
+			var parts []string
+			for _, p := range lc.Problems {
+				parts = append(parts, p.Error())
+			}
+			msg = strings.Join(parts, "; ")
+			problems += len(lc.Problems)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name(c), c.State, mon, msg)
+	}
+	_ = tw.Flush()
+	if problems > 0 {
+		fmt.Fprintf(stdout, "%d label problem(s)\n", problems)
+		return 1
+	}
+	return 0
+}
+
+func name(c container.Summary) string {
+	if len(c.Names) > 0 {
+		return strings.TrimPrefix(c.Names[0], "/")
+	}
+	return c.ID[:12]
+}

@@ -1,0 +1,310 @@
+// Package config reads Lookout's configuration: defaults, then an optional YAML file,
+// then LOOKOUT_* environment variables, then command-line flags. Secrets are read from
+// files only (Docker secrets under /run/secrets). Validate names the setting, the value
+// and what is allowed.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Output types.
+const (
+	OutputInfluxV1 = "influxdb"
+	OutputInfluxV2 = "influxdb_v2"
+	OutputStdout   = "stdout"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	DockerHost    string   `yaml:"docker_host"`
+	MonitorAll    bool     `yaml:"monitor_all"`
+	Interval      Duration `yaml:"interval"`
+	LogLevel      string   `yaml:"log_level"`
+	LogFormat     string   `yaml:"log_format"`
+	HeartbeatFile string   `yaml:"heartbeat_file"`
+	Outputs       []Output `yaml:"outputs"`
+}
+
+// Output is one destination for line protocol.
+type Output struct {
+	Name            string   `yaml:"name"`
+	Type            string   `yaml:"type"`
+	URL             string   `yaml:"url"`
+	Database        string   `yaml:"database"`
+	RetentionPolicy string   `yaml:"retention_policy"`
+	Username        string   `yaml:"username"`
+	PasswordFile    string   `yaml:"password_file"`
+	Org             string   `yaml:"org"`
+	Bucket          string   `yaml:"bucket"`
+	TokenFile       string   `yaml:"token_file"`
+	Precision       string   `yaml:"precision"`
+	Gzip            bool     `yaml:"gzip"`
+	Timeout         Duration `yaml:"timeout"`
+	BatchSize       int      `yaml:"batch_size"`
+	FlushInterval   Duration `yaml:"flush_interval"`
+	BufferLimit     int      `yaml:"buffer_limit"`
+	SkipDBCreation  bool     `yaml:"skip_database_creation"`
+
+	// Password and Token are read from PasswordFile and TokenFile by LoadSecrets.
+	Password string `yaml:"-"`
+	Token    string `yaml:"-"`
+}
+
+// Duration is a time.Duration written as "10s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: duration %q: want a number with a unit, like 200ms, 10s or 1m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		DockerHost:    "unix:///var/run/docker.sock",
+		Interval:      Duration(10 * time.Second),
+		LogLevel:      "info",
+		LogFormat:     "json",
+		HeartbeatFile: "/tmp/lookout.heartbeat",
+	}
+}
+
+func defaultOutput(o *Output) {
+	if o.Precision == "" {
+		o.Precision = "ns"
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 1000
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = Duration(200 * time.Millisecond)
+	}
+	if o.BufferLimit == 0 {
+		o.BufferLimit = 10000
+	}
+	if o.Timeout == 0 {
+		o.Timeout = Duration(5 * time.Second)
+	}
+	if o.Type == OutputInfluxV1 && o.Database == "" {
+		o.Database = "lookout"
+	}
+	if o.Name == "" {
+		o.Name = o.Type
+	}
+}
+
+// Load builds the configuration from file (may be ""), the environment (getenv) and
+// flag values already parsed (flags holds only the flags the user set).
+func Load(file string, getenv func(string) string, flags map[string]string) (Config, error) {
+	c := Default()
+	if file == "" {
+		file = getenv("LOOKOUT_CONFIG")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return c, fmt.Errorf("config file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	var errs []error
+	set := func(setting string, apply func(string) error) {
+		v := flags[setting]
+		if v == "" {
+			v = getenv(setting)
+		}
+		if v == "" {
+			return
+		}
+		if err := apply(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", setting, v, err))
+		}
+	}
+	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	boolean := func(dst *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("want true or false")
+			}
+			*dst = b
+			return nil
+		}
+	}
+	dur := func(dst *Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return errors.New("want a number with a unit, like 200ms, 10s or 1m")
+			}
+			*dst = Duration(d)
+			return nil
+		}
+	}
+	integer := func(dst *int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return errors.New("want a whole number")
+			}
+			*dst = n
+			return nil
+		}
+	}
+	if getenv("LOOKOUT_DOCKER_HOST") == "" && flags["LOOKOUT_DOCKER_HOST"] == "" && getenv("DOCKER_HOST") != "" && file == "" {
+		c.DockerHost = getenv("DOCKER_HOST")
+	}
+	set("LOOKOUT_DOCKER_HOST", str(&c.DockerHost))
+	set("LOOKOUT_MONITOR_ALL", boolean(&c.MonitorAll))
+	set("LOOKOUT_INTERVAL", dur(&c.Interval))
+	set("LOOKOUT_LOG_LEVEL", str(&c.LogLevel))
+	set("LOOKOUT_LOG_FORMAT", str(&c.LogFormat))
+	set("LOOKOUT_HEARTBEAT_FILE", str(&c.HeartbeatFile))
+
+	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD"} {
+		if getenv(secret) != "" {
+			errs = append(errs, fmt.Errorf("%s is set: secrets are read from files only; set %s_FILE to a file holding it (a Docker secret under /run/secrets)", secret, secret))
+		}
+	}
+	if url := getenv("LOOKOUT_INFLUXDB_URL"); url != "" || flags["LOOKOUT_INFLUXDB_URL"] != "" {
+		o := Output{Type: OutputInfluxV1, Name: "influxdb"}
+		set("LOOKOUT_INFLUXDB_URL", str(&o.URL))
+		set("LOOKOUT_INFLUXDB_DATABASE", str(&o.Database))
+		set("LOOKOUT_INFLUXDB_RETENTION_POLICY", str(&o.RetentionPolicy))
+		set("LOOKOUT_INFLUXDB_USERNAME", str(&o.Username))
+		set("LOOKOUT_INFLUXDB_PASSWORD_FILE", str(&o.PasswordFile))
+		set("LOOKOUT_INFLUXDB_ORG", str(&o.Org))
+		set("LOOKOUT_INFLUXDB_BUCKET", str(&o.Bucket))
+		set("LOOKOUT_INFLUXDB_TOKEN_FILE", str(&o.TokenFile))
+		set("LOOKOUT_INFLUXDB_PRECISION", str(&o.Precision))
+		set("LOOKOUT_INFLUXDB_GZIP", boolean(&o.Gzip))
+		set("LOOKOUT_INFLUXDB_TIMEOUT", dur(&o.Timeout))
+		set("LOOKOUT_INFLUXDB_SKIP_DATABASE_CREATION", boolean(&o.SkipDBCreation))
+		set("LOOKOUT_BATCH_SIZE", integer(&o.BatchSize))
+		set("LOOKOUT_FLUSH_INTERVAL", dur(&o.FlushInterval))
+		set("LOOKOUT_BUFFER_LIMIT", integer(&o.BufferLimit))
+		if o.Bucket != "" || o.Org != "" || o.TokenFile != "" {
+			o.Type = OutputInfluxV2
+			o.Name = "influxdb_v2"
+		}
+		c.Outputs = append(c.Outputs, o)
+	}
+	stdout := false
+	set("LOOKOUT_STDOUT", boolean(&stdout))
+	if stdout || len(c.Outputs) == 0 {
+		c.Outputs = append(c.Outputs, Output{Type: OutputStdout, Name: "stdout"})
+	}
+	for i := range c.Outputs {
+		defaultOutput(&c.Outputs[i])
+	}
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// Validate checks every setting; the error lists each bad one.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(setting string, value any, allowed string) {
+		errs = append(errs, fmt.Errorf("%s=%q: %s", setting, fmt.Sprint(value), allowed))
+	}
+	if u, err := url.Parse(c.DockerHost); err != nil || (u.Scheme != "unix" && u.Scheme != "tcp" && u.Scheme != "http" && u.Scheme != "https") {
+		bad("docker_host (LOOKOUT_DOCKER_HOST)", c.DockerHost, "want unix:///path/to/docker.sock or tcp://host:port")
+	}
+	if time.Duration(c.Interval) < time.Second {
+		bad("interval (LOOKOUT_INTERVAL)", time.Duration(c.Interval), "want 1s or more")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		bad("log_level (LOOKOUT_LOG_LEVEL)", c.LogLevel, "want debug, info, warn or error")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("log_format (LOOKOUT_LOG_FORMAT)", c.LogFormat, "want json or text")
+	}
+	names := map[string]bool{}
+	for i, o := range c.Outputs {
+		p := fmt.Sprintf("outputs[%d]", i)
+		if names[o.Name] {
+			bad(p+".name", o.Name, "output names must be unique")
+		}
+		names[o.Name] = true
+		switch o.Type {
+		case OutputStdout:
+		case OutputInfluxV1, OutputInfluxV2:
+			if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(p+".url (LOOKOUT_INFLUXDB_URL)", o.URL, "want http://host:port or https://host:port")
+			}
+			if o.Type == OutputInfluxV2 && (o.Org == "" || o.Bucket == "") {
+				bad(p+".org/bucket (LOOKOUT_INFLUXDB_ORG, LOOKOUT_INFLUXDB_BUCKET)", o.Org+"/"+o.Bucket, "InfluxDB v2 needs both org and bucket")
+			}
+		default:
+			bad(p+".type", o.Type, "want influxdb, influxdb_v2 or stdout")
+		}
+		switch o.Precision {
+		case "ns", "us", "ms", "s":
+		default:
+			bad(p+".precision (LOOKOUT_INFLUXDB_PRECISION)", o.Precision, "want ns, us, ms or s")
+		}
+		if o.BatchSize < 1 {
+			bad(p+".batch_size (LOOKOUT_BATCH_SIZE)", o.BatchSize, "want 1 or more")
+		}
+		if o.BufferLimit < o.BatchSize {
+			bad(p+".buffer_limit (LOOKOUT_BUFFER_LIMIT)", o.BufferLimit, fmt.Sprintf("want at least the batch size (%d)", o.BatchSize))
+		}
+		if o.FlushInterval <= 0 {
+			bad(p+".flush_interval (LOOKOUT_FLUSH_INTERVAL)", time.Duration(o.FlushInterval), "want more than 0")
+		}
+		if o.Timeout <= 0 {
+			bad(p+".timeout (LOOKOUT_INFLUXDB_TIMEOUT)", time.Duration(o.Timeout), "want more than 0")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LoadSecrets reads the password and token files of every output. The error names the
+// setting and the file, never the secret.
+func (c *Config) LoadSecrets() error {
+	var errs []error
+	read := func(setting, path string, dst *string) {
+		if path == "" {
+			return
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: cannot read the secret file: %w", setting, path, errors.Unwrap(err)))
+			return
+		}
+		*dst = strings.TrimRight(string(b), "\r\n")
+		if *dst == "" {
+			errs = append(errs, fmt.Errorf("%s=%q: the secret file is empty", setting, path))
+		}
+	}
+	for i := range c.Outputs {
+		o := &c.Outputs[i]
+		read(fmt.Sprintf("outputs[%d].password_file (LOOKOUT_INFLUXDB_PASSWORD_FILE)", i), o.PasswordFile, &o.Password)
+		read(fmt.Sprintf("outputs[%d].token_file (LOOKOUT_INFLUXDB_TOKEN_FILE)", i), o.TokenFile, &o.Token)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,474 @@
+// Package inventory is the one place that talks to the Docker Engine's container list and
+// events stream. It keeps the metadata and state of every container and tells its
+// handlers about each change of a monitored container. It lists, then follows events; on
+// any stream error it backs off, reconnects, replays the events it missed (Docker keeps
+// 256) and re-lists everything.
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/system"
+	"github.com/sirupsen/logrus"
+
+	"github.com/lookout-agent/lookout/metric"
+)
+
+// Client is what the inventory needs of the Docker Engine API.
+type Client interface {
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+	Info(ctx context.Context) (system.Info, error)
+	ClientVersion() string
+}
+
+// Kind says what a Change is.
+type Kind int
+
+// The kinds of change.
+const (
+	// Seen: the container was listed or inspected (first sight, re-list, or periodic
+	// refresh); no event is attached.
+	Seen Kind = iota
+	// Event: a Docker event about the container; Change.Event holds it.
+	Event
+	// Gone: the container was destroyed or vanished between two lists.
+	Gone
+)
+
+// Change is one thing that happened to a monitored container.
+type Change struct {
+	Kind      Kind
+	Action    string // the event's action ("start", "die", "health_status: healthy", …)
+	Event     events.Message
+	Time      time.Time // the event's time, or when the container was seen
+	Container *Container
+	Engine    Engine
+}
+
+// Handler is told of every change of a monitored container, one at a time, in order.
+// HandleChange must not block for long: it queues what it produces.
+type Handler interface {
+	HandleChange(ctx context.Context, ch Change)
+}
+
+// Options configure an Inventory.
+type Options struct {
+	MonitorAll bool          // monitor containers without lookout.enable (an explicit false still opts out)
+	Refresh    time.Duration // how often every monitored container is re-inspected and reported as Seen
+	Timeout    time.Duration // per Docker API call
+	Log        logrus.FieldLogger
+}
+
+// Inventory watches the engine.
+type Inventory struct {
+	client   Client
+	opts     Options
+	handlers []Handler
+	log      logrus.FieldLogger
+
+	mu         sync.Mutex
+	containers map[string]*Container
+	engine     Engine
+	connected  bool
+	lastEvent  int64           // TimeNano of the newest event handled
+	seenAtLast map[string]bool // events handled at lastEvent, to skip them when replayed
+
+	reconnects, events, eventsDropped, relists, inspectErrors, labelProblems atomic.Uint64
+	lastContact                                                              atomic.Int64
+}
+
+// New returns an inventory; Subscribe handlers before Run.
+func New(client Client, opts Options) *Inventory {
+	if opts.Refresh <= 0 {
+		opts.Refresh = 10 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.New()
+	}
+	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}}
+}
+
+// Subscribe adds a handler. It must be called before Run.
+func (inv *Inventory) Subscribe(h Handler) { inv.handlers = append(inv.handlers, h) }
+
+// eventQueueSize bounds the events read from Docker but not handled yet. Docker drops a
+// subscriber that stalls for 100 ms, so the reader never blocks; an overflow is counted
+// and answered with a re-list.
+const eventQueueSize = 4096
+
+// Run watches until ctx is done.
+func (inv *Inventory) Run(ctx context.Context) {
+	failures := 0
+	for {
+		start := time.Now()
+		err := inv.session(ctx)
+		inv.setConnected(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			failures = 0
+		}
+		failures++
+		inv.reconnects.Add(1)
+		wait := min(250*time.Millisecond<<min(failures-1, 8), 30*time.Second)
+		wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
+		inv.log.WithError(err).WithField("retry_in", wait.String()).Warn("lost the Docker Engine; reconnecting")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+type queued struct {
+	msg     events.Message
+	recheck string // container ID to re-inspect (health log after exec_die), when msg is empty
+}
+
+// session subscribes to events, lists everything, then handles events until the stream fails.
+func (inv *Inventory) session(ctx context.Context) error {
+	info, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.client.Info(c) })
+	if err != nil {
+		return fmt.Errorf("docker info: %w", err)
+	}
+	si := info.(system.Info)
+	inv.mu.Lock()
+	inv.engine = Engine{Host: si.Name, ServerVersion: si.ServerVersion, APIVersion: inv.client.ClientVersion(),
+		SwarmNodeID: si.Swarm.NodeID}
+	since := inv.lastEvent
+	inv.mu.Unlock()
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))}
+	if since > 0 {
+		opts.Since = fmt.Sprintf("%d.%09d", since/1e9, since%1e9)
+	}
+	msgs, errs := inv.client.Events(sctx, opts)
+
+	queue := make(chan queued, eventQueueSize)
+	overflow := make(chan struct{}, 1)
+	streamErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the reader: never blocks on the handlers
+		defer wg.Done()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case err := <-errs:
+				if err == nil {
+					err = errors.New("event stream closed")
+				}
+				streamErr <- err
+				return
+			case m := <-msgs:
+				inv.lastContact.Store(time.Now().UnixNano())
+				select {
+				case queue <- queued{msg: m}:
+				default:
+					inv.eventsDropped.Add(1)
+					select {
+					case overflow <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
+
+	if err := inv.relist(sctx); err != nil {
+		return err
+	}
+	inv.setConnected(true)
+	inv.log.WithField("engine", si.ServerVersion).WithField("api", inv.client.ClientVersion()).
+		WithField("containers", inv.count()).Info("watching the Docker Engine")
+
+	refresh := time.NewTicker(inv.opts.Refresh)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-streamErr:
+			return err
+		case <-overflow:
+			inv.log.Warn("event queue overflowed; re-listing containers")
+			if err := inv.relist(sctx); err != nil {
+				return err
+			}
+		case <-refresh.C:
+			if err := inv.relist(sctx); err != nil {
+				return err
+			}
+		case q := <-queue:
+			if q.recheck != "" {
+				inv.inspectAndNotify(sctx, q.recheck, Change{Kind: Event, Action: "health_log"})
+				continue
+			}
+			inv.handleEvent(sctx, q.msg, queue)
+		}
+	}
+}
+
+func (inv *Inventory) withTimeout(ctx context.Context, f func(context.Context) (any, error)) (any, error) {
+	c, cancel := context.WithTimeout(ctx, inv.opts.Timeout)
+	defer cancel()
+	v, err := f(c)
+	if err == nil {
+		inv.lastContact.Store(time.Now().UnixNano())
+	}
+	return v, err
+}
+
+// relist inspects every container, reports the monitored ones as Seen, and reports as
+// Gone those that vanished since the last list.
+func (inv *Inventory) relist(ctx context.Context) error {
+	inv.relists.Add(1)
+	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
+		return inv.client.ContainerList(c, container.ListOptions{All: true})
+	})
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	now := time.Now()
+	present := map[string]bool{}
+	for _, s := range v.([]container.Summary) {
+		present[s.ID] = true
+		inv.mu.Lock()
+		known := inv.containers[s.ID]
+		inv.mu.Unlock()
+		if known != nil && !known.Monitored {
+			continue // labels cannot change: an unmonitored container stays unmonitored
+		}
+		c, err := inv.inspect(ctx, s.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			continue
+		}
+		if c.Monitored {
+			inv.notify(ctx, Change{Kind: Seen, Time: now, Container: c})
+		}
+	}
+	inv.mu.Lock()
+	var gone []*Container
+	for id, c := range inv.containers {
+		if !present[id] {
+			delete(inv.containers, id)
+			if c.Monitored {
+				gone = append(gone, c)
+			}
+		}
+	}
+	inv.mu.Unlock()
+	for _, c := range gone {
+		inv.notify(ctx, Change{Kind: Gone, Action: "destroy", Time: now, Container: c})
+	}
+	return nil
+}
+
+// inspect fetches one container and stores it. A container that cannot be inspected
+// because it no longer exists is forgotten.
+func (inv *Inventory) inspect(ctx context.Context, id string) (*Container, error) {
+	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.client.ContainerInspect(c, id) })
+	if err != nil {
+		inv.inspectErrors.Add(1)
+		return nil, err
+	}
+	c := fromInspect(v.(container.InspectResponse), inv.opts.MonitorAll)
+	inv.mu.Lock()
+	old := inv.containers[id]
+	inv.containers[id] = c
+	inv.mu.Unlock()
+	if old == nil && len(c.Config.Problems) > 0 && (c.Monitored || c.Config.Enable == nil) {
+		for _, p := range c.Config.Problems {
+			inv.labelProblems.Add(1)
+			inv.log.WithField("container", c.Name).WithField("key", p.Key).WithField("value", p.Value).
+				Warn("bad label: " + p.Reason)
+		}
+	}
+	return c, nil
+}
+
+// handleEvent updates the container an event is about and tells the handlers.
+func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue chan queued) {
+	inv.events.Add(1)
+	key := m.Actor.ID + "|" + string(m.Action)
+	inv.mu.Lock()
+	switch {
+	case m.TimeNano < inv.lastEvent:
+		inv.mu.Unlock()
+		return // replayed, handled before
+	case m.TimeNano == inv.lastEvent && inv.seenAtLast[key]:
+		inv.mu.Unlock()
+		return
+	case m.TimeNano > inv.lastEvent:
+		inv.lastEvent = m.TimeNano
+		inv.seenAtLast = map[string]bool{}
+	}
+	inv.seenAtLast[key] = true
+	known := inv.containers[m.Actor.ID]
+	inv.mu.Unlock()
+
+	action := string(m.Action)
+	verb, _, _ := strings.Cut(action, ":")
+	if known != nil && !known.Monitored {
+		if verb == "destroy" {
+			inv.forget(m.Actor.ID)
+		}
+		return
+	}
+	ch := Change{Kind: Event, Action: action, Event: m, Time: time.Unix(0, m.TimeNano)}
+	switch verb {
+	case "destroy":
+		if known != nil {
+			inv.forget(m.Actor.ID)
+			ch.Kind, ch.Container = Gone, known
+			inv.notify(ctx, ch)
+		}
+	case "exec_create", "exec_start", "exec_detach", "attach", "detach", "resize", "top", "export",
+		"archive-path", "extract-to-dir", "copy", "commit":
+		// Noise: health probes and docker exec produce several of these a run.
+	case "exec_die":
+		// A health probe finished: its result reaches the health log a moment after
+		// this event, so look again shortly.
+		if known != nil && known.HasHealthcheck {
+			id := m.Actor.ID
+			time.AfterFunc(50*time.Millisecond, func() {
+				select {
+				case queue <- queued{recheck: id}:
+				default:
+					inv.eventsDropped.Add(1)
+				}
+			})
+		}
+	default:
+		inv.inspectAndNotify(ctx, m.Actor.ID, ch)
+	}
+}
+
+func (inv *Inventory) inspectAndNotify(ctx context.Context, id string, ch Change) {
+	c, err := inv.inspect(ctx, id)
+	if err != nil {
+		inv.mu.Lock()
+		c = inv.containers[id]
+		inv.mu.Unlock()
+		if c == nil {
+			if ch.Action != "health_log" {
+				inv.log.WithError(err).WithField("id", id).WithField("action", ch.Action).
+					Debug("event for a container that cannot be inspected")
+			}
+			return
+		}
+	}
+	if !c.Monitored {
+		return
+	}
+	if ch.Time.IsZero() {
+		ch.Time = time.Now()
+	}
+	ch.Container = c
+	inv.notify(ctx, ch)
+}
+
+func (inv *Inventory) forget(id string) {
+	inv.mu.Lock()
+	delete(inv.containers, id)
+	inv.mu.Unlock()
+}
+
+func (inv *Inventory) notify(ctx context.Context, ch Change) {
+	inv.mu.Lock()
+	ch.Engine = inv.engine
+	inv.mu.Unlock()
+	for _, h := range inv.handlers {
+		h.HandleChange(ctx, ch)
+	}
+}
+
+func (inv *Inventory) setConnected(v bool) {
+	inv.mu.Lock()
+	inv.connected = v
+	inv.mu.Unlock()
+}
+
+func (inv *Inventory) count() int {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return len(inv.containers)
+}
+
+// Connected says whether the inventory is following the events stream now.
+func (inv *Inventory) Connected() bool {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.connected
+}
+
+// Engine returns what the inventory knows of the engine.
+func (inv *Inventory) Engine() Engine {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.engine
+}
+
+// Snapshot returns copies of the containers known now, monitored or not.
+func (inv *Inventory) Snapshot() []Container {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	out := make([]Container, 0, len(inv.containers))
+	for _, c := range inv.containers {
+		out = append(out, *c)
+	}
+	return out
+}
+
+// Points returns the inventory's own counters as a lookout_inventory point.
+func (inv *Inventory) Points(now time.Time, tags map[string]string) []metric.Point {
+	monitored, total := 0, 0
+	inv.mu.Lock()
+	for _, c := range inv.containers {
+		total++
+		if c.Monitored {
+			monitored++
+		}
+	}
+	connected := inv.connected
+	inv.mu.Unlock()
+	return []metric.Point{metric.New("lookout_inventory", tags, []metric.Field{
+		{Key: "connected", Value: connected},
+		{Key: "containers", Value: int64(total)},
+		{Key: "monitored", Value: int64(monitored)},
+		{Key: "events", Value: inv.events.Load()},
+		{Key: "events_dropped", Value: inv.eventsDropped.Load()},
+		{Key: "reconnects", Value: inv.reconnects.Load()},
+		{Key: "relists", Value: inv.relists.Load()},
+		{Key: "inspect_errors", Value: inv.inspectErrors.Load()},
+		{Key: "label_problems", Value: inv.labelProblems.Load()},
+	}, now)}
+}
+
+// LastContact is when the engine last answered or sent an event.
+func (inv *Inventory) LastContact() time.Time { return time.Unix(0, inv.lastContact.Load()) }
