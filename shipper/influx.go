@@ -184,10 +184,14 @@ func classify(status int, retryAfter, msg string, now time.Time) *writeError {
 		e.kind = errRejected
 		if strings.Contains(msg, "partial write") {
 			e.kind = errPartial
-			e.dropped = 1
+			// InfluxDB 1.x says dropped=N for points it refused to store but counts
+			// lines it could not parse only in the message.
+			e.dropped = strings.Count(msg, "unable to parse")
 			if m := droppedRe.FindStringSubmatch(msg); m != nil {
-				e.dropped, _ = strconv.Atoi(m[1])
+				n, _ := strconv.Atoi(m[1])
+				e.dropped += n
 			}
+			e.dropped = max(e.dropped, 1)
 		}
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
 		e.retryAfter = parseRetryAfter(retryAfter, now)

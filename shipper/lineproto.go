@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -70,7 +71,11 @@ func fieldValue(x any) (lineprotocol.Value, bool) {
 	case int32:
 		return lineprotocol.IntValue(int64(v)), true
 	case uint32:
-		return lineprotocol.UintValue(uint64(v)), true
+		return lineprotocol.IntValue(int64(v)), true
+	case uint64:
+		// Unsigned integers need InfluxDB 1.8+ or 2.x; write them as signed integers, as
+		// Telegraf does by default, so that every InfluxDB reads them.
+		return lineprotocol.IntValue(int64(min(v, math.MaxInt64))), true
 	default:
 		return lineprotocol.NewValue(x) // NaN and ±Inf give false
 	}

@@ -34,7 +34,7 @@ func TestEncodeEscapes(t *testing.T) {
 	if skipped != 2 {
 		t.Errorf("skipped = %d, want 2 (NaN and Inf)", skipped)
 	}
-	want := `m\ x\,y,name=a\ b\,c\=d"e\f,nl=line1\nline2,trail=end＼ s="say \"hi\"\\ \nnext",i=-3i,u=7u,f=1.5,b=true 1000000005` + "\n"
+	want := `m\ x\,y,name=a\ b\,c\=d"e\f,nl=line1\nline2,trail=end＼ s="say \"hi\"\\ \nnext",i=-3i,u=7i,f=1.5,b=true 1000000005` + "\n"
 	if string(line) != want {
 		t.Errorf("got  %s\nwant %s", line, want)
 	}
