@@ -4,10 +4,10 @@ package e2e
 
 import (
 	"bufio"
-	"flag"
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
