@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -195,6 +196,9 @@ func touch(path string) error {
 	now := time.Now()
 	if err := os.Chtimes(path, now, now); err == nil {
 		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
 	return os.WriteFile(path, []byte(now.Format(time.RFC3339)+"\n"), 0o644)
 }

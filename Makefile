@@ -1,0 +1,44 @@
+# Lookout: the two commands are `make run` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build run test unit e2e peers image fuzz bench-latency clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
+
+## run: build and run the agent against the local Docker Engine (line protocol on stdout
+## unless LOOKOUT_INFLUXDB_URL or a config file says otherwise).
+run: build
+	./bin/lookout run
+
+## test: every test with the race detector, the end-to-end ones against the real Docker
+## Engine and a real InfluxDB included. Installs the peers it needs first.
+test: peers
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+unit:
+	$(GO) test -race -short ./...
+
+e2e: peers
+	$(GO) test -race -count=1 -v -timeout 20m ./e2e/
+
+## peers: the real programs the tests talk to (InfluxDB 1.x from Debian).
+peers:
+	@bash scripts/peers.sh influxdb
+
+fuzz:
+	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
+
+image: build
+	docker build -t lookout:$(VERSION) -t lookout:latest .
+
+## bench-latency: health-transition latency, Lookout vs Telegraf (see BENCHMARKS.md).
+bench-latency: peers build
+	@bash scripts/peers.sh telegraf
+	$(GO) run ./bench/healthlatency
+
+clean:
+	rm -rf bin .peers
