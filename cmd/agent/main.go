@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -84,9 +85,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	cfg, err := config.Load(*file, getenv, flags)
-	if err == nil {
-		err = cfg.Validate()
-	}
+	err = errors.Join(err, cfg.Validate())
 	if err == nil && cmd != "healthcheck" {
 		err = cfg.LoadSecrets()
 	}

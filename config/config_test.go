@@ -1,0 +1,129 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsPrintToStdout(t *testing.T) {
+	c, err := Load("", env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Outputs) != 1 || c.Outputs[0].Type != OutputStdout {
+		t.Fatalf("outputs = %+v, want one stdout output", c.Outputs)
+	}
+	if c.DockerHost != "unix:///var/run/docker.sock" || time.Duration(c.Interval) != 10*time.Second {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestEnvironmentInfluxV1AndV2(t *testing.T) {
+	c, err := Load("", env(map[string]string{"LOOKOUT_INFLUXDB_URL": "http://db:8086", "LOOKOUT_BATCH_SIZE": "50",
+		"LOOKOUT_FLUSH_INTERVAL": "1s", "LOOKOUT_STDOUT": "true"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Outputs) != 2 || c.Outputs[0].Type != OutputInfluxV1 || c.Outputs[0].Database != "lookout" ||
+		c.Outputs[0].BatchSize != 50 || time.Duration(c.Outputs[0].FlushInterval) != time.Second || c.Outputs[1].Type != OutputStdout {
+		t.Fatalf("outputs = %+v", c.Outputs)
+	}
+	c, err = Load("", env(map[string]string{"LOOKOUT_INFLUXDB_URL": "http://db:8086", "LOOKOUT_INFLUXDB_ORG": "o",
+		"LOOKOUT_INFLUXDB_BUCKET": "b"}), nil)
+	if err != nil || c.Outputs[0].Type != OutputInfluxV2 || len(c.Outputs) != 1 {
+		t.Fatalf("v2: %v %+v", err, c.Outputs)
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	c, err := Load("", env(map[string]string{"LOOKOUT_DOCKER_HOST": "tcp://a:1"}), map[string]string{"LOOKOUT_DOCKER_HOST": "tcp://b:2"})
+	if err != nil || c.DockerHost != "tcp://b:2" {
+		t.Fatalf("%v %q", err, c.DockerHost)
+	}
+}
+
+func TestBadValuesNameSettingValueAndAllowed(t *testing.T) {
+	_, err := Load("", env(map[string]string{"LOOKOUT_MONITOR_ALL": "yes please", "LOOKOUT_INTERVAL": "10",
+		"LOOKOUT_INFLUXDB_URL": "http://x:1", "LOOKOUT_BATCH_SIZE": "many"}), nil)
+	for _, want := range []string{`LOOKOUT_MONITOR_ALL="yes please": want true or false`,
+		`LOOKOUT_INTERVAL="10": want a number with a unit`, `LOOKOUT_BATCH_SIZE="many": want a whole number`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not contain %q", err, want)
+		}
+	}
+	c := Default()
+	c.Interval = Duration(100 * time.Millisecond)
+	c.LogLevel = "loud"
+	c.Outputs = []Output{{Name: "a", Type: "influx", Precision: "ns", BatchSize: 1, BufferLimit: 1, FlushInterval: 1, Timeout: 1},
+		{Name: "b", Type: OutputInfluxV2, URL: "http://x", Precision: "h", BatchSize: 10, BufferLimit: 5, FlushInterval: 1, Timeout: 1}}
+	err = c.Validate()
+	for _, want := range []string{`interval (LOOKOUT_INTERVAL)="100ms": want 1s or more`, `log_level (LOOKOUT_LOG_LEVEL)="loud"`,
+		`outputs[0].type="influx": want influxdb, influxdb_v2 or stdout`, `outputs[1].org/bucket`, `outputs[1].precision`,
+		`outputs[1].buffer_limit (LOOKOUT_BUFFER_LIMIT)="5": want at least the batch size (10)`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not contain %q", err, want)
+		}
+	}
+}
+
+func TestSecretsOnlyFromFiles(t *testing.T) {
+	_, err := Load("", env(map[string]string{"LOOKOUT_INFLUXDB_TOKEN": "s3cret", "LOOKOUT_INFLUXDB_URL": "http://x:1"}), nil)
+	if err == nil || !strings.Contains(err.Error(), "LOOKOUT_INFLUXDB_TOKEN_FILE") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("err = %v: want a pointer to the _FILE setting, never the secret", err)
+	}
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	_ = os.WriteFile(tok, []byte("s3cret\n"), 0o600)
+	c, err := Load("", env(map[string]string{"LOOKOUT_INFLUXDB_URL": "http://x:1", "LOOKOUT_INFLUXDB_ORG": "o",
+		"LOOKOUT_INFLUXDB_BUCKET": "b", "LOOKOUT_INFLUXDB_TOKEN_FILE": tok}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LoadSecrets(); err != nil || c.Outputs[0].Token != "s3cret" {
+		t.Fatalf("LoadSecrets: %v, token %q", err, c.Outputs[0].Token)
+	}
+	c.Outputs[0].TokenFile = filepath.Join(dir, "missing")
+	if err := c.LoadSecrets(); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestFile(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "lookout.yml")
+	_ = os.WriteFile(f, []byte(`
+monitor_all: true
+interval: 5s
+outputs:
+  - name: central
+    type: influxdb
+    url: http://central:8086
+    database: ops
+    gzip: true
+  - type: stdout
+`), 0o644)
+	c, err := Load(f, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.MonitorAll || time.Duration(c.Interval) != 5*time.Second || len(c.Outputs) != 2 || c.Outputs[0].Name != "central" ||
+		!c.Outputs[0].Gzip || c.Outputs[0].Database != "ops" || c.Outputs[1].Name != "stdout" {
+		t.Fatalf("%+v", c)
+	}
+	_ = os.WriteFile(f, []byte("interval: soon\n"), 0o644)
+	if _, err := Load(f, env(nil), nil); err == nil || !strings.Contains(err.Error(), `duration "soon"`) {
+		t.Fatalf("bad duration: %v", err)
+	}
+	_ = os.WriteFile(f, []byte("intervall: 5s\n"), 0o644)
+	if _, err := Load(f, env(nil), nil); err == nil || !strings.Contains(err.Error(), "intervall") {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
