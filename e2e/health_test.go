@@ -8,7 +8,7 @@ import (
 )
 
 func influxEnv(db string, extra ...string) []string {
-	return append([]string{"LOOKOUT_INFLUXDB_URL=" + sharedInflx.url, "LOOKOUT_INFLUXDB_DATABASE=" + db,
+	return append([]string{"LOOKOUT_INFLUXDB_URL=" + sharedInflx.URL, "LOOKOUT_INFLUXDB_DATABASE=" + db,
 		"LOOKOUT_INTERVAL=1s"}, extra...)
 }
 
@@ -19,7 +19,7 @@ func healthSequence(t *testing.T, db, container string) []string {
 		`SELECT health_status FROM lookout_container_event WHERE action='health_status' AND container_name='%s'`, container))
 	var seq []string
 	for _, r := range rows {
-		s := r.str("health_status")
+		s := r.Str("health_status")
 		if len(seq) == 0 || seq[len(seq)-1] != s {
 			seq = append(seq, s)
 		}
@@ -65,13 +65,13 @@ func TestNativeHealthTransitionsReachInfluxDB(t *testing.T) {
 	}
 	var sawFailure bool
 	for _, r := range rows {
-		if r.int("healthy") != 0 || r.int("health_code") != 2 {
+		if r.Int("healthy") != 0 || r.Int("health_code") != 2 {
 			t.Errorf("unhealthy point with healthy=%v health_code=%v", r["healthy"], r["health_code"])
 		}
-		if r.str("team") != "payments" || r.str("container_image") != "lookout-testsvc" || r.str("container_version") != "e2e" {
-			t.Errorf("tags: team=%q image=%q version=%q", r.str("team"), r.str("container_image"), r.str("container_version"))
+		if r.Str("team") != "payments" || r.Str("container_image") != "lookout-testsvc" || r.Str("container_version") != "e2e" {
+			t.Errorf("tags: team=%q image=%q version=%q", r.Str("team"), r.Str("container_image"), r.Str("container_version"))
 		}
-		if r.int("last_exit_code") == 1 && strings.Contains(r.str("last_output"), "check failed") {
+		if r.Int("last_exit_code") == 1 && strings.Contains(r.Str("last_output"), "check failed") {
 			sawFailure = true
 		}
 	}
@@ -81,7 +81,7 @@ func TestNativeHealthTransitionsReachInfluxDB(t *testing.T) {
 	// Every run is a lookout_check point; the failed ones say so.
 	fails := sharedInflx.query(t, db, fmt.Sprintf(
 		`SELECT success, exit_code, output FROM lookout_check WHERE container_name='%s' AND "check"='healthcheck' AND result='failure'`, name))
-	if len(fails) == 0 || fails[0].int("success") != 0 || fails[0].int("exit_code") != 1 {
+	if len(fails) == 0 || fails[0].Int("success") != 0 || fails[0].Int("exit_code") != 1 {
 		t.Errorf("lookout_check failures = %v", fails)
 	}
 
@@ -89,12 +89,12 @@ func TestNativeHealthTransitionsReachInfluxDB(t *testing.T) {
 	eventually(t, 20*time.Second, "die event with exit code 7", func() bool {
 		rows := sharedInflx.query(t, db, fmt.Sprintf(
 			`SELECT exit_code, "text" FROM lookout_container_event WHERE action='die' AND container_name='%s'`, name))
-		return len(rows) == 1 && rows[0].int("exit_code") == 7 && strings.Contains(rows[0].str("text"), "exit code 7")
+		return len(rows) == 1 && rows[0].Int("exit_code") == 7 && strings.Contains(rows[0].Str("text"), "exit code 7")
 	})
 	eventually(t, 20*time.Second, "exited status with exitcode 7", func() bool {
 		rows := sharedInflx.query(t, db, fmt.Sprintf(
 			`SELECT exitcode FROM docker_container_status WHERE container_name='%s' AND container_status='exited'`, name))
-		return len(rows) > 0 && rows[len(rows)-1].int("exitcode") == 7
+		return len(rows) > 0 && rows[len(rows)-1].Int("exitcode") == 7
 	})
 
 	if rows := sharedInflx.query(t, db, fmt.Sprintf(`SELECT * FROM /.*/ WHERE container_name='%s'`, quiet)); len(rows) != 0 {
@@ -125,7 +125,7 @@ func TestTagValuesArriveIntact(t *testing.T) {
 	})
 	rows := sharedInflx.query(t, db, fmt.Sprintf(`SELECT * FROM docker_container_status WHERE container_name='%s' LIMIT 1`, name))
 	for k, want := range values {
-		if got := rows[0].str(k); got != want {
+		if got := rows[0].Str(k); got != want {
 			t.Errorf("tag %s = %q, want %q", k, got, want)
 		}
 	}
@@ -163,10 +163,10 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	eventually(t, 20*time.Second, "die during the outage", func() bool {
 		rows := sharedInflx.query(t, db, fmt.Sprintf(
 			`SELECT exit_code FROM lookout_container_event WHERE action='die' AND container_name='%s'`, after))
-		return len(rows) == 1 && rows[0].int("exit_code") == 3
+		return len(rows) == 1 && rows[0].Int("exit_code") == 3
 	})
 	eventually(t, 20*time.Second, "reconnects counted", func() bool {
 		rows := sharedInflx.query(t, db, `SELECT last(reconnects) FROM lookout_inventory`)
-		return len(rows) == 1 && rows[0].int("last") >= 1
+		return len(rows) == 1 && rows[0].Int("last") >= 1
 	})
 }

@@ -3,16 +3,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
 var (
@@ -36,204 +33,61 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped (-short)")
 		os.Exit(0)
 	}
-	code, err := setup()
+	dir, err := os.MkdirTemp("", "lookout-e2e-")
+	if err == nil {
+		err = setup(dir)
+	}
+	code := 1
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
-		os.Exit(1)
+	} else {
+		code = m.Run()
 	}
-	code = m.Run()
 	cleanupContainers()
-	if sharedInflx != nil {
-		sharedInflx.stop()
+	if sharedInflx != nil && sharedInflx.Influx != nil {
+		sharedInflx.Stop()
 	}
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-func setup() (int, error) {
-	dir, err := os.MkdirTemp("", "lookout-e2e-")
-	if err != nil {
-		return 1, err
-	}
+func setup(dir string) error {
 	root, _ := filepath.Abs("..")
 	agentBin = filepath.Join(dir, "lookout-race")
 	staticBin = filepath.Join(dir, "lookout")
 	build := exec.Command("go", "build", "-race", "-o", agentBin, "./cmd/agent")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		return 1, fmt.Errorf("build agent: %v\n%s", err, out)
+		return fmt.Errorf("build agent: %v\n%s", err, out)
 	}
-	build = exec.Command("go", "build", "-o", staticBin, "./cmd/agent")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return 1, fmt.Errorf("build static agent: %v\n%s", err, out)
+	if err := testpeer.BuildStatic(root, "./cmd/agent", staticBin); err != nil {
+		return err
 	}
-	// The test service image, FROM scratch.
-	imgDir := filepath.Join(dir, "testsvc")
-	_ = os.MkdirAll(imgDir, 0o755)
-	build = exec.Command("go", "build", "-o", filepath.Join(imgDir, "testsvc"), "./testdata/testsvc")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return 1, fmt.Errorf("build testsvc: %v\n%s", err, out)
+	if err := testpeer.BuildTestImage(root, testImage); err != nil {
+		return err
 	}
-	df, _ := os.ReadFile(filepath.Join(root, "testdata/testsvc/Dockerfile"))
-	_ = os.WriteFile(filepath.Join(imgDir, "Dockerfile"), df, 0o644)
-	if out, err := exec.Command("docker", "build", "-q", "-t", testImage, imgDir).CombinedOutput(); err != nil {
-		return 1, fmt.Errorf("docker build testsvc: %v\n%s", err, out)
-	}
-	if _, err := exec.LookPath("influxd"); err != nil {
-		return 1, fmt.Errorf("influxd not found: run `make peers` (installs the Debian package influxdb)")
-	}
-	sharedInflx, err = startInflux(filepath.Join(dir, "influx"), 0)
-	return 0, err
+	var err error
+	sharedInflx, err = startInflux(filepath.Join(dir, "influx"))
+	return err
 }
 
 // ---- InfluxDB -------------------------------------------------------------------------
 
-type influx struct {
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	url  string
+// influx wraps testpeer.Influx with a query helper that fails the test on errors.
+type influx struct{ *testpeer.Influx }
+
+func startInflux(dir string) (*influx, error) {
+	i, err := testpeer.StartInflux(dir)
+	return &influx{i}, err
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func startInflux(dir string, port int) (*influx, error) {
-	if port == 0 {
-		port = freePort()
-	}
-	i := &influx{dir: dir, port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	return i, i.start()
-}
-
-func (i *influx) start() error {
-	_ = os.MkdirAll(i.dir, 0o755)
-	conf := fmt.Sprintf(`reporting-disabled = true
-bind-address = "127.0.0.1:%d"
-[meta]
-  dir = "%s/meta"
-[data]
-  dir = "%s/data"
-  wal-dir = "%s/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:%d"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-`, freePort(), i.dir, i.dir, i.dir, i.port)
-	cf := filepath.Join(i.dir, "influxdb.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		return err
-	}
-	logf, _ := os.OpenFile(filepath.Join(i.dir, "influxd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	i.cmd = exec.Command("influxd", "-config", cf)
-	i.cmd.Stdout, i.cmd.Stderr = logf, logf
-	if err := i.cmd.Start(); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(i.url + "/ping"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 204 {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("influxd did not answer on %s (log in %s)", i.url, i.dir)
-}
-
-func (i *influx) stop() {
-	if i.cmd != nil && i.cmd.Process != nil {
-		_ = i.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = i.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = i.cmd.Process.Kill()
-			<-done
-		}
-		i.cmd = nil
-	}
-}
-
-// row is one result row: column name -> value.
-type row map[string]any
-
-// query runs an InfluxQL query against db and returns the rows of every series, each with
-// the series tags merged in.
-func (i *influx) query(t testing.TB, db, q string) []row {
+func (i *influx) query(t testing.TB, db, q string) []testpeer.Row {
 	t.Helper()
-	resp, err := http.Get(i.url + "/query?" + url.Values{"db": {db}, "q": {q}, "epoch": {"ns"}}.Encode())
+	rows, err := i.Query(db, q)
 	if err != nil {
-		t.Logf("query %q: %v", q, err)
-		return nil
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Results []struct {
-			Error  string
-			Series []struct {
-				Name    string
-				Tags    map[string]string
-				Columns []string
-				Values  [][]any
-			}
-		}
-	}
-	dec := json.NewDecoder(resp.Body)
-	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
-		t.Fatalf("query %q: %v", q, err)
-	}
-	var rows []row
-	for _, r := range out.Results {
-		if r.Error != "" && !strings.Contains(r.Error, "database not found") {
-			t.Fatalf("query %q: %s", q, r.Error)
-		}
-		for _, s := range r.Series {
-			for _, v := range s.Values {
-				rw := row{"_measurement": s.Name}
-				for k, tv := range s.Tags {
-					rw[k] = tv
-				}
-				for c, col := range s.Columns {
-					rw[col] = v[c]
-				}
-				rows = append(rows, rw)
-			}
-		}
+		t.Logf("%v", err)
 	}
 	return rows
-}
-
-func (r row) str(k string) string {
-	if v, ok := r[k]; ok && v != nil {
-		return fmt.Sprint(v)
-	}
-	return ""
-}
-
-func (r row) int(k string) int64 {
-	if n, ok := r[k].(json.Number); ok {
-		v, _ := n.Int64()
-		return v
-	}
-	return -1
 }
 
 // ---- the agent ------------------------------------------------------------------------
@@ -370,7 +224,7 @@ type proxy struct {
 
 func startProxy(t *testing.T, target string) *proxy {
 	p := &proxy{target: target, conns: map[net.Conn]bool{}}
-	p.addr = fmt.Sprintf("127.0.0.1:%d", freePort())
+	p.addr = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort())
 	if err := p.listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -426,6 +280,3 @@ func (p *proxy) restore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-var _ = bufio.NewScanner
-var _ = context.Background

@@ -1,0 +1,42 @@
+package testpeer
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// BuildStatic builds a Go package of the repository at root as a static binary at out.
+func BuildStatic(root, pkg, out string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// BuildTestImage builds the test service (testdata/testsvc) FROM scratch as image tag.
+func BuildTestImage(root, tag string) error {
+	dir, err := os.MkdirTemp("", "lookout-testsvc-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := BuildStatic(root, "./testdata/testsvc", filepath.Join(dir, "testsvc")); err != nil {
+		return err
+	}
+	df, err := os.ReadFile(filepath.Join(root, "testdata/testsvc/Dockerfile"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
+		return err
+	}
+	if out, err := exec.Command("docker", "build", "-q", "-t", tag, dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker build %s: %v\n%s", tag, err, out)
+	}
+	return nil
+}
