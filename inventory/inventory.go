@@ -204,6 +204,12 @@ func (inv *Inventory) session(ctx context.Context) error {
 	inv.log.WithField("engine", si.ServerVersion).WithField("api", inv.client.ClientVersion()).
 		WithField("containers", inv.count()).Info("watching the Docker Engine")
 
+	// Inspections that need not hold up events (the health log after a probe run, the
+	// periodic refresh) run on a few workers; their results come back to this loop, which
+	// alone stores containers and tells the handlers, so changes stay in order.
+	pool := newInspectPool(sctx, inv, inspectWorkers)
+	defer func() { cancel(); pool.wait() }()
+
 	refresh := time.NewTicker(inv.opts.Refresh)
 	defer refresh.Stop()
 	for {
@@ -218,17 +224,123 @@ func (inv *Inventory) session(ctx context.Context) error {
 				return err
 			}
 		case <-refresh.C:
-			if err := inv.relist(sctx); err != nil {
+			if err := inv.refresh(sctx, pool); err != nil {
 				return err
 			}
+		case r := <-pool.results:
+			inv.applyInspect(sctx, pool, r)
 		case q := <-queue:
 			if q.recheck != "" {
-				inv.inspectAndNotify(sctx, q.recheck, Change{Kind: Event, Action: "health_log"})
+				pool.request(q.recheck, "health_log")
 				continue
 			}
-			inv.handleEvent(sctx, q.msg, queue)
+			inv.handleEvent(sctx, q.msg, queue, pool)
 		}
 	}
+}
+
+// inspectWorkers is how many inspections run at once off the event loop.
+const inspectWorkers = 4
+
+type inspectResult struct {
+	id     string
+	action string // "" for a refresh (reported as Seen), "health_log" after a probe run
+	resp   container.InspectResponse
+	err    error
+}
+
+// inspectPool runs inspections on workers. pending (touched only by the event loop)
+// holds one request per container: a refresh absorbs a health_log request, not the reverse.
+type inspectPool struct {
+	inv     *Inventory
+	ctx     context.Context
+	reqs    chan string
+	results chan inspectResult
+	pending map[string]string
+	wg      sync.WaitGroup
+}
+
+func newInspectPool(ctx context.Context, inv *Inventory, workers int) *inspectPool {
+	p := &inspectPool{inv: inv, ctx: ctx, reqs: make(chan string, eventQueueSize),
+		results: make(chan inspectResult, workers), pending: map[string]string{}}
+	for i := 0; i < workers; i++ {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case id := <-p.reqs:
+					v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.client.ContainerInspect(c, id) })
+					r := inspectResult{id: id, err: err}
+					if err == nil {
+						r.resp = v.(container.InspectResponse)
+					}
+					select {
+					case p.results <- r:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+	}
+	return p
+}
+
+func (p *inspectPool) request(id, action string) {
+	if prev, ok := p.pending[id]; ok {
+		if action == "" && prev != "" {
+			p.pending[id] = ""
+		}
+		return
+	}
+	select {
+	case p.reqs <- id:
+		p.pending[id] = action
+	default:
+		p.inv.eventsDropped.Add(1) // the next refresh catches up
+	}
+}
+
+func (p *inspectPool) wait() { p.wg.Wait() }
+
+// applyInspect stores a worker's inspection and tells the handlers.
+func (inv *Inventory) applyInspect(ctx context.Context, p *inspectPool, r inspectResult) {
+	action := p.pending[r.id]
+	delete(p.pending, r.id)
+	if r.err != nil {
+		inv.inspectErrors.Add(1)
+		return
+	}
+	c := inv.store(r.resp)
+	if !c.Monitored {
+		return
+	}
+	ch := Change{Kind: Seen, Time: time.Now(), Container: c}
+	if action != "" {
+		ch.Kind, ch.Action = Event, action
+	}
+	inv.notify(ctx, ch)
+}
+
+// refresh lists containers, reports the vanished ones as Gone, and has every monitored
+// (or new) container inspected by the pool and reported as Seen.
+func (inv *Inventory) refresh(ctx context.Context, p *inspectPool) error {
+	ids, err := inv.list(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		inv.mu.Lock()
+		known := inv.containers[id]
+		inv.mu.Unlock()
+		if known == nil || known.Monitored {
+			p.request(id, "")
+		}
+	}
+	return nil
 }
 
 func (inv *Inventory) withTimeout(ctx context.Context, f func(context.Context) (any, error)) (any, error) {
@@ -244,24 +356,19 @@ func (inv *Inventory) withTimeout(ctx context.Context, f func(context.Context) (
 // relist inspects every container, reports the monitored ones as Seen, and reports as
 // Gone those that vanished since the last list.
 func (inv *Inventory) relist(ctx context.Context) error {
-	inv.relists.Add(1)
-	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
-		return inv.client.ContainerList(c, container.ListOptions{All: true})
-	})
+	ids, err := inv.list(ctx)
 	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
+		return err
 	}
 	now := time.Now()
-	present := map[string]bool{}
-	for _, s := range v.([]container.Summary) {
-		present[s.ID] = true
+	for _, id := range ids {
 		inv.mu.Lock()
-		known := inv.containers[s.ID]
+		known := inv.containers[id]
 		inv.mu.Unlock()
 		if known != nil && !known.Monitored {
 			continue // labels cannot change: an unmonitored container stays unmonitored
 		}
-		c, err := inv.inspect(ctx, s.ID)
+		c, err := inv.inspect(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return err
@@ -271,6 +378,26 @@ func (inv *Inventory) relist(ctx context.Context) error {
 		if c.Monitored {
 			inv.notify(ctx, Change{Kind: Seen, Time: now, Container: c})
 		}
+	}
+	return nil
+}
+
+// list lists every container, forgets those that vanished since the last list (reporting
+// the monitored ones as Gone) and returns the IDs present.
+func (inv *Inventory) list(ctx context.Context) ([]string, error) {
+	inv.relists.Add(1)
+	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
+		return inv.client.ContainerList(c, container.ListOptions{All: true})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	now := time.Now()
+	present := map[string]bool{}
+	var ids []string
+	for _, s := range v.([]container.Summary) {
+		present[s.ID] = true
+		ids = append(ids, s.ID)
 	}
 	inv.mu.Lock()
 	var gone []*Container
@@ -286,21 +413,26 @@ func (inv *Inventory) relist(ctx context.Context) error {
 	for _, c := range gone {
 		inv.notify(ctx, Change{Kind: Gone, Action: "destroy", Time: now, Container: c})
 	}
-	return nil
+	return ids, nil
 }
 
-// inspect fetches one container and stores it. A container that cannot be inspected
-// because it no longer exists is forgotten.
+// inspect fetches one container and stores it.
 func (inv *Inventory) inspect(ctx context.Context, id string) (*Container, error) {
 	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.client.ContainerInspect(c, id) })
 	if err != nil {
 		inv.inspectErrors.Add(1)
 		return nil, err
 	}
-	c := fromInspect(v.(container.InspectResponse), inv.opts.MonitorAll)
+	return inv.store(v.(container.InspectResponse)), nil
+}
+
+// store keeps what an inspection says of a container, and reports its label problems the
+// first time it is seen.
+func (inv *Inventory) store(resp container.InspectResponse) *Container {
+	c := fromInspect(resp, inv.opts.MonitorAll)
 	inv.mu.Lock()
-	old := inv.containers[id]
-	inv.containers[id] = c
+	old := inv.containers[c.ID]
+	inv.containers[c.ID] = c
 	inv.mu.Unlock()
 	if old == nil && len(c.Config.Problems) > 0 && (c.Monitored || c.Config.Enable == nil) {
 		for _, p := range c.Config.Problems {
@@ -309,11 +441,11 @@ func (inv *Inventory) inspect(ctx context.Context, id string) (*Container, error
 				Warn("bad label: " + p.Reason)
 		}
 	}
-	return c, nil
+	return c
 }
 
 // handleEvent updates the container an event is about and tells the handlers.
-func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue chan queued) {
+func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue chan queued, pool *inspectPool) {
 	inv.events.Add(1)
 	key := m.Actor.ID + "|" + string(m.Action)
 	inv.mu.Lock()
@@ -351,6 +483,28 @@ func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue c
 	case "exec_create", "exec_start", "exec_detach", "attach", "detach", "resize", "top", "export",
 		"archive-path", "extract-to-dir", "copy", "commit":
 		// Noise: health probes and docker exec produce several of these a run.
+	case "health_status":
+		// Report the transition at once from what is known; the health log (streak,
+		// last output) follows from an inspection off the event loop.
+		if known == nil {
+			inv.inspectAndNotify(ctx, m.Actor.ID, ch)
+			return
+		}
+		c := *known
+		h := container.Health{}
+		if known.State.Health != nil {
+			h = *known.State.Health
+		}
+		h.Status = container.HealthStatus(strings.TrimSpace(strings.TrimPrefix(action, "health_status:")))
+		c.State.Health = &h
+		inv.mu.Lock()
+		if inv.containers[c.ID] == known {
+			inv.containers[c.ID] = &c
+		}
+		inv.mu.Unlock()
+		ch.Container = &c
+		inv.notify(ctx, ch)
+		pool.request(m.Actor.ID, "health_log")
 	case "exec_die":
 		// A health probe finished: its result reaches the health log a moment after
 		// this event, so look again shortly.
