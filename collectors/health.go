@@ -41,7 +41,7 @@ type Health struct {
 
 type seen struct {
 	lastRun      time.Time // start of the newest health log entry reported
-	restartCount int
+	restartCount int       // RestartCount at first sight or at the last start event
 }
 
 // NewHealth returns a collector writing to sink.
@@ -57,6 +57,9 @@ func (h *Health) HandleChange(_ context.Context, ch inventory.Change) {
 	tags := c.Tags(ch.Engine)
 	var points []metric.Point
 
+	verb, arg, _ := strings.Cut(ch.Action, ":")
+	arg = strings.TrimSpace(arg)
+
 	h.mu.Lock()
 	st := h.state[c.ID]
 	first := st == nil
@@ -67,12 +70,14 @@ func (h *Health) HandleChange(_ context.Context, ch inventory.Change) {
 	if ch.Kind == inventory.Gone {
 		delete(h.state, c.ID)
 	}
-	restarted := !first && c.RestartCount > st.restartCount
-	st.restartCount = c.RestartCount
+	// Docker raises RestartCount before it sends die, so compare starts with starts: the
+	// count seen at die or while restarting must not hide the restart from the next start.
+	restarted := false
+	if verb == "start" {
+		restarted = !first && c.RestartCount > st.restartCount
+		st.restartCount = c.RestartCount
+	}
 	h.mu.Unlock()
-
-	verb, arg, _ := strings.Cut(ch.Action, ":")
-	arg = strings.TrimSpace(arg)
 	if ch.Kind != inventory.Gone {
 		if ch.Action != "health_log" { // a probe run changes the health log, not the status
 			points = append(points, statusPoint(c, tags, ch.Time))

@@ -61,8 +61,9 @@ func (c *Container) SeriesName() string {
 }
 
 func fromInspect(in container.InspectResponse, monitorAll bool) *Container {
-	c := &Container{ID: in.ID, Networks: map[string]string{}}
+	c := &Container{Networks: map[string]string{}}
 	if in.ContainerJSONBase != nil {
+		c.ID = in.ID
 		c.Name = strings.TrimPrefix(in.Name, "/")
 		c.RestartCount = in.RestartCount
 		c.Created = parseTime(in.Created)
@@ -128,9 +129,13 @@ func taskSlot(service, taskName, nodeID string) string {
 
 // ParseImage splits an image reference into name and version as Telegraf does:
 // "registry:5000/app:1.2" -> ("registry:5000/app", "1.2"); no tag -> "latest";
-// a digest reference keeps the digest as version.
+// a digest reference keeps the digest as version, and its name drops any tag
+// ("app:1.2@sha256:…", as Swarm pins a service's image, -> ("app", "sha256:…")).
 func ParseImage(image string) (name, version string) {
 	if n, digest, ok := strings.Cut(image, "@"); ok {
+		if colon := strings.LastIndex(n, ":"); colon > strings.LastIndex(n, "/") {
+			n = n[:colon]
+		}
 		return n, digest
 	}
 	slash := strings.LastIndex(image, "/")

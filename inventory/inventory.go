@@ -100,7 +100,7 @@ func New(client Client, opts Options) *Inventory {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}}
+	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, seenAtLast: map[string]bool{}}
 }
 
 // Subscribe adds a handler. It must be called before Run.
@@ -256,13 +256,18 @@ type inspectPool struct {
 	ctx     context.Context
 	reqs    chan string
 	results chan inspectResult
-	pending map[string]string
+	pending map[string]pendingInspect
 	wg      sync.WaitGroup
+}
+
+type pendingInspect struct {
+	action string
+	known  *Container // what the inventory held when the inspection was asked for
 }
 
 func newInspectPool(ctx context.Context, inv *Inventory, workers int) *inspectPool {
 	p := &inspectPool{inv: inv, ctx: ctx, reqs: make(chan string, eventQueueSize),
-		results: make(chan inspectResult, workers), pending: map[string]string{}}
+		results: make(chan inspectResult, workers), pending: map[string]pendingInspect{}}
 	for i := 0; i < workers; i++ {
 		p.wg.Add(1)
 		go func() {
@@ -291,14 +296,18 @@ func newInspectPool(ctx context.Context, inv *Inventory, workers int) *inspectPo
 
 func (p *inspectPool) request(id, action string) {
 	if prev, ok := p.pending[id]; ok {
-		if action == "" && prev != "" {
-			p.pending[id] = ""
+		if action == "" && prev.action != "" {
+			prev.action = ""
+			p.pending[id] = prev
 		}
 		return
 	}
+	p.inv.mu.Lock()
+	known := p.inv.containers[id]
+	p.inv.mu.Unlock()
 	select {
 	case p.reqs <- id:
-		p.pending[id] = action
+		p.pending[id] = pendingInspect{action: action, known: known}
 	default:
 		p.inv.eventsDropped.Add(1) // the next refresh catches up
 	}
@@ -308,12 +317,25 @@ func (p *inspectPool) wait() { p.wg.Wait() }
 
 // applyInspect stores a worker's inspection and tells the handlers.
 func (inv *Inventory) applyInspect(ctx context.Context, p *inspectPool, r inspectResult) {
-	action := p.pending[r.id]
+	req := p.pending[r.id]
 	delete(p.pending, r.id)
+	inv.mu.Lock()
+	current := inv.containers[r.id]
+	inv.mu.Unlock()
+	if current != req.known {
+		// The container went (destroy event, re-list) or changed (an event) while it was
+		// inspected: the answer may be older than that. Storing it would bring a
+		// destroyed container back or undo a health transition; ask again instead.
+		if current != nil {
+			p.request(r.id, req.action)
+		}
+		return
+	}
 	if r.err != nil {
 		inv.inspectErrors.Add(1)
 		return
 	}
+	action := req.action
 	c := inv.store(r.resp)
 	if !c.Monitored {
 		return

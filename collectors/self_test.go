@@ -1,0 +1,136 @@
+package collectors
+
+import (
+	"context"
+	"os"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lookout-agent/lookout/metric"
+)
+
+// source returns one point named after it and records what it was asked.
+type source struct {
+	name string
+
+	mu   sync.Mutex
+	nows []time.Time
+	tags []map[string]string
+}
+
+func (s *source) Points(now time.Time, tags map[string]string) []metric.Point {
+	s.mu.Lock()
+	s.nows = append(s.nows, now)
+	s.tags = append(s.tags, tags)
+	s.mu.Unlock()
+	return []metric.Point{metric.New(s.name, tags, []metric.Field{{Key: "n", Value: int64(1)}}, now)}
+}
+
+func TestSelfReport(t *testing.T) {
+	out := &sink{}
+	host := "node-1"
+	tags := func() map[string]string { return map[string]string{"host": host} }
+	a, b := &source{name: "lookout_output"}, &source{name: "lookout_inventory"}
+	s := NewSelf(out, time.Minute, "1.2.3", tags, a, b)
+	s.started = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	beats, pointsAtBeat := 0, 0
+	s.Beat = func() {
+		beats++
+		out.mu.Lock()
+		pointsAtBeat = len(out.points)
+		out.mu.Unlock()
+	}
+
+	now := s.started.Add(90 * time.Second)
+	s.report(now)
+	got := out.take()
+	if len(got) != 3 {
+		t.Fatalf("report added %d points, want lookout_agent and one per source: %v", len(got), got)
+	}
+	agent := got[0]
+	wantTags := []metric.Tag{{Key: "host", Value: "node-1"}, {Key: "version", Value: "1.2.3"}}
+	if agent.Name != "lookout_agent" || !reflect.DeepEqual(agent.Tags, wantTags) || !agent.Time.Equal(now) {
+		t.Errorf("agent point = %s", fmtPoint(agent))
+	}
+	var keys []string
+	for _, f := range agent.Fields {
+		keys = append(keys, f.Key)
+	}
+	if want := []string{"uptime_ns", "goroutines", "heap_alloc_bytes", "sys_bytes", "pid"}; !reflect.DeepEqual(keys, want) {
+		t.Errorf("agent fields %v, want %v", keys, want)
+	}
+	if v := agent.Field("uptime_ns"); v != int64(90*time.Second) {
+		t.Errorf("uptime_ns = %#v, want %d", v, int64(90*time.Second))
+	}
+	if v, ok := agent.Field("goroutines").(int64); !ok || v < 1 {
+		t.Errorf("goroutines = %#v", agent.Field("goroutines"))
+	}
+	if v, ok := agent.Field("heap_alloc_bytes").(uint64); !ok || v == 0 {
+		t.Errorf("heap_alloc_bytes = %#v", agent.Field("heap_alloc_bytes"))
+	}
+	if v, ok := agent.Field("sys_bytes").(uint64); !ok || v == 0 {
+		t.Errorf("sys_bytes = %#v", agent.Field("sys_bytes"))
+	}
+	if v := agent.Field("pid"); v != int64(os.Getpid()) {
+		t.Errorf("pid = %#v, want %d", v, os.Getpid())
+	}
+
+	// The sources' points follow, in order, with the host tags (no version) and the time.
+	if got[1].Name != "lookout_output" || got[2].Name != "lookout_inventory" {
+		t.Errorf("source points %s, %s", got[1].Name, got[2].Name)
+	}
+	for _, src := range []*source{a, b} {
+		if len(src.nows) != 1 || !src.nows[0].Equal(now) || !reflect.DeepEqual(src.tags[0], map[string]string{"host": "node-1"}) {
+			t.Errorf("%s asked with %v %v", src.name, src.nows, src.tags)
+		}
+	}
+	if beats != 1 || pointsAtBeat != 3 {
+		t.Errorf("Beat called %d times, with %d points added before it; want once, after all 3", beats, pointsAtBeat)
+	}
+
+	// The tags are asked again at each report.
+	host = "node-2"
+	s.report(now.Add(time.Minute))
+	got = out.take()
+	if len(got) != 3 || got[0].Tag("host") != "node-2" || got[1].Tag("host") != "node-2" || beats != 2 {
+		t.Errorf("second report: %d points, host %q, %d beats", len(got), got[0].Tag("host"), beats)
+	}
+
+	// No Beat, no sources: still the agent's own point.
+	bare := NewSelf(out, time.Minute, "dev", func() map[string]string { return nil })
+	bare.report(now)
+	if got := out.take(); len(got) != 1 || got[0].Name != "lookout_agent" || got[0].Tag("version") != "dev" {
+		t.Errorf("bare report: %v", got)
+	}
+}
+
+func TestSelfRunReportsUntilCancelled(t *testing.T) {
+	out := &sink{}
+	s := NewSelf(out, 5*time.Millisecond, "1.2.3", func() map[string]string { return nil })
+	var mu sync.Mutex
+	beats := 0
+	s.Beat = func() { mu.Lock(); beats++; mu.Unlock() }
+	count := func() int { mu.Lock(); defer mu.Unlock(); return beats }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for count() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for two reports")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if got := len(out.take()); got < count() {
+		t.Errorf("%d points, want one per report", got)
+	}
+}
