@@ -33,6 +33,16 @@ type Result struct {
 	Duration time.Duration
 	ExitCode *int   // for docker and exec checks
 	Output   string // truncated to OutputLimit
+	Reason   string // why it did not succeed, for people: "status 500 not in 200-399"
+
+	Target     string // the address probed ("10.0.1.3:8080"); a field, not a tag: it changes with restarts
+	StatusCode int    // HTTP status, 0 if none
+	Phases     Phases // HTTP timings; zero phases are left out
+}
+
+// Phases are the timings of an HTTP probe, as blackbox_exporter reports them.
+type Phases struct {
+	DNS, Connect, TLS, FirstByte time.Duration
 }
 
 // Point renders r as a lookout_check point with the container's tags.
@@ -57,6 +67,23 @@ func (r Result) Point(containerTags map[string]string) metric.Point {
 	}
 	if r.Output != "" {
 		fields = append(fields, metric.Field{Key: "output", Value: Truncate(r.Output, OutputLimit)})
+	}
+	if r.Reason != "" {
+		fields = append(fields, metric.Field{Key: "reason", Value: r.Reason})
+	}
+	if r.Target != "" {
+		fields = append(fields, metric.Field{Key: "target", Value: r.Target})
+	}
+	if r.StatusCode > 0 {
+		fields = append(fields, metric.Field{Key: "http_response_code", Value: int64(r.StatusCode)})
+	}
+	for _, ph := range []struct {
+		key string
+		d   time.Duration
+	}{{"dns_time", r.Phases.DNS}, {"connect_time", r.Phases.Connect}, {"tls_time", r.Phases.TLS}, {"first_byte_time", r.Phases.FirstByte}} {
+		if ph.d > 0 {
+			fields = append(fields, metric.Field{Key: ph.key, Value: ph.d.Seconds()})
+		}
 	}
 	return metric.New(Measurement, tags, fields, r.Start)
 }
