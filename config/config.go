@@ -34,6 +34,11 @@ type Config struct {
 	LogFormat     string   `yaml:"log_format"`
 	HeartbeatFile string   `yaml:"heartbeat_file"`
 	Outputs       []Output `yaml:"outputs"`
+
+	// ProbeNetwork is the Docker network checks use when a check names none.
+	ProbeNetwork string `yaml:"probe_network"`
+	// ProbeAllowedHosts are hosts a check label may name besides the container's own address.
+	ProbeAllowedHosts []string `yaml:"probe_allowed_hosts"`
 }
 
 // Output is one destination for line protocol.
@@ -180,6 +185,16 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 	set("LOOKOUT_LOG_LEVEL", str(&c.LogLevel))
 	set("LOOKOUT_LOG_FORMAT", str(&c.LogFormat))
 	set("LOOKOUT_HEARTBEAT_FILE", str(&c.HeartbeatFile))
+	set("LOOKOUT_PROBE_NETWORK", str(&c.ProbeNetwork))
+	set("LOOKOUT_PROBE_ALLOWED_HOSTS", func(v string) error {
+		c.ProbeAllowedHosts = nil
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.ProbeAllowedHosts = append(c.ProbeAllowedHosts, h)
+			}
+		}
+		return nil
+	})
 
 	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD"} {
 		if getenv(secret) != "" {

@@ -178,7 +178,7 @@ func docker(t testing.TB, args ...string) string {
 // runContainer starts the test service with a 200 ms HEALTHCHECK; args go before the image.
 func runContainer(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	a := append([]string{"run", "-d", "--name", name, "--label", "lookout.e2e=" + runID,
+	a := append([]string{"run", "-d", "--name", name, "--label", "lookout-test.run=" + runID,
 		"--health-interval", "200ms", "--health-retries", "1", "--health-timeout", "2s"}, args...)
 	a = append(a, testImage)
 	id := docker(t, a...)
@@ -187,7 +187,7 @@ func runContainer(t testing.TB, name string, args ...string) string {
 }
 
 func cleanupContainers() {
-	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=lookout.e2e="+runID).Output()
+	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=lookout-test.run="+runID).Output()
 	for _, id := range strings.Fields(string(out)) {
 		_ = exec.Command("docker", "rm", "-f", id).Run()
 	}

@@ -56,7 +56,7 @@ func TestGlobalStackOnSwarm(t *testing.T) {
 		t.Fatalf("docker stack deploy: %v\n%s", err, out)
 	}
 	docker(t, "service", "create", "--detach", "--name", web, "--container-label", "lookout.enable=true",
-		"--container-label", "lookout.e2e="+runID, "--health-interval", "500ms", testImage)
+		"--container-label", "lookout-test.run="+runID, "--health-interval", "500ms", testImage)
 
 	host := docker(t, "info", "--format", "{{.Name}}")
 	line := regexp.MustCompile(`^docker_container_status,.*container_name=` + web + `\.1,.*node=` + regexp.QuoteMeta(host) +

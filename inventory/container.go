@@ -60,7 +60,9 @@ func (c *Container) SeriesName() string {
 	return c.Service
 }
 
-func fromInspect(in container.InspectResponse, monitorAll bool) *Container {
+// FromInspect builds a Container from an inspection; monitorAll is the agent setting that
+// decides for containers without lookout.enable.
+func FromInspect(in container.InspectResponse, monitorAll bool) *Container {
 	c := &Container{Networks: map[string]string{}}
 	if in.ContainerJSONBase != nil {
 		c.ID = in.ID

@@ -81,7 +81,7 @@ func swarmLabels(service, slotOrNode, taskID, nodeID string) map[string]string {
 func TestSeriesNameStableAcrossTasks(t *testing.T) {
 	const node = "k3y8q2fz0w1h6n9p4r7t5v2xa"
 	inspect := func(name string, l map[string]string) *Container {
-		return fromInspect(container.InspectResponse{
+		return FromInspect(container.InspectResponse{
 			ContainerJSONBase: &container.ContainerJSONBase{ID: "id-" + name, Name: "/" + name},
 			Config:            &container.Config{Image: "app:1", Labels: l},
 		}, false)
@@ -143,7 +143,7 @@ func TestFromInspect(t *testing.T) {
 			"nil":          nil,
 		}},
 	}
-	c := fromInspect(in, false)
+	c := FromInspect(in, false)
 
 	checks := []struct {
 		what      string
@@ -184,7 +184,7 @@ func TestFromInspect(t *testing.T) {
 }
 
 func TestFromInspectZeroTimes(t *testing.T) {
-	c := fromInspect(container.InspectResponse{
+	c := FromInspect(container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{ID: "x", Name: "/x", State: &container.State{
 			Status: container.StateCreated, StartedAt: "0001-01-01T00:00:00Z", FinishedAt: "",
 		}},
@@ -197,7 +197,7 @@ func TestFromInspectZeroTimes(t *testing.T) {
 
 func TestFromInspectEmpty(t *testing.T) {
 	// A response without its optional parts must not panic.
-	c := fromInspect(container.InspectResponse{}, true)
+	c := FromInspect(container.InspectResponse{}, true)
 	if c.Name != "" || c.HasHealthcheck || c.Service != "" || c.ImageVersion != "latest" || !c.Monitored {
 		t.Errorf("empty inspect: %+v", c)
 	}
@@ -218,7 +218,7 @@ func TestFromInspectHealthcheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := fromInspect(container.InspectResponse{
+			c := FromInspect(container.InspectResponse{
 				ContainerJSONBase: &container.ContainerJSONBase{ID: "x", Name: "/x"},
 				Config:            &container.Config{Image: "app", Healthcheck: tt.hc},
 			}, true)
@@ -251,7 +251,7 @@ func TestFromInspectMonitored(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := fromInspect(container.InspectResponse{
+			c := FromInspect(container.InspectResponse{
 				ContainerJSONBase: &container.ContainerJSONBase{ID: "x", Name: "/x"},
 				Config:            &container.Config{Image: "app", Labels: tt.labels},
 			}, tt.monitorAll)
@@ -270,7 +270,7 @@ func TestTags(t *testing.T) {
 	l["lookout.tags.team"] = "payments"
 	l["lookout.tags.tier"] = "front"
 	l["lookout.tags.container_name"] = "hijack" // reserved: a problem, not a tag
-	c := fromInspect(container.InspectResponse{
+	c := FromInspect(container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{ID: "x", Name: "/shop_web.2.t4sk"},
 		Config:            &container.Config{Image: "registry:5000/shop/web:1.2", Labels: l},
 	}, false)
@@ -295,7 +295,7 @@ func TestTags(t *testing.T) {
 	}
 
 	// A global service's task: no slot.
-	g := fromInspect(container.InspectResponse{
+	g := FromInspect(container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{ID: "y", Name: "/shop_agent." + node + ".t5"},
 		Config:            &container.Config{Image: "agent:2", Labels: swarmLabels("shop_agent", node, "t5", node)},
 	}, false)
@@ -305,7 +305,7 @@ func TestTags(t *testing.T) {
 	}
 
 	// A plain container: no Swarm tags at all.
-	p := fromInspect(container.InspectResponse{
+	p := FromInspect(container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{ID: "z", Name: "/my-redis"},
 		Config:            &container.Config{Image: "redis", Labels: map[string]string{"lookout.tags.team": "data"}},
 	}, true)

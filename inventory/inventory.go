@@ -451,7 +451,7 @@ func (inv *Inventory) inspect(ctx context.Context, id string) (*Container, error
 // store keeps what an inspection says of a container, and reports its label problems the
 // first time it is seen.
 func (inv *Inventory) store(resp container.InspectResponse) *Container {
-	c := fromInspect(resp, inv.opts.MonitorAll)
+	c := FromInspect(resp, inv.opts.MonitorAll)
 	inv.mu.Lock()
 	old := inv.containers[c.ID]
 	inv.containers[c.ID] = c

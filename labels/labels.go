@@ -25,6 +25,10 @@ type Config struct {
 	Enable *bool
 	// Tags are the lookout.tags.<key>=<value> pairs, added to every point of the container.
 	Tags map[string]string
+	// Checks are the probes declared by lookout.check.<name>=<target> labels, tuned by
+	// lookout.check.<name>.<setting>=<value>, sorted by Name. A check whose target is bad
+	// is left out; a bad setting keeps its default.
+	Checks []Check
 	// Problems lists bad values and unknown keys, sorted by key.
 	Problems []Problem
 }
@@ -52,6 +56,7 @@ var reserved = map[string]bool{
 // Parse decodes the lookout.* labels among labels.
 func Parse(labels map[string]string) Config {
 	var c Config
+	var checks map[string]string
 	for k, v := range labels {
 		if !strings.HasPrefix(k, Prefix) {
 			continue
@@ -83,10 +88,17 @@ func Parse(labels map[string]string) Config {
 				}
 				c.Tags[key] = v
 			}
+		case strings.HasPrefix(k, KeyCheckPrefix):
+			if checks == nil {
+				checks = map[string]string{}
+			}
+			checks[k] = v
 		default:
-			c.problem(k, v, "unknown key; known keys: "+KeyEnable+", "+KeyTagPrefix+"<key>")
+			c.problem(k, v, "unknown key; known keys: "+KeyEnable+", "+KeyTagPrefix+"<key>, "+
+				KeyCheckPrefix+"<name>, "+KeyCheckPrefix+"<name>.<setting>")
 		}
 	}
+	c.Checks = parseChecks(checks, c.problem)
 	sort.Slice(c.Problems, func(i, j int) bool { return c.Problems[i].Key < c.Problems[j].Key })
 	return c
 }

@@ -26,8 +26,10 @@ import (
 
 	"github.com/lookout-agent/lookout/collectors"
 	"github.com/lookout-agent/lookout/config"
+	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
+	"github.com/lookout-agent/lookout/probes"
 	"github.com/lookout-agent/lookout/shipper"
 )
 
@@ -39,6 +41,7 @@ const usage = `lookout: a node agent for Docker hosts
 Usage:
   lookout [run] [flags]   watch the Docker Engine and ship metrics (default)
   lookout check [flags]   validate the configuration and the lookout.* labels of every container
+  lookout probe CONTAINER run that container's checks once, print a table, exit 1 if any fails
   lookout healthcheck     exit 0 if the running agent is connected and reporting (for HEALTHCHECK)
   lookout version         print the version
 
@@ -78,7 +81,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "lookout %s (%s, Docker API client %s, negotiates down to the engine's version)\n",
 			version, runtime.Version(), api.DefaultVersion)
 		return 0
-	case "run", "check", "healthcheck":
+	case "run", "check", "healthcheck", "probe":
 	default:
 		fmt.Fprintf(stderr, "lookout: unknown command %q\n", cmd)
 		fs.Usage()
@@ -97,7 +100,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case "check":
 		return check(cfg, stdout, stderr)
 	case "healthcheck":
-		return healthcheck(cfg, stderr)
+		return selfHealthcheck(cfg, stderr)
+	case "probe":
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "usage: lookout probe CONTAINER")
+			return 2
+		}
+		return probe(cfg, fs.Arg(0), stdout, stderr)
 	}
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -159,8 +168,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval),
 		Log: log})
 	inv.Subscribe(collectors.NewHealth(ship))
+	inv.Subscribe(collectors.NewLabelProblems(ship))
+	sched := probes.New(ship, probeOptions(cfg, dc, log))
+	inv.Subscribe(sched)
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
-	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, ship, inv)
+	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, ship, inv, sched)
 	self.Beat = func() {
 		if inv.Connected() && cfg.HeartbeatFile != "" {
 			if err := touch(cfg.HeartbeatFile); err != nil {
@@ -179,7 +191,8 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	shipDone.Add(1)
 	go func() { defer shipDone.Done(); ship.Run(shipCtx) }()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); sched.Run(producers) }()
 	go func() { defer wg.Done(); inv.Run(producers) }()
 	go func() { defer wg.Done(); self.Run(producers) }()
 	<-ctx.Done()
@@ -189,6 +202,89 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	shipDone.Wait()
 	log.Info("lookout stopped")
 	return nil
+}
+
+func probeOptions(cfg config.Config, dc *client.Client, log logrus.FieldLogger) probes.Options {
+	allowed := map[string]bool{}
+	for _, h := range cfg.ProbeAllowedHosts {
+		allowed[h] = true
+	}
+	return probes.Options{HTTP: healthcheck.ProbeHTTP, TCP: healthcheck.ProbeTCP, Docker: dc,
+		ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
+}
+
+// probe runs one container's checks once and prints a table.
+func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dc, err := dockerClient(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "lookout probe: %v\n", err)
+		return 1
+	}
+	defer dc.Close()
+	resp, err := dc.ContainerInspect(ctx, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "lookout probe: %v\n", err)
+		return 1
+	}
+	c := inventory.FromInspect(resp, true)
+	sched := probes.New(nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
+	results := make([]healthcheck.Result, len(c.Config.Checks))
+	var wg sync.WaitGroup
+	for i, chk := range c.Config.Checks {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = sched.RunOnce(ctx, c, chk, nil) }()
+	}
+	wg.Wait()
+	if c.HasHealthcheck && c.State.Health != nil && len(c.State.Health.Log) > 0 {
+		last := c.State.Health.Log[len(c.State.Health.Log)-1]
+		results = append(results, collectors.NativeResult(last))
+	}
+	fmt.Fprintf(stdout, "container %s (%s)\n", c.Name, c.State.Status)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tTYPE\tTARGET\tRESULT\tTIME\tDETAIL")
+	failed := 0
+	for _, r := range results {
+		detail := r.Reason
+		if r.StatusCode > 0 {
+			detail = strings.TrimSpace(fmt.Sprintf("HTTP %d %s", r.StatusCode, detail))
+		}
+		if r.Type == "docker" {
+			detail = fmt.Sprintf("last run of Docker's HEALTHCHECK: %s", oneLine(r.Output))
+		} else if r.Result != healthcheck.Success && r.Output != "" {
+			detail += ": " + oneLine(r.Output)
+		}
+		target := r.Target
+		if target == "" {
+			target = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Check, r.Type, target, r.Result,
+			r.Duration.Round(time.Millisecond), detail)
+		if r.Result != healthcheck.Success {
+			failed++
+		}
+	}
+	_ = tw.Flush()
+	for _, p := range c.Config.Problems {
+		fmt.Fprintln(stdout, "label problem:", p.Error())
+	}
+	if len(c.Config.Checks) == 0 && !c.HasHealthcheck {
+		fmt.Fprintln(stdout, "no checks: add a label such as lookout.check.web=http://:8080/health")
+	}
+	if failed > 0 {
+		fmt.Fprintf(stdout, "%d of %d check(s) failed\n", failed, len(results))
+		return 1
+	}
+	return 0
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return s
 }
 
 func touch(path string) error {
@@ -202,7 +298,7 @@ func touch(path string) error {
 	return os.WriteFile(path, []byte(now.Format(time.RFC3339)+"\n"), 0o644)
 }
 
-func healthcheck(cfg config.Config, stderr io.Writer) int {
+func selfHealthcheck(cfg config.Config, stderr io.Writer) int {
 	fi, err := os.Stat(cfg.HeartbeatFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "unhealthy: no heartbeat file %s: the agent has not connected to Docker yet\n", cfg.HeartbeatFile)

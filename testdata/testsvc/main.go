@@ -6,10 +6,17 @@
 //	testsvc health             the HEALTHCHECK: exit 0 when healthy, 1 otherwise
 //	testsvc set healthy|unhealthy
 //	testsvc die CODE           make the service exit with CODE
+//	testsvc http MODE          how GET /health answers: ok, 500, slow, hang, wrongbody
+//	testsvc exit CODE          exit at once with CODE (an exec check's command)
+//	testsvc sleep DURATION     sleep, then exit 0 (an exec check that times out)
+//	testsvc spew BYTES         write BYTES bytes to stdout, then exit 1
+//
+// It listens on :8080 (HTTP) and :9000 (TCP: answers "PONG\n" to "PING\n").
 package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -17,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 const stateDir = "/run/testsvc"
@@ -43,6 +51,22 @@ func main() {
 			fail("usage: testsvc set healthy|unhealthy")
 		}
 		write("health", os.Args[2])
+	case "http":
+		if len(os.Args) != 3 {
+			fail("usage: testsvc http ok|500|slow|hang|wrongbody")
+		}
+		write("http", os.Args[2])
+	case "exit":
+		code, _ := strconv.Atoi(os.Args[2])
+		fmt.Println("exiting with", code)
+		os.Exit(code)
+	case "sleep":
+		d, _ := time.ParseDuration(os.Args[2])
+		time.Sleep(d)
+	case "spew":
+		n, _ := strconv.Atoi(os.Args[2])
+		os.Stdout.Write([]byte(strings.Repeat("x", n)))
+		os.Exit(1)
 	case "die":
 		if len(os.Args) != 3 {
 			fail("usage: testsvc die CODE")
@@ -64,9 +88,24 @@ func serve() {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	go func() {
 		_ = http.ListenAndServe(":8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := os.ReadFile(filepath.Join(stateDir, "http"))
+			switch strings.TrimSpace(string(b)) {
+			case "500":
+				http.Error(w, "internal trouble", http.StatusInternalServerError)
+				return
+			case "slow":
+				time.Sleep(2 * time.Second)
+			case "hang":
+				<-r.Context().Done()
+				return
+			case "wrongbody":
+				fmt.Fprintln(w, "degraded")
+				return
+			}
 			fmt.Fprintln(w, "ok")
 		}))
 	}()
+	go tcpServer()
 	fmt.Println("testsvc serving")
 	s := <-sig
 	if s == syscall.SIGUSR1 {
@@ -78,6 +117,29 @@ func serve() {
 		os.Exit(code)
 	}
 	os.Exit(0)
+}
+
+func tcpServer() {
+	l, err := net.Listen("tcp", ":9000")
+	if err != nil {
+		return
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 256)
+			n, _ := c.Read(buf)
+			if strings.TrimSpace(string(buf[:n])) == "PING" {
+				fmt.Fprint(c, "PONG\n")
+			} else {
+				fmt.Fprint(c, "WHAT\n")
+			}
+		}()
+	}
 }
 
 func write(name, value string) {

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
+)
+
+// lastCheck returns the newest lookout_check point of a container's check.
+func lastCheck(t *testing.T, db, container, check string) testpeer.Row {
+	rows := sharedInflx.query(t, db, fmt.Sprintf(
+		`SELECT * FROM lookout_check WHERE container_name='%s' AND "check"='%s' ORDER BY time DESC LIMIT 1`, container, check))
+	if len(rows) == 0 {
+		return testpeer.Row{}
+	}
+	return rows[0]
+}
+
+func waitCheck(t *testing.T, db, container, check, result, reason string) testpeer.Row {
+	t.Helper()
+	var last testpeer.Row
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		last = lastCheck(t, db, container, check)
+		if last.Str("result") == result && strings.Contains(last.Str("reason"), reason) {
+			return last
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("check %s of %s: want result %s with reason containing %q; last point: %v", check, container, result, reason, last)
+	return nil
+}
+
+func TestLabelProbesPassAndFailForTheRightReason(t *testing.T) {
+	db := dbName(t)
+	name := "lk-probe-" + runID
+	startAgent(t, influxEnv(db)...)
+	runContainer(t, name,
+		"--label", "lookout.enable=true",
+		"--label", "lookout.check.web=http://:8080/health",
+		"--label", "lookout.check.web.interval=1s",
+		"--label", "lookout.check.web.timeout=700ms",
+		"--label", "lookout.check.web.body=^ok",
+		"--label", "lookout.check.pong=tcp://:9000",
+		"--label", "lookout.check.pong.interval=1s",
+		"--label", "lookout.check.pong.send=PING",
+		"--label", "lookout.check.pong.expect=PONG",
+		"--label", "lookout.check.closed=tcp://:9999",
+		"--label", "lookout.check.closed.interval=1s",
+		"--label", "lookout.check.cli=exec:/testsvc exit 0",
+		"--label", "lookout.check.cli.interval=1s",
+		"--label", "lookout.check.cli3=exec:/testsvc exit 3",
+		"--label", "lookout.check.cli3.interval=1s",
+		"--label", "lookout.check.slow=exec:/testsvc sleep 30s",
+		"--label", "lookout.check.slow.interval=2s",
+		"--label", "lookout.check.slow.timeout=500ms",
+		"--label", "lookout.check.far=http://192.0.2.10:80/",
+		"--label", "lookout.check.far.interval=1s",
+		"--label", "lookout.check.bad=http://:8080/health",
+		"--label", "lookout.check.bad.interval=fast",
+	)
+
+	web := waitCheck(t, db, name, "web", "success", "")
+	if web.Int("http_response_code") != 200 || web.Str("type") != "http" || web.Str("first_byte_time") == "" || web.Int("success") != 1 {
+		t.Errorf("web success point: %v", web)
+	}
+	waitCheck(t, db, name, "pong", "success", "")
+	waitCheck(t, db, name, "closed", "error", "refused")
+	cli := waitCheck(t, db, name, "cli", "success", "")
+	if cli.Int("exit_code") != 0 {
+		t.Errorf("exec success exit code: %v", cli)
+	}
+	cli3 := waitCheck(t, db, name, "cli3", "failure", "exit code 3")
+	if cli3.Int("exit_code") != 3 || !strings.Contains(cli3.Str("output"), "exiting with 3") {
+		t.Errorf("exec failure point: %v", cli3)
+	}
+	waitCheck(t, db, name, "slow", "timeout", "killed pid")
+	waitCheck(t, db, name, "far", "error", "not the container's own address")
+	// A bad setting is reported and the check still runs with the default.
+	waitCheck(t, db, name, "bad", "success", "")
+	eventually(t, 20*time.Second, "the bad label reported as a metric", func() bool {
+		rows := sharedInflx.query(t, db, fmt.Sprintf(
+			`SELECT "value", reason FROM lookout_label_problem WHERE container_name='%s' AND "key"='lookout.check.bad.interval'`, name))
+		return len(rows) > 0 && rows[0].Str("value") == "fast"
+	})
+
+	// Now make the HTTP endpoint misbehave, one way after another.
+	for _, c := range []struct{ mode, result, reason string }{
+		{"500", "failure", "status 500"},
+		{"wrongbody", "failure", "body does not match"},
+		{"hang", "timeout", "timeout after 700ms"},
+		{"ok", "success", ""},
+	} {
+		docker(t, "exec", name, "/testsvc", "http", c.mode)
+		waitCheck(t, db, name, "web", c.result, c.reason)
+	}
+	eventually(t, 10*time.Second, "check transitions as events", func() bool {
+		rows := sharedInflx.query(t, db, fmt.Sprintf(
+			`SELECT status FROM lookout_container_event WHERE action='check' AND "check"='web' AND container_name='%s'`, name))
+		var seq []string
+		for _, r := range rows {
+			seq = append(seq, r.Str("status"))
+		}
+		return hasSubsequence(seq, "passing", "failing", "passing")
+	})
+
+	// A restarted container gets its checks back.
+	docker(t, "restart", "-t", "1", name)
+	restarted := time.Now()
+	eventually(t, 30*time.Second, "checks after the restart", func() bool {
+		r := lastCheck(t, db, name, "web")
+		return r.Str("result") == "success" && r.Int("time") > restarted.UnixNano()
+	})
+}
+
+func TestProbeAndCheckCommands(t *testing.T) {
+	name := "lk-cli-" + runID
+	runContainer(t, name,
+		"--label", "lookout.enable=true",
+		"--label", "lookout.check.web=http://:8080/health",
+		"--label", "lookout.check.pong=tcp://:9000",
+		"--label", "lookout.check.pong.send=PING",
+		"--label", "lookout.check.pong.expect=PONG",
+		"--label", "lookout.check.web.method=FETCH",
+		"--label", "lookout.chekc.typo=1",
+	)
+	eventually(t, 20*time.Second, "the container healthy", func() bool {
+		return docker(t, "inspect", "-f", "{{.State.Health.Status}}", name) == "healthy"
+	})
+	out, err := exec.Command(agentBin, "probe", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("lookout probe on passing checks: %v\n%s", err, out)
+	}
+	for _, want := range []string{"CHECK", "web", "http", ":8080", "success", "HTTP 200", "pong", "tcp", "healthcheck", "docker",
+		`label problem: label lookout.check.web.method="FETCH"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lookout probe output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("lookout probe:\n%s", out)
+	docker(t, "exec", name, "/testsvc", "http", "500")
+	out, err = exec.Command(agentBin, "probe", name).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "status 500 not in 200-399") {
+		t.Errorf("lookout probe on a failing check: err %v, want exit 1 and the reason:\n%s", err, out)
+	}
+	t.Logf("lookout probe (failing):\n%s", out)
+
+	out, err = exec.Command(agentBin, "check").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("lookout check with bad labels: err %v, want exit 1", err)
+	}
+	for _, want := range []string{name, `lookout.chekc.typo="1": unknown key`, `lookout.check.web.method="FETCH"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lookout check output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("lookout check:\n%s", out)
+}

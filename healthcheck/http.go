@@ -1,0 +1,333 @@
+package healthcheck
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lookout-agent/lookout/labels"
+)
+
+const (
+	defaultTimeout = 5 * time.Second
+	bodyLimit      = 64 << 10 // bytes of an HTTP body read and judged
+	drainLimit     = 1 << 20  // bytes more read and thrown away before closing
+	maxRedirects   = 10
+	headerLimit    = 1 << 20 // response header bytes accepted
+	reasonLimit    = 256
+	userAgent      = "lookout-healthcheck"
+	stoppedReason  = "stopped" // the caller canceled the probe
+)
+
+// defaultStatus is what an HTTP check accepts when it names no status.
+var defaultStatus = []labels.StatusRange{{Min: 200, Max: 399}}
+
+// ProbeHTTP runs one HTTP check against addr, a resolved "host:port" (normally the
+// container's IP and port). c.Timeout (5s if unset) bounds the whole probe: connecting,
+// the TLS handshake, the response and reading the body.
+//
+// Each call uses its own transport with keep-alives off, so that no connection is kept
+// to a container that may be gone by the next run, and no proxy. At most 64 KiB of the
+// body is read and judged; up to 1 MiB more is drained before closing. The body is kept
+// as Output only when the result is not a success.
+//
+// A redirect is judged by its own status unless c.FollowRedirects is set; then at most
+// 10 are followed, and only to the probed host (any port): a redirect to another host is
+// not followed, and is a failure, so that a container cannot send the agent to machines
+// its configuration does not allow.
+func ProbeHTTP(ctx context.Context, c labels.Check, addr string) Result {
+	start := time.Now()
+	res := Result{Check: c.Name, Type: labels.CheckHTTP, Start: start, Target: addr}
+	timeout := probeTimeout(c)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	pt := &phaseTrace{start: start, conns: map[string]time.Time{}}
+	finish := func(result, reason string, body []byte) Result {
+		res.Duration = time.Since(start)
+		res.Result, res.Reason = result, reason
+		if result != Success && len(body) > 0 {
+			res.Output = Truncate(string(body), OutputLimit)
+		}
+		res.Phases = pt.phases()
+		return res
+	}
+
+	scheme := c.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	if scheme != "http" && scheme != "https" {
+		return finish(Error, fmt.Sprintf("unsupported scheme %q", scheme), nil)
+	}
+	path := c.Path
+	if path == "" {
+		path = "/"
+	}
+	method := c.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(pctx, pt.clientTrace()), method, scheme+"://"+addr+path, nil)
+	if err != nil {
+		return finish(Error, capReason("invalid request: "+err.Error()), nil)
+	}
+	for k, vs := range c.Headers {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			if len(vs) > 0 {
+				req.Host = vs[0]
+			}
+			continue
+		}
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+
+	tr := &http.Transport{
+		Proxy:                  nil, // never a proxy from the environment
+		DialContext:            (&net.Dialer{}).DialContext,
+		TLSClientConfig:        &tls.Config{InsecureSkipVerify: c.TLSSkipVerify, ServerName: c.ServerName}, //nolint:gosec // the check's own setting
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: headerLimit,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, CheckRedirect: redirectPolicy(c.FollowRedirects, req.URL.Hostname())}
+
+	resp, err := client.Do(req)
+	if err != nil {
+		var re *redirectError
+		if errors.As(err, &re) && resp != nil { // resp is the redirect not followed, its body closed
+			res.StatusCode = resp.StatusCode
+			return finish(Failure, re.reason, nil)
+		}
+		result, reason := classify(ctx, pctx, err, timeout)
+		return finish(result, reason, nil)
+	}
+	res.StatusCode = resp.StatusCode
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, bodyLimit))
+	if readErr == nil {
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+	}
+	_ = resp.Body.Close()
+
+	status := c.Status
+	if len(status) == 0 {
+		status = defaultStatus
+	}
+	if readErr != nil && (pctx.Err() != nil || isTimeout(readErr)) {
+		result, reason := classify(ctx, pctx, readErr, timeout)
+		return finish(result, reason, body)
+	}
+	switch {
+	case !statusAccepted(resp.StatusCode, status):
+		return finish(Failure, fmt.Sprintf("status %d not in %s", resp.StatusCode, FormatStatus(status)), body)
+	case readErr != nil:
+		return finish(Error, capReason("reading the body: "+describe(readErr)), body)
+	case c.Body != nil && !c.Body.Match(body):
+		return finish(Failure, capReason("body does not match "+c.Body.String()), body)
+	}
+	return finish(Success, "", nil)
+}
+
+// FormatStatus writes accepted status ranges as a check label does: "200-299,301".
+// An empty list is written as the default, "200-399".
+func FormatStatus(rs []labels.StatusRange) string {
+	if len(rs) == 0 {
+		rs = defaultStatus
+	}
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(r.Min))
+		if r.Max != r.Min {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(r.Max))
+		}
+	}
+	return b.String()
+}
+
+func statusAccepted(code int, rs []labels.StatusRange) bool {
+	for _, r := range rs {
+		if code >= r.Min && code <= r.Max {
+			return true
+		}
+	}
+	return false
+}
+
+func probeTimeout(c labels.Check) time.Duration {
+	if c.Timeout <= 0 {
+		return defaultTimeout
+	}
+	return c.Timeout
+}
+
+// redirectError stops the client at a redirect that is not followed; the response
+// carrying the redirect is judged a failure with reason.
+type redirectError struct{ reason string }
+
+func (e *redirectError) Error() string { return e.reason }
+
+func redirectPolicy(follow bool, host string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if !follow {
+			return http.ErrUseLastResponse
+		}
+		if len(via) > maxRedirects {
+			return &redirectError{fmt.Sprintf("stopped after %d redirects", maxRedirects)}
+		}
+		if !strings.EqualFold(req.URL.Hostname(), host) {
+			return &redirectError{capReason("redirect to another host not followed: " + req.URL.Redacted())}
+		}
+		return nil
+	}
+}
+
+// classify turns the error of a probe into a result: a timeout of the probe's own
+// context, the caller stopping the probe, or an error saying why it could not run.
+func classify(parent, probe context.Context, err error, timeout time.Duration) (result, reason string) {
+	if errors.Is(parent.Err(), context.Canceled) {
+		return Error, stoppedReason
+	}
+	if probe.Err() != nil || isTimeout(err) {
+		return Timeout, "timeout after " + timeout.String()
+	}
+	return Error, describe(err)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// describe says briefly why a connection or an exchange failed. The address is left out:
+// it is in the result's Target.
+func describe(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset by peer"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to host"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network is unreachable"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by the server"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return capReason("DNS lookup of " + dnsErr.Name + " failed: " + dnsErr.Err)
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return capReason("TLS certificate not accepted: " + certErr.Err.Error())
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		err = opErr.Err
+	}
+	return capReason(err.Error())
+}
+
+func capReason(s string) string {
+	if len(s) <= reasonLimit {
+		return s
+	}
+	return s[:reasonLimit] + "…"
+}
+
+// phaseTrace records the phases of an HTTP probe. Its hooks may run on the transport's
+// dialing goroutine, even after the probe has returned, hence the lock. Connection
+// phases add up over the connections made (one per redirect followed); FirstByte runs
+// from the start of the probe to the first byte of the last response.
+type phaseTrace struct {
+	mu                 sync.Mutex
+	start              time.Time
+	dnsStart, tlsStart time.Time
+	conns              map[string]time.Time // connection attempts under way, by address
+	p                  Phases
+}
+
+func (t *phaseTrace) clientTrace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		DNSStart: func(httptrace.DNSStartInfo) {
+			t.mu.Lock()
+			t.dnsStart = time.Now()
+			t.mu.Unlock()
+		},
+		DNSDone: func(httptrace.DNSDoneInfo) {
+			t.mu.Lock()
+			if !t.dnsStart.IsZero() {
+				t.p.DNS += time.Since(t.dnsStart)
+				t.dnsStart = time.Time{}
+			}
+			t.mu.Unlock()
+		},
+		ConnectStart: func(network, addr string) {
+			t.mu.Lock()
+			t.conns[network+" "+addr] = time.Now()
+			t.mu.Unlock()
+		},
+		ConnectDone: func(network, addr string, err error) {
+			t.mu.Lock()
+			if s, ok := t.conns[network+" "+addr]; ok {
+				delete(t.conns, network+" "+addr)
+				if err == nil {
+					t.p.Connect += time.Since(s)
+				}
+			}
+			t.mu.Unlock()
+		},
+		TLSHandshakeStart: func() {
+			t.mu.Lock()
+			t.tlsStart = time.Now()
+			t.mu.Unlock()
+		},
+		TLSHandshakeDone: func(tls.ConnectionState, error) {
+			t.mu.Lock()
+			if !t.tlsStart.IsZero() {
+				t.p.TLS += time.Since(t.tlsStart)
+				t.tlsStart = time.Time{}
+			}
+			t.mu.Unlock()
+		},
+		GotFirstResponseByte: func() {
+			t.mu.Lock()
+			t.p.FirstByte = time.Since(t.start)
+			t.mu.Unlock()
+		},
+	}
+}
+
+func (t *phaseTrace) phases() Phases {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.p
+}

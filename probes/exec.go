@@ -1,0 +1,150 @@
+package probes
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/lookout-agent/lookout/healthcheck"
+	"github.com/lookout-agent/lookout/labels"
+)
+
+// Docker is what exec checks need of the Docker Engine API.
+type Docker interface {
+	ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error)
+	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
+	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
+}
+
+// capped keeps the first limit bytes written to it and counts them all.
+type capped struct {
+	mu    sync.Mutex
+	buf   []byte
+	limit int
+	total int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total += len(p)
+	if room := c.limit - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := strings.TrimSpace(string(c.buf))
+	if c.total > len(c.buf) {
+		s += fmt.Sprintf(" … (captured %d of %d bytes)", len(c.buf), c.total)
+	}
+	return s
+}
+
+// ProbeExec runs chk.Command inside the container through the Docker exec API. Output
+// (stdout and stderr together) is capped at 4 KiB, saying how much was captured of how
+// much. At its timeout the command is killed (by its host PID, which works when the agent
+// shares the host's PID namespace, as it does outside a container or with pid: host);
+// the result says whether the kill worked. prev, when not "", is the exec ID of this
+// check's previous run: if that is still running, this run does not start.
+func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Check, prev string) (res healthcheck.Result, execID string) {
+	timeout := chk.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	res = healthcheck.Result{Check: chk.Name, Type: labels.CheckExec, Start: time.Now(), Target: strings.Join(chk.Command, " ")}
+	finish := func(result, reason string) (healthcheck.Result, string) {
+		res.Result, res.Reason, res.Duration = result, reason, time.Since(res.Start)
+		return res, execID
+	}
+	if prev != "" {
+		if in, err := d.ContainerExecInspect(ctx, prev); err == nil && in.Running {
+			return finish(healthcheck.Error, fmt.Sprintf("the previous run (pid %d) is still running; not starting another", in.Pid))
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	created, err := d.ContainerExecCreate(cctx, containerID, container.ExecOptions{Cmd: chk.Command, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return finish(healthcheck.Error, "cannot create exec: "+err.Error())
+	}
+	execID = created.ID
+	hj, err := d.ContainerExecAttach(cctx, execID, container.ExecAttachOptions{})
+	if err != nil {
+		return finish(healthcheck.Error, "cannot start exec: "+err.Error())
+	}
+	out := &capped{limit: healthcheck.OutputLimit}
+	done := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(out, out, hj.Reader)
+		done <- err
+	}()
+	select {
+	case <-done:
+		hj.Close()
+	case <-cctx.Done():
+		hj.Close()
+		<-done
+		res.Output = out.String()
+		if ctx.Err() != nil {
+			return finish(healthcheck.Error, "stopped")
+		}
+		return finish(healthcheck.Timeout, fmt.Sprintf("timeout after %s; %s", timeout, kill(ctx, d, execID)))
+	}
+	res.Output = out.String()
+	// The stream ends a moment before Docker records the exit code.
+	var in container.ExecInspect
+	for i := 0; i < 50; i++ {
+		in, err = d.ContainerExecInspect(ctx, execID)
+		if err != nil || !in.Running {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		return finish(healthcheck.Error, "cannot read the exit code: "+err.Error())
+	}
+	code := in.ExitCode
+	res.ExitCode = &code
+	switch code {
+	case 0:
+		return finish(healthcheck.Success, "")
+	case 126, 127:
+		return finish(healthcheck.Error, fmt.Sprintf("exit code %d: the command could not run", code))
+	default:
+		return finish(healthcheck.Failure, fmt.Sprintf("exit code %d", code))
+	}
+}
+
+// kill ends a timed-out exec by its host PID and says how that went.
+func kill(ctx context.Context, d Docker, execID string) string {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	in, err := d.ContainerExecInspect(ictx, execID)
+	if err != nil {
+		return "could not find its process: " + err.Error()
+	}
+	if !in.Running {
+		return "it had ended"
+	}
+	if in.Pid <= 0 {
+		return "Docker gave no PID to kill"
+	}
+	if err := syscall.Kill(in.Pid, syscall.SIGKILL); err != nil {
+		return fmt.Sprintf("could not kill pid %d (%v): the agent needs the host's PID namespace", in.Pid, err)
+	}
+	return fmt.Sprintf("killed pid %d", in.Pid)
+}
+
+var _ io.Writer = (*capped)(nil)

@@ -1,0 +1,260 @@
+// Package probes runs the checks that containers declare in their labels (HTTP, TCP and
+// exec inside the container) and reports every run into the same lookout_check
+// measurement as Docker's own HEALTHCHECK. Checks follow their container: they start when
+// it runs, stop when it dies, pauses or goes, and restart when it is re-created.
+package probes
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/lookout-agent/lookout/healthcheck"
+	"github.com/lookout-agent/lookout/inventory"
+	"github.com/lookout-agent/lookout/labels"
+	"github.com/lookout-agent/lookout/metric"
+)
+
+// Prober runs one check against an address ("ip:port").
+type Prober func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result
+
+// Options configure a Scheduler.
+type Options struct {
+	HTTP, TCP    Prober
+	Docker       Docker          // for exec checks
+	ProbeNetwork string          // the network to probe on when a check names none
+	AllowedHosts map[string]bool // hosts a label may name besides the container's own address
+	Log          logrus.FieldLogger
+}
+
+// Scheduler runs the checks of every monitored, running container.
+type Scheduler struct {
+	opts Options
+	sink metric.Sink
+	cmds chan inventory.Change
+
+	// Touched only by Run's goroutine.
+	running map[string]*containerChecks
+	wg      sync.WaitGroup
+
+	runs, dropped atomic.Uint64
+	active        atomic.Int64
+}
+
+type containerChecks struct {
+	fingerprint string
+	cancel      context.CancelFunc
+	current     atomic.Pointer[view] // the container as last seen, read by its checks
+}
+
+type view struct {
+	c   *inventory.Container
+	eng inventory.Engine
+}
+
+// New returns a scheduler writing to sink.
+func New(sink metric.Sink, opts Options) *Scheduler {
+	if opts.Log == nil {
+		opts.Log = logrus.New()
+	}
+	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024), running: map[string]*containerChecks{}}
+}
+
+var _ inventory.Handler = (*Scheduler)(nil)
+
+// HandleChange implements inventory.Handler: it queues the change for Run and never
+// blocks. A change dropped on a full queue is counted; the next refresh repeats it.
+func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
+	select {
+	case s.cmds <- ch:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// Run starts and stops checks until ctx is done, then stops them all and waits for them.
+func (s *Scheduler) Run(ctx context.Context) {
+	defer s.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			for id, cc := range s.running {
+				cc.cancel()
+				delete(s.running, id)
+			}
+			return
+		case ch := <-s.cmds:
+			s.apply(ctx, ch)
+		}
+	}
+}
+
+func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
+	c := ch.Container
+	want := ch.Kind != inventory.Gone && c.State.Running && !c.State.Paused && !c.State.Restarting &&
+		c.Monitored && len(c.Config.Checks) > 0
+	cur := s.running[c.ID]
+	fp := fingerprint(c.Labels)
+	if cur != nil && (!want || cur.fingerprint != fp) {
+		cur.cancel()
+		delete(s.running, c.ID)
+		cur = nil
+	}
+	if !want {
+		return
+	}
+	if cur != nil {
+		cur.current.Store(&view{c: c, eng: ch.Engine})
+		return
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cc := &containerChecks{fingerprint: fp, cancel: cancel}
+	cc.current.Store(&view{c: c, eng: ch.Engine})
+	s.running[c.ID] = cc
+	for _, chk := range c.Config.Checks {
+		s.active.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.active.Add(-1)
+			s.loop(cctx, cc, chk)
+		}()
+	}
+}
+
+// fingerprint identifies a container's check labels: a change means new checks.
+func fingerprint(l map[string]string) string {
+	var keys []string
+	for k := range l {
+		if strings.HasPrefix(k, labels.KeyCheckPrefix) {
+			keys = append(keys, k+"="+l[k])
+		}
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, "\n")
+}
+
+// state is one check's standing after rise/fall.
+type state struct {
+	passing          *bool // nil until the first verdict
+	successes, fails int
+	lastExec         string
+}
+
+// loop runs one check: after a random first delay, every interval, never two runs at once.
+func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Check) {
+	interval := max(chk.Interval, time.Second)
+	timer := time.NewTimer(time.Duration(rand.Int64N(int64(interval))))
+	defer timer.Stop()
+	var st state
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		start := time.Now()
+		v := cc.current.Load()
+		res := s.RunOnce(ctx, v.c, chk, &st.lastExec)
+		if ctx.Err() != nil {
+			return // stopped mid-run: the container went
+		}
+		s.runs.Add(1)
+		s.report(v, chk, res, &st)
+		timer.Reset(max(0, interval-time.Since(start)))
+	}
+}
+
+// RunOnce runs chk against container c once. lastExec carries an exec check's previous
+// exec ID between runs (nil when there is none to track).
+func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check, lastExec *string) healthcheck.Result {
+	if chk.Type == labels.CheckExec {
+		prev := ""
+		if lastExec != nil {
+			prev = *lastExec
+		}
+		res, id := ProbeExec(ctx, s.opts.Docker, c.ID, chk, prev)
+		if lastExec != nil && id != "" {
+			*lastExec = id
+		}
+		return res
+	}
+	addr, err := Target(c, chk, s.opts.ProbeNetwork, s.opts.AllowedHosts)
+	if err != nil {
+		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: healthcheck.Error,
+			Reason: "refused: " + err.Error()}
+	}
+	probe := s.opts.HTTP
+	if chk.Type == labels.CheckTCP {
+		probe = s.opts.TCP
+	}
+	return probe(ctx, chk, addr)
+}
+
+// report writes the run and, when rise/fall turn the verdict, a transition event.
+func (s *Scheduler) report(v *view, chk labels.Check, res healthcheck.Result, st *state) {
+	ok := res.Result == healthcheck.Success
+	if ok {
+		st.successes, st.fails = st.successes+1, 0
+	} else {
+		st.fails, st.successes = st.fails+1, 0
+	}
+	var turned bool
+	switch {
+	case ok && st.successes >= max(chk.Rise, 1) && (st.passing == nil || !*st.passing):
+		t := true
+		st.passing, turned = &t, true
+	case !ok && st.fails >= max(chk.Fall, 1) && (st.passing == nil || *st.passing):
+		f := false
+		st.passing, turned = &f, true
+	}
+	tags := v.c.Tags(v.eng)
+	p := res.Point(tags)
+	if st.passing != nil {
+		p.Fields = append(p.Fields, metric.Field{Key: "passing", Value: boolInt(*st.passing)})
+	}
+	points := []metric.Point{p}
+	if turned {
+		status := "failing"
+		if *st.passing {
+			status = "passing"
+		}
+		text := fmt.Sprintf("%s check %s is %s", v.c.SeriesName(), chk.Name, status)
+		if res.Reason != "" {
+			text += ": " + res.Reason
+		}
+		et := map[string]string{"action": "check", "check": chk.Name}
+		for k, val := range tags {
+			et[k] = val
+		}
+		points = append(points, metric.New("lookout_container_event", et, []metric.Field{
+			{Key: "container_id", Value: v.c.ID}, {Key: "status", Value: status}, {Key: "text", Value: text},
+		}, res.Start.Add(res.Duration)))
+		s.opts.Log.WithField("container", v.c.Name).WithField("check", chk.Name).WithField("status", status).
+			WithField("reason", res.Reason).Info("check status changed")
+	}
+	s.sink.Add(points...)
+}
+
+// Points reports the scheduler's counters as lookout_probes.
+func (s *Scheduler) Points(now time.Time, tags map[string]string) []metric.Point {
+	return []metric.Point{metric.New("lookout_probes", tags, []metric.Field{
+		{Key: "checks", Value: s.active.Load()},
+		{Key: "runs", Value: s.runs.Load()},
+		{Key: "changes_dropped", Value: s.dropped.Load()},
+	}, now)}
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

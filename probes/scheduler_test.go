@@ -1,0 +1,169 @@
+package probes
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/lookout-agent/lookout/healthcheck"
+	"github.com/lookout-agent/lookout/inventory"
+	"github.com/lookout-agent/lookout/labels"
+	"github.com/lookout-agent/lookout/metric"
+)
+
+type sink struct {
+	mu     sync.Mutex
+	points []metric.Point
+}
+
+func (s *sink) Add(p ...metric.Point) {
+	s.mu.Lock()
+	s.points = append(s.points, p...)
+	s.mu.Unlock()
+}
+
+func (s *sink) named(name string) []metric.Point {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []metric.Point
+	for _, p := range s.points {
+		if p.Name == name {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func testContainer(id string, running bool, lbls map[string]string) *inventory.Container {
+	c := &inventory.Container{ID: id, Name: "c-" + id, Labels: lbls, Networks: map[string]string{"bridge": "172.17.0.9"},
+		Monitored: true, Config: labels.Parse(lbls)}
+	c.State.Running = running
+	c.State.Status = container.StateRunning
+	return c
+}
+
+func TestStartStopCyclesLeaveNothingBehind(t *testing.T) {
+	var calls atomic.Int64
+	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
+		calls.Add(1)
+		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now()}
+	}
+	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	before := runtime.NumGoroutine()
+	go func() { s.Run(ctx); close(done) }()
+	lbls := map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/", "lookout.check.db": "tcp://:5432",
+		"lookout.check.web.interval": "1s", "lookout.check.db.interval": "1s"}
+	for i := 0; i < 200; i++ {
+		s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("a", true, lbls)})
+		eventually(t, "two checks running", func() bool { return s.active.Load() == 2 })
+		s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "die", Container: testContainer("a", false, lbls)})
+		eventually(t, "no check running", func() bool { return s.active.Load() == 0 })
+	}
+	eventually(t, "goroutines back to where they were (+1 for Run)", func() bool { return runtime.NumGoroutine() <= before+1 })
+	cancel()
+	<-done
+	eventually(t, "goroutines back after Run", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func TestNewLabelsRestartChecksAndPauseStopsThem(t *testing.T) {
+	var seen sync.Map
+	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
+		seen.Store(chk.Name+"@"+addr, true)
+		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now(), Target: addr}
+	}
+	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	v1 := map[string]string{"lookout.enable": "true", "lookout.check.one": "http://:80/", "lookout.check.one.interval": "1s"}
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("x", true, v1)})
+	eventually(t, "check one", func() bool { _, ok := seen.Load("one@172.17.0.9:80"); return ok })
+	v2 := map[string]string{"lookout.enable": "true", "lookout.check.two": "tcp://:81", "lookout.check.three": "tcp://:82",
+		"lookout.check.two.interval": "1s", "lookout.check.three.interval": "1s"}
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("x", true, v2)})
+	eventually(t, "checks two and three replace one", func() bool { return s.active.Load() == 2 })
+	paused := testContainer("x", true, v2)
+	paused.State.Paused = true
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "pause", Container: paused})
+	eventually(t, "pause stops checks", func() bool { return s.active.Load() == 0 })
+}
+
+func TestRiseFallAndTransitions(t *testing.T) {
+	out := &sink{}
+	s := New(out, Options{})
+	c := testContainer("r", true, map[string]string{"lookout.enable": "true"})
+	chk := labels.Check{Name: "api", Type: labels.CheckHTTP, Rise: 2, Fall: 2}
+	v := &view{c: c}
+	var st state
+	seq := []string{healthcheck.Success, healthcheck.Success, healthcheck.Failure, healthcheck.Success, healthcheck.Failure, healthcheck.Failure, healthcheck.Success}
+	for _, r := range seq {
+		s.report(v, chk, healthcheck.Result{Check: "api", Type: "http", Result: r, Start: time.Now(), Reason: "because"}, &st)
+	}
+	var statuses []string
+	for _, p := range out.named("lookout_container_event") {
+		statuses = append(statuses, p.Field("status").(string))
+		if p.Tag("check") != "api" || p.Tag("action") != "check" || !strings.Contains(p.Field("text").(string), "check api is") {
+			t.Errorf("event point %+v", p)
+		}
+	}
+	if strings.Join(statuses, ",") != "passing,failing" {
+		t.Errorf("transitions = %v, want passing (after 2 successes), failing (after 2 failures)", statuses)
+	}
+	runs := out.named(healthcheck.Measurement)
+	if len(runs) != len(seq) {
+		t.Fatalf("%d run points, want %d", len(runs), len(seq))
+	}
+	if runs[0].Field("passing") != nil || runs[1].Field("passing") != int64(1) || runs[6].Field("passing") != int64(0) {
+		t.Errorf("passing fields: %v %v %v", runs[0].Field("passing"), runs[1].Field("passing"), runs[6].Field("passing"))
+	}
+}
+
+func TestTargetOnlyTheContainersOwnAddress(t *testing.T) {
+	c := testContainer("t", true, nil)
+	c.Networks = map[string]string{"backend": "10.0.1.5", "frontend": "10.0.2.5", "ingress": "10.0.0.5"}
+	cases := []struct {
+		chk     labels.Check
+		network string
+		allowed map[string]bool
+		want    string
+		err     string
+	}{
+		{labels.Check{Type: "http", Port: 80}, "", nil, "10.0.1.5:80", ""},
+		{labels.Check{Type: "http", Port: 80, Network: "frontend"}, "", nil, "10.0.2.5:80", ""},
+		{labels.Check{Type: "http", Port: 80}, "frontend", nil, "10.0.2.5:80", ""},
+		{labels.Check{Type: "http", Port: 80, Network: "nope"}, "", nil, "", "no address on network \"nope\""},
+		{labels.Check{Type: "http", Port: 80, Host: "example.com"}, "", nil, "", "not the container's own address"},
+		{labels.Check{Type: "http", Port: 80, Host: "example.com"}, "", map[string]bool{"example.com": true}, "example.com:80", ""},
+	}
+	for i, tc := range cases {
+		got, err := Target(c, tc.chk, tc.network, tc.allowed)
+		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("case %d: got %q, %v; want %q, %q", i, got, err, tc.want, tc.err)
+		}
+	}
+	host := testContainer("h", true, nil)
+	host.NetworkMode, host.Networks = "host", nil
+	if got, _ := Target(host, labels.Check{Type: "tcp", Port: 5432}, "", nil); got != "127.0.0.1:5432" {
+		t.Errorf("host network: %q", got)
+	}
+}

@@ -1,0 +1,63 @@
+package probes
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/lookout-agent/lookout/inventory"
+	"github.com/lookout-agent/lookout/labels"
+)
+
+// Target says where a check of a container goes. Only the container's own addresses are
+// targets: the address on the network the check names, else on the agent's probe
+// network, else on the container's first network; loopback for host-network containers.
+// A host written in the label is refused unless the agent's configuration allows it, so
+// that a label cannot turn the agent into a tool for reaching other machines.
+func Target(c *inventory.Container, chk labels.Check, probeNetwork string, allowedHosts map[string]bool) (string, error) {
+	if chk.Type == labels.CheckExec {
+		return "", nil
+	}
+	host, err := targetHost(c, chk, probeNetwork, allowedHosts)
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return fmt.Sprintf("%s:%d", host, chk.Port), nil
+}
+
+func targetHost(c *inventory.Container, chk labels.Check, probeNetwork string, allowedHosts map[string]bool) (string, error) {
+	if chk.Host != "" {
+		if allowedHosts[chk.Host] {
+			return chk.Host, nil
+		}
+		return "", fmt.Errorf("host %q is not the container's own address: the agent probes only containers' own addresses unless its configuration allows the host (LOOKOUT_PROBE_ALLOWED_HOSTS)", chk.Host)
+	}
+	if c.NetworkMode == "host" {
+		return "127.0.0.1", nil
+	}
+	nets := c.SortedNetworks()
+	if chk.Network != "" {
+		if ip := c.Networks[chk.Network]; ip != "" {
+			return ip, nil
+		}
+		return "", fmt.Errorf("the container has no address on network %q (it is on: %s)", chk.Network, orNone(nets))
+	}
+	if ip := c.Networks[probeNetwork]; probeNetwork != "" && ip != "" {
+		return ip, nil
+	}
+	for _, n := range nets {
+		if n != "ingress" {
+			return c.Networks[n], nil
+		}
+	}
+	return "", fmt.Errorf("the container has no IP address to probe (network mode %q)", c.NetworkMode)
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "no network"
+	}
+	return strings.Join(s, ", ")
+}
