@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test unit e2e peers image fuzz bench-latency clean
+.PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -39,6 +39,11 @@ image: build
 bench-latency: peers build
 	@bash scripts/peers.sh telegraf
 	$(GO) run ./bench/healthlatency
+
+## bench-probes: 200 containers, one HTTP check a second, Lookout vs Telegraf http_response.
+bench-probes: peers build
+	@bash scripts/peers.sh telegraf
+	$(GO) run ./bench/probeload
 
 clean:
 	rm -rf bin .peers

@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +161,53 @@ func TestProbeAndCheckCommands(t *testing.T) {
 		}
 	}
 	t.Logf("lookout check:\n%s", out)
+}
+
+// TestCheckCyclesLeaveNoGoroutineBehind pauses and unpauses a container with two checks
+// 200 times: each pause stops its checks, each unpause starts them again. The agent's own
+// goroutine count (lookout_agent, on its stdout output) must come back to where it was.
+func TestCheckCyclesLeaveNoGoroutineBehind(t *testing.T) {
+	name := "lk-cycles-" + runID
+	a := startAgent(t, "LOOKOUT_INTERVAL=1s", "LOOKOUT_LOG_LEVEL=info")
+	runContainer(t, name, "--no-healthcheck", "--label", "lookout.enable=true",
+		"--label", "lookout.check.web=http://:8080/health", "--label", "lookout.check.web.interval=1s",
+		"--label", "lookout.check.pong=tcp://:9000", "--label", "lookout.check.pong.interval=1s")
+	goroutines := regexp.MustCompile(`(?m)^lookout_agent,.* goroutines=(\d+)i`)
+	checks := regexp.MustCompile(`(?m)^lookout_probes,.* checks=(\d+)i`)
+	last := func(re *regexp.Regexp, n int) []int {
+		m := re.FindAllStringSubmatch(a.out(), -1)
+		var out []int
+		for i := max(0, len(m)-n); i < len(m); i++ {
+			v, _ := strconv.Atoi(m[i][1])
+			out = append(out, v)
+		}
+		return out
+	}
+	steady := func() int { // the smallest of three reports taken while both checks run
+		var low int
+		eventually(t, 30*time.Second, "three reports with both checks running", func() bool {
+			c := last(checks, 3)
+			g := last(goroutines, 3)
+			if len(c) < 3 || len(g) < 3 || c[0] != 2 || c[1] != 2 || c[2] != 2 {
+				return false
+			}
+			low = min(g[0], g[1], g[2])
+			return true
+		})
+		return low
+	}
+	before := steady()
+	for i := 0; i < 200; i++ {
+		docker(t, "pause", name)
+		docker(t, "unpause", name)
+	}
+	n := len(checks.FindAllString(a.out(), -1))
+	eventually(t, 30*time.Second, "new reports after the cycles", func() bool {
+		return len(checks.FindAllString(a.out(), -1)) >= n+3
+	})
+	after := steady()
+	if after > before+3 {
+		t.Errorf("goroutines: %d before 200 pause/unpause cycles, %d after", before, after)
+	}
+	t.Logf("agent goroutines: %d before, %d after 200 cycles", before, after)
 }

@@ -38,8 +38,8 @@ var defaultStatus = []labels.StatusRange{{Min: 200, Max: 399}}
 // container's IP and port). c.Timeout (5s if unset) bounds the whole probe: connecting,
 // the TLS handshake, the response and reading the body.
 //
-// Each call uses its own transport with keep-alives off, so that no connection is kept
-// to a container that may be gone by the next run, and no proxy. At most 64 KiB of the
+// ProbeHTTP uses a transport of its own with keep-alives off, and no proxy; a check that
+// runs again and again uses an HTTPProber, which keeps one idle connection between runs. At most 64 KiB of the
 // body is read and judged; up to 1 MiB more is drained before closing. The body is kept
 // as Output only when the result is not a success.
 //
@@ -48,6 +48,40 @@ var defaultStatus = []labels.StatusRange{{Min: 200, Max: 399}}
 // not followed, and is a failure, so that a container cannot send the agent to machines
 // its configuration does not allow.
 func ProbeHTTP(ctx context.Context, c labels.Check, addr string) Result {
+	p := newHTTPProber(c, false)
+	defer p.Close()
+	return p.Probe(ctx, c, addr)
+}
+
+// HTTPProber runs one HTTP check again and again over one kept-alive connection, as
+// Telegraf's http_response does: no TCP and TLS handshake a run while the container keeps
+// the connection open. A run on a new connection reports its DNS, connect and TLS phases;
+// a run on a reused one leaves them out. Close it when the check stops.
+type HTTPProber struct {
+	tr *http.Transport
+}
+
+// NewHTTPProber returns a prober for check c.
+func NewHTTPProber(c labels.Check) *HTTPProber { return newHTTPProber(c, true) }
+
+func newHTTPProber(c labels.Check, keepAlive bool) *HTTPProber {
+	return &HTTPProber{tr: &http.Transport{
+		Proxy:                  nil, // never a proxy from the environment
+		DialContext:            (&net.Dialer{}).DialContext,
+		TLSClientConfig:        &tls.Config{InsecureSkipVerify: c.TLSSkipVerify, ServerName: c.ServerName}, //nolint:gosec // the check's own setting
+		DisableKeepAlives:      !keepAlive,
+		MaxIdleConns:           1,
+		MaxIdleConnsPerHost:    1,
+		IdleConnTimeout:        2*c.Interval + 5*time.Second,
+		MaxResponseHeaderBytes: headerLimit,
+	}}
+}
+
+// Close drops the kept connection.
+func (p *HTTPProber) Close() { p.tr.CloseIdleConnections() }
+
+// Probe runs check c against addr once; see ProbeHTTP.
+func (p *HTTPProber) Probe(ctx context.Context, c labels.Check, addr string) Result {
 	start := time.Now()
 	res := Result{Check: c.Name, Type: labels.CheckHTTP, Start: start, Target: addr}
 	timeout := probeTimeout(c)
@@ -99,15 +133,7 @@ func ProbeHTTP(ctx context.Context, c labels.Check, addr string) Result {
 		req.Header.Set("User-Agent", userAgent)
 	}
 
-	tr := &http.Transport{
-		Proxy:                  nil, // never a proxy from the environment
-		DialContext:            (&net.Dialer{}).DialContext,
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: c.TLSSkipVerify, ServerName: c.ServerName}, //nolint:gosec // the check's own setting
-		DisableKeepAlives:      true,
-		MaxResponseHeaderBytes: headerLimit,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, CheckRedirect: redirectPolicy(c.FollowRedirects, req.URL.Hostname())}
+	client := &http.Client{Transport: p.tr, CheckRedirect: redirectPolicy(c.FollowRedirects, req.URL.Hostname())}
 
 	resp, err := client.Do(req)
 	if err != nil {

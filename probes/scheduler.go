@@ -27,6 +27,8 @@ type Prober func(ctx context.Context, chk labels.Check, addr string) healthcheck
 
 // Options configure a Scheduler.
 type Options struct {
+	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
+	// connection between runs (healthcheck.HTTPProber) and a TCP check connects each run.
 	HTTP, TCP    Prober
 	Docker       Docker          // for exec checks
 	ProbeNetwork string          // the network to probe on when a check names none
@@ -154,6 +156,12 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 	timer := time.NewTimer(time.Duration(rand.Int64N(int64(interval))))
 	defer timer.Stop()
 	var st state
+	probe := s.prober(chk)
+	if chk.Type == labels.CheckHTTP && s.opts.HTTP == nil {
+		hp := healthcheck.NewHTTPProber(chk)
+		defer hp.Close()
+		probe = hp.Probe
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -162,7 +170,7 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		}
 		start := time.Now()
 		v := cc.current.Load()
-		res := s.RunOnce(ctx, v.c, chk, &st.lastExec)
+		res := s.run(ctx, v.c, chk, &st.lastExec, probe)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the container went
 		}
@@ -172,9 +180,27 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 	}
 }
 
-// RunOnce runs chk against container c once. lastExec carries an exec check's previous
-// exec ID between runs (nil when there is none to track).
-func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check, lastExec *string) healthcheck.Result {
+// RunOnce runs chk against container c once, on a connection of its own.
+func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check) healthcheck.Result {
+	return s.run(ctx, c, chk, nil, s.prober(chk))
+}
+
+func (s *Scheduler) prober(chk labels.Check) Prober {
+	switch {
+	case chk.Type == labels.CheckTCP && s.opts.TCP != nil:
+		return s.opts.TCP
+	case chk.Type == labels.CheckTCP:
+		return healthcheck.ProbeTCP
+	case s.opts.HTTP != nil:
+		return s.opts.HTTP
+	default:
+		return healthcheck.ProbeHTTP
+	}
+}
+
+// run runs chk against c with probe. lastExec carries an exec check's previous exec ID
+// between runs (nil when there is none to track).
+func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, lastExec *string, probe Prober) healthcheck.Result {
 	if chk.Type == labels.CheckExec {
 		prev := ""
 		if lastExec != nil {
@@ -190,10 +216,6 @@ func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk lab
 	if err != nil {
 		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: healthcheck.Error,
 			Reason: "refused: " + err.Error()}
-	}
-	probe := s.opts.HTTP
-	if chk.Type == labels.CheckTCP {
-		probe = s.opts.TCP
 	}
 	return probe(ctx, chk, addr)
 }

@@ -175,7 +175,9 @@ func TestOutputBufferOverflowKeepsNewest(t *testing.T) {
 	isUp = true
 	up.Unlock()
 
-	eventually(t, func() bool { return len(f.accepted()) >= 10 }, waitLong, "the buffered lines to arrive")
+	// The fake records lines before the shipper has read the answer: wait for both.
+	eventually(t, func() bool { return len(f.accepted()) >= 10 && o.Stats().Written >= 10 }, waitLong,
+		"the buffered lines to arrive")
 	equalLines(t, "delivered after recovery", f.accepted(), wantLines("m", 15, 25))
 	st := o.Stats()
 	if st.Dropped != 15 || st.Written != 10 || st.Buffered != 0 || st.Rejected != 0 {

@@ -209,8 +209,7 @@ func probeOptions(cfg config.Config, dc *client.Client, log logrus.FieldLogger) 
 	for _, h := range cfg.ProbeAllowedHosts {
 		allowed[h] = true
 	}
-	return probes.Options{HTTP: healthcheck.ProbeHTTP, TCP: healthcheck.ProbeTCP, Docker: dc,
-		ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
+	return probes.Options{Docker: dc, ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
 }
 
 // probe runs one container's checks once and prints a table.
@@ -234,7 +233,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 	var wg sync.WaitGroup
 	for i, chk := range c.Config.Checks {
 		wg.Add(1)
-		go func() { defer wg.Done(); results[i] = sched.RunOnce(ctx, c, chk, nil) }()
+		go func() { defer wg.Done(); results[i] = sched.RunOnce(ctx, c, chk) }()
 	}
 	wg.Wait()
 	if c.HasHealthcheck && c.State.Health != nil && len(c.State.Health.Log) > 0 {

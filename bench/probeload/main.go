@@ -1,0 +1,247 @@
+// Command probeload runs one HTTP check a second against each of N containers for a
+// while, by Lookout (label-declared checks) and, in the same run, by real Telegraf's
+// inputs.http_response polling the same URLs at the same interval, and prints each one's
+// CPU, RSS and p99 scheduling delay with the ratios. Run it with `make bench-probes`.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
+)
+
+func main() {
+	n := flag.Int("containers", 200, "containers, one HTTP check each")
+	dur := flag.Duration("duration", 5*time.Minute, "how long both probe")
+	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
+	telegrafBin := flag.String("telegraf", ".peers/bin/telegraf", "the telegraf binary")
+	flag.Parse()
+	if err := run(*n, *dur, *lookoutBin, *telegrafBin); err != nil {
+		fmt.Fprintln(os.Stderr, "probeload:", err)
+		os.Exit(1)
+	}
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+}
+
+// cpuTicks is utime+stime of a process in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s, nil
+}
+
+func rssKiB(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func run(n int, dur time.Duration, lookoutBin, telegrafBin string) error {
+	root, _ := os.Getwd()
+	work, err := os.MkdirTemp("", "lookout-probeload-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	image := "lookout-testsvc:bench"
+	if err := testpeer.BuildTestImage(root, image); err != nil {
+		return err
+	}
+	ix, err := testpeer.StartInflux(filepath.Join(work, "influx"))
+	if err != nil {
+		return err
+	}
+	defer ix.Stop()
+	prefix := fmt.Sprintf("lkp%d-", time.Now().Unix()%100000)
+	defer func() {
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "name="+prefix).Output()
+		ids := strings.Fields(string(out))
+		for i := 0; i < len(ids); i += 50 {
+			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids[i:min(i+50, len(ids))]...)...).Run()
+		}
+	}()
+
+	fmt.Fprintf(os.Stderr, "starting %d containers…\n", n)
+	urls := make([]string, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	var startErr error
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			name := fmt.Sprintf("%s%03d", prefix, i)
+			out, err := exec.Command("docker", "run", "-d", "--name", name, "--no-healthcheck",
+				"--label", "lookout.enable=true", "--label", "lookout.check.web=http://:8080/health",
+				"--label", "lookout.check.web.interval=1s", "--label", "lookout.check.web.timeout=900ms", image).CombinedOutput()
+			if err != nil {
+				mu.Lock()
+				startErr = fmt.Errorf("docker run: %v: %s", err, out)
+				mu.Unlock()
+				return
+			}
+			ip, _ := exec.Command("docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", name).Output()
+			urls[i] = "http://" + strings.TrimSpace(string(ip)) + ":8080/health"
+		}(i)
+	}
+	wg.Wait()
+	if startErr != nil {
+		return startErr
+	}
+
+	var procs []proc
+	defer func() {
+		for _, p := range procs {
+			_ = p.cmd.Process.Signal(os.Interrupt)
+			_ = p.cmd.Wait()
+		}
+	}()
+	start := func(name, bin string, args, env []string) error {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		logf, _ := os.Create(filepath.Join(work, name+".log"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		procs = append(procs, proc{name, cmd})
+		return nil
+	}
+	if err := start("lookout", lookoutBin, []string{"run"}, []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL,
+		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_FLUSH_INTERVAL=1s"}); err != nil {
+		return err
+	}
+	quoted := make([]string, n)
+	for i, u := range urls {
+		quoted[i] = strconv.Quote(u)
+	}
+	conf := filepath.Join(work, "telegraf.conf")
+	_ = os.WriteFile(conf, []byte(fmt.Sprintf(`[agent]
+  interval = "1s"
+  flush_interval = "1s"
+  round_interval = true
+  omit_hostname = true
+  metric_buffer_limit = 100000
+[[inputs.http_response]]
+  urls = [%s]
+  response_timeout = "900ms"
+  method = "GET"
+  response_string_match = "^ok"
+[[outputs.influxdb]]
+  urls = ["%s"]
+  database = "telegraf"
+`, strings.Join(quoted, ", "), ix.URL)), 0o644)
+	if err := start("telegraf", telegrafBin, []string{"--config", conf}, nil); err != nil {
+		return err
+	}
+
+	// Warm up, then measure CPU over the window and sample RSS every second.
+	time.Sleep(20 * time.Second)
+	t0 := time.Now()
+	cpu0 := map[string]int64{}
+	for _, p := range procs {
+		cpu0[p.name], _ = cpuTicks(p.cmd.Process.Pid)
+	}
+	rss := map[string][]int64{}
+	fmt.Fprintf(os.Stderr, "measuring for %s…\n", dur)
+	for time.Since(t0) < dur {
+		time.Sleep(time.Second)
+		for _, p := range procs {
+			rss[p.name] = append(rss[p.name], rssKiB(p.cmd.Process.Pid))
+		}
+	}
+	elapsed := time.Since(t0)
+	t1 := time.Now()
+	cpu := map[string]float64{}
+	for _, p := range procs {
+		c1, _ := cpuTicks(p.cmd.Process.Pid)
+		cpu[p.name] = float64(c1-cpu0[p.name]) / 100 / elapsed.Seconds() // ticks are 1/100 s
+	}
+
+	// Scheduling delay: how late each run started after the one before plus the interval.
+	delays := map[string][]time.Duration{}
+	runs := map[string]int{}
+	for _, q := range []struct{ name, db, query string }{
+		{"lookout", "lookout", `SELECT success FROM lookout_check WHERE time >= %d AND time < %d GROUP BY container_name`},
+		{"telegraf", "telegraf", `SELECT response_time FROM http_response WHERE time >= %d AND time < %d GROUP BY server`},
+	} {
+		rows, err := ix.Query(q.db, fmt.Sprintf(q.query, t0.UnixNano(), t1.UnixNano()))
+		if err != nil {
+			return err
+		}
+		series := map[string][]int64{}
+		for _, r := range rows {
+			k := r.Str("container_name") + r.Str("server")
+			series[k] = append(series[k], r.Int("time"))
+		}
+		for _, ts := range series {
+			sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
+			for i := 1; i < len(ts); i++ {
+				delays[q.name] = append(delays[q.name], max(0, time.Duration(ts[i]-ts[i-1])-time.Second))
+			}
+			runs[q.name] += len(ts)
+		}
+	}
+
+	fmt.Printf("%d containers, one HTTP check a second each, measured for %s (after 20 s warm-up)\n", n, elapsed.Round(time.Second))
+	fmt.Printf("%-9s %8s %10s %10s %12s %12s\n", "agent", "runs", "CPU", "RSS max", "RSS median", "p99 delay")
+	for _, name := range []string{"lookout", "telegraf"} {
+		r := rss[name]
+		sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
+		d := delays[name]
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		p99 := time.Duration(0)
+		if len(d) > 0 {
+			p99 = d[min(len(d)-1, (len(d)*99+99)/100-1)]
+		}
+		fmt.Printf("%-9s %8d %9.1f%% %8.1fMiB %10.1fMiB %12s\n", name, runs[name], cpu[name]*100,
+			float64(r[len(r)-1])/1024, float64(r[len(r)/2])/1024, p99.Round(time.Millisecond))
+	}
+	if cpu["lookout"] > 0 {
+		fmt.Printf("ratio telegraf / lookout: CPU %.2fx, RSS (max) %.2fx\n", cpu["telegraf"]/cpu["lookout"],
+			float64(rss["telegraf"][len(rss["telegraf"])-1])/float64(rss["lookout"][len(rss["lookout"])-1]))
+	}
+	lr := rss["lookout"]
+	fmt.Printf("target CPU <= Telegraf's: %s; RSS < 40 MiB: %s\n", verdict(cpu["lookout"] <= cpu["telegraf"]),
+		verdict(float64(lr[len(lr)-1])/1024 < 40))
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "MET"
+	}
+	return "NOT MET"
+}
