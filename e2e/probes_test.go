@@ -169,11 +169,11 @@ func TestProbeAndCheckCommands(t *testing.T) {
 func TestCheckCyclesLeaveNoGoroutineBehind(t *testing.T) {
 	name := "lk-cycles-" + runID
 	a := startAgent(t, "LOOKOUT_INTERVAL=1s", "LOOKOUT_LOG_LEVEL=info")
-	runContainer(t, name, "--no-healthcheck", "--label", "lookout.enable=true",
+	runContainer(t, name, "--label", "lookout.enable=true",
 		"--label", "lookout.check.web=http://:8080/health", "--label", "lookout.check.web.interval=1s",
 		"--label", "lookout.check.pong=tcp://:9000", "--label", "lookout.check.pong.interval=1s")
-	goroutines := regexp.MustCompile(`(?m)^lookout_agent,.* goroutines=(\d+)i`)
-	checks := regexp.MustCompile(`(?m)^lookout_probes,.* checks=(\d+)i`)
+	goroutines := regexp.MustCompile(`(?m)^lookout_agent,.*[ ,]goroutines=(\d+)i`)
+	checks := regexp.MustCompile(`(?m)^lookout_probes,.*[ ,]checks=(\d+)i`)
 	last := func(re *regexp.Regexp, n int) []int {
 		m := re.FindAllStringSubmatch(a.out(), -1)
 		var out []int
