@@ -29,11 +29,12 @@ type Prober func(ctx context.Context, chk labels.Check, addr string) healthcheck
 type Options struct {
 	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
 	// connection between runs (healthcheck.HTTPProber) and a TCP check connects each run.
-	HTTP, TCP    Prober
-	Docker       Docker          // for exec checks
-	ProbeNetwork string          // the network to probe on when a check names none
-	AllowedHosts map[string]bool // hosts a label may name besides the container's own address
-	Log          logrus.FieldLogger
+	HTTP, TCP     Prober
+	Docker        Docker          // for exec checks
+	ProbeNetwork  string          // the network to probe on when a check names none
+	AgentNetworks []string        // networks of the agent's own container, if it runs in one
+	AllowedHosts  map[string]bool // hosts a label may name besides the container's own address
+	Log           logrus.FieldLogger
 }
 
 // Scheduler runs the checks of every monitored, running container.
@@ -212,7 +213,7 @@ func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.
 		}
 		return res
 	}
-	addr, err := Target(c, chk, s.opts.ProbeNetwork, s.opts.AllowedHosts)
+	addr, err := Target(c, chk, s.opts.ProbeNetwork, s.opts.AgentNetworks, s.opts.AllowedHosts)
 	if err != nil {
 		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: healthcheck.Error,
 			Reason: "refused: " + err.Error()}

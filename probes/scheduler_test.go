@@ -144,26 +144,28 @@ func TestTargetOnlyTheContainersOwnAddress(t *testing.T) {
 	cases := []struct {
 		chk     labels.Check
 		network string
+		agent   []string
 		allowed map[string]bool
 		want    string
 		err     string
 	}{
-		{labels.Check{Type: "http", Port: 80}, "", nil, "10.0.1.5:80", ""},
-		{labels.Check{Type: "http", Port: 80, Network: "frontend"}, "", nil, "10.0.2.5:80", ""},
-		{labels.Check{Type: "http", Port: 80}, "frontend", nil, "10.0.2.5:80", ""},
-		{labels.Check{Type: "http", Port: 80, Network: "nope"}, "", nil, "", "no address on network \"nope\""},
-		{labels.Check{Type: "http", Port: 80, Host: "example.com"}, "", nil, "", "not the container's own address"},
-		{labels.Check{Type: "http", Port: 80, Host: "example.com"}, "", map[string]bool{"example.com": true}, "example.com:80", ""},
+		{labels.Check{Type: "http", Port: 80}, "", nil, nil, "10.0.1.5:80", ""},
+		{labels.Check{Type: "http", Port: 80, Network: "frontend"}, "", nil, nil, "10.0.2.5:80", ""},
+		{labels.Check{Type: "http", Port: 80}, "frontend", nil, nil, "10.0.2.5:80", ""},
+		{labels.Check{Type: "http", Port: 80}, "", []string{"ingress", "monitoring", "frontend"}, nil, "10.0.2.5:80", ""},
+		{labels.Check{Type: "http", Port: 80, Network: "nope"}, "", nil, nil, "", "no address on network \"nope\""},
+		{labels.Check{Type: "http", Port: 80, Host: "example.com"}, "", nil, nil, "", "not the container's own address"},
+		{labels.Check{Type: "http", Port: 80, Host: "example.com"}, "", nil, map[string]bool{"example.com": true}, "example.com:80", ""},
 	}
 	for i, tc := range cases {
-		got, err := Target(c, tc.chk, tc.network, tc.allowed)
+		got, err := Target(c, tc.chk, tc.network, tc.agent, tc.allowed)
 		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("case %d: got %q, %v; want %q, %q", i, got, err, tc.want, tc.err)
 		}
 	}
 	host := testContainer("h", true, nil)
 	host.NetworkMode, host.Networks = "host", nil
-	if got, _ := Target(host, labels.Check{Type: "tcp", Port: 5432}, "", nil); got != "127.0.0.1:5432" {
+	if got, _ := Target(host, labels.Check{Type: "tcp", Port: 5432}, "", nil, nil); got != "127.0.0.1:5432" {
 		t.Errorf("host network: %q", got)
 	}
 }

@@ -10,14 +10,15 @@ import (
 
 // Target says where a check of a container goes. Only the container's own addresses are
 // targets: the address on the network the check names, else on the agent's probe
-// network, else on the container's first network; loopback for host-network containers.
+// network, else on a network the agent's own container shares with it (agentNets), else
+// on the container's first network; loopback for host-network containers.
 // A host written in the label is refused unless the agent's configuration allows it, so
 // that a label cannot turn the agent into a tool for reaching other machines.
-func Target(c *inventory.Container, chk labels.Check, probeNetwork string, allowedHosts map[string]bool) (string, error) {
+func Target(c *inventory.Container, chk labels.Check, probeNetwork string, agentNets []string, allowedHosts map[string]bool) (string, error) {
 	if chk.Type == labels.CheckExec {
 		return "", nil
 	}
-	host, err := targetHost(c, chk, probeNetwork, allowedHosts)
+	host, err := targetHost(c, chk, probeNetwork, agentNets, allowedHosts)
 	if err != nil {
 		return "", err
 	}
@@ -27,7 +28,7 @@ func Target(c *inventory.Container, chk labels.Check, probeNetwork string, allow
 	return fmt.Sprintf("%s:%d", host, chk.Port), nil
 }
 
-func targetHost(c *inventory.Container, chk labels.Check, probeNetwork string, allowedHosts map[string]bool) (string, error) {
+func targetHost(c *inventory.Container, chk labels.Check, probeNetwork string, agentNets []string, allowedHosts map[string]bool) (string, error) {
 	if chk.Host != "" {
 		if allowedHosts[chk.Host] {
 			return chk.Host, nil
@@ -46,6 +47,11 @@ func targetHost(c *inventory.Container, chk labels.Check, probeNetwork string, a
 	}
 	if ip := c.Networks[probeNetwork]; probeNetwork != "" && ip != "" {
 		return ip, nil
+	}
+	for _, n := range agentNets {
+		if ip := c.Networks[n]; ip != "" && n != "ingress" {
+			return ip, nil
+		}
 	}
 	for _, n := range nets {
 		if n != "ingress" {

@@ -33,6 +33,14 @@ func eventually(t *testing.T, cond func() bool, timeout time.Duration, format st
 
 const waitLong = 10 * time.Second // generous: the race detector is slow
 
+// settled reports whether o has written n lines and holds none. Written is counted
+// before the lines leave the buffer, so waiting on Written alone is not enough before
+// asserting on Buffered.
+func settled(o *Output, n uint64) bool {
+	st := o.Stats()
+	return st.Written == n && st.Buffered == 0
+}
+
 func discardLogger() *logrus.Logger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
@@ -176,7 +184,7 @@ func TestOutputBufferOverflowKeepsNewest(t *testing.T) {
 	up.Unlock()
 
 	// The fake records lines before the shipper has read the answer: wait for both.
-	eventually(t, func() bool { return len(f.accepted()) >= 10 && o.Stats().Written >= 10 }, waitLong,
+	eventually(t, func() bool { return len(f.accepted()) >= 10 && settled(o, 10) }, waitLong,
 		"the buffered lines to arrive")
 	equalLines(t, "delivered after recovery", f.accepted(), wantLines("m", 15, 25))
 	st := o.Stats()
@@ -210,7 +218,7 @@ func TestOutputNaNAndInfFieldsNotSent(t *testing.T) {
 		"cpu,host=a usage=1.5 1700000000000000042",
 		"disk free=3i 1700000000000000042",
 	})
-	eventually(t, func() bool { return o.Stats().Written == 2 }, waitLong, "written == 2")
+	eventually(t, func() bool { return settled(o, 2) }, waitLong, "written == 2")
 	st := o.Stats()
 	if st.SkippedFields != 4 || st.Invalid != 1 || st.Rejected != 0 || st.Dropped != 0 {
 		t.Fatalf("stats = %+v, want skipped fields 4 (3 on cpu, 1 on mem), invalid 1", st)
@@ -310,7 +318,7 @@ func TestWriterOutputRetriesFailedWrites(t *testing.T) {
 	s := New(o)
 	runShipper(t, s)
 	s.Add(pts("m", 0, 4)...)
-	eventually(t, func() bool { return o.Stats().Written == 4 }, waitLong, "written == 4")
+	eventually(t, func() bool { return settled(o, 4) }, waitLong, "written == 4")
 	equalLines(t, "written", w.lines(), wantLines("m", 0, 4))
 	if st := o.Stats(); st.Retries != 2 || st.WriteErrors != 2 || st.Buffered != 0 {
 		t.Fatalf("stats = %+v, want retries 2, write errors 2, buffered 0", st)
@@ -352,7 +360,7 @@ func TestShipperPointsReportCounters(t *testing.T) {
 	runShipper(t, s)
 	s.Add(pts("m", 0, 3)...)
 	s.Add(metric.New("bad", nil, []metric.Field{{Key: "x", Value: math.Inf(1)}}, baseTime))
-	eventually(t, func() bool { return o.Stats().Written == 3 }, waitLong, "written == 3")
+	eventually(t, func() bool { return settled(o, 3) }, waitLong, "written == 3")
 
 	now := time.Unix(1800000000, 0)
 	ps := s.Points(now, map[string]string{"agent": "a1"})

@@ -169,7 +169,17 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		Log: log})
 	inv.Subscribe(collectors.NewHealth(ship))
 	inv.Subscribe(collectors.NewLabelProblems(ship))
-	sched := probes.New(ship, probeOptions(cfg, dc, log))
+	popts := probeOptions(cfg, dc, log)
+	if self := inventory.SelfContainerID(); self != "" {
+		// Checks go by preference to a network the agent's own container shares.
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if resp, err := dc.ContainerInspect(ictx, self); err == nil {
+			popts.AgentNetworks = inventory.FromInspect(resp, false).SortedNetworks()
+			log.WithField("networks", popts.AgentNetworks).Info("running in a container; checks prefer its networks")
+		}
+		cancel()
+	}
+	sched := probes.New(ship, popts)
 	inv.Subscribe(sched)
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
 	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, ship, inv, sched)
