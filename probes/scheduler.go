@@ -154,7 +154,10 @@ type state struct {
 // loop runs one check: after a random first delay, every interval, never two runs at once.
 func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Check) {
 	interval := max(chk.Interval, time.Second)
-	timer := time.NewTimer(time.Duration(rand.Int64N(int64(interval))))
+	// Runs are planned on a fixed grid from a random first delay, so that lateness does
+	// not add up: a run that overran starts the next one at once, and the grid moves on.
+	next := time.Now().Add(time.Duration(rand.Int64N(int64(interval))))
+	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	var st state
 	probe := s.prober(chk)
@@ -169,7 +172,6 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 			return
 		case <-timer.C:
 		}
-		start := time.Now()
 		v := cc.current.Load()
 		res := s.run(ctx, v.c, chk, &st.lastExec, probe)
 		if ctx.Err() != nil {
@@ -177,7 +179,11 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		}
 		s.runs.Add(1)
 		s.report(v, chk, res, &st)
-		timer.Reset(max(0, interval-time.Since(start)))
+		next = next.Add(interval)
+		if now := time.Now(); next.Before(now) {
+			next = now
+		}
+		timer.Reset(time.Until(next))
 	}
 }
 
