@@ -15,14 +15,18 @@ run: build
 
 ## test: every test with the race detector, the end-to-end ones against the real Docker
 ## Engine and a real InfluxDB included. Installs the peers it needs first.
+## The end-to-end package runs last and verbose, so a log shows which test ran when.
 test: peers
+	@bash scripts/clean-test-leftovers.sh
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e$$)
+	$(GO) test -race -count=1 -timeout 15m -v ./e2e/
 
 unit:
 	$(GO) test -race -short ./...
 
 e2e: peers
+	@bash scripts/clean-test-leftovers.sh
 	$(GO) test -race -count=1 -v -timeout 20m ./e2e/
 
 ## peers: the real programs the tests talk to (InfluxDB 1.x from Debian).

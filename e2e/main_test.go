@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -65,6 +66,13 @@ func setup(dir string) error {
 	}
 	if err := testpeer.BuildTestImage(root, testImage); err != nil {
 		return err
+	}
+	// Other opted-in containers (left by an interrupted run elsewhere) would be monitored
+	// by every agent these tests start: name them, so a slow run explains itself.
+	if out, _ := exec.Command("docker", "ps", "-q", "--filter", "label=lookout.enable=true").Output(); len(out) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: warning: %d running container(s) not started by this run have lookout.enable=true;"+
+			" every agent the tests start monitors them too (scripts/clean-test-leftovers.sh removes test leftovers)\n",
+			len(strings.Fields(string(out))))
 	}
 	var err error
 	sharedInflx, err = startInflux(filepath.Join(dir, "influx"))
@@ -166,9 +174,13 @@ func (a *agent) out() string {
 
 // ---- docker -----------------------------------------------------------------------------
 
+// docker runs the docker CLI and fails the test on an error; no call may take more than
+// two minutes, so a stuck engine fails the test instead of hanging the suite.
 func docker(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("docker", args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

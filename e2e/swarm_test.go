@@ -55,7 +55,8 @@ func TestGlobalStackOnSwarm(t *testing.T) {
 	if out, err := deploy.CombinedOutput(); err != nil {
 		t.Fatalf("docker stack deploy: %v\n%s", err, out)
 	}
-	docker(t, "service", "create", "--detach", "--name", web, "--container-label", "lookout.enable=true",
+	docker(t, "service", "create", "--detach", "--name", web, "--label", "lookout-test.run="+runID,
+		"--container-label", "lookout.enable=true",
 		"--container-label", "lookout-test.run="+runID, "--health-interval", "500ms", testImage)
 
 	host := docker(t, "info", "--format", "{{.Name}}")

@@ -123,6 +123,7 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 	for i := range names {
 		names[i] = fmt.Sprintf("%s%02d", prefix, i)
 		out, err := exec.Command("docker", "run", "-d", "--name", names[i], "--label", "lookout.enable=true",
+			"--label", "lookout-test.run=bench-latency",
 			"--health-interval", "1s", "--health-retries", "1", image).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("docker run: %v: %s", err, out)

@@ -104,6 +104,7 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin string) error {
 			defer func() { <-sem }()
 			name := fmt.Sprintf("%s%03d", prefix, i)
 			out, err := exec.Command("docker", "run", "-d", "--name", name, "--no-healthcheck",
+				"--label", "lookout-test.run=bench-probes",
 				"--label", "lookout.enable=true", "--label", "lookout.check.web=http://:8080/health",
 				"--label", "lookout.check.web.interval=1s", "--label", "lookout.check.web.timeout=900ms", image).CombinedOutput()
 			if err != nil {

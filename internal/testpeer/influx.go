@@ -81,7 +81,7 @@ bind-address = "127.0.0.1:%d"
 	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); logf.Close(); close(done) }(i.cmd, i.done)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(i.URL + "/ping"); err == nil {
+		if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(i.URL + "/ping"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusNoContent {
 				return nil
@@ -135,7 +135,7 @@ func (r Row) Int(k string) int64 {
 // every series, each with the series name as "_measurement" and its tags merged in. A
 // missing database gives no rows.
 func (i *Influx) Query(db, q string) ([]Row, error) {
-	resp, err := http.Get(i.URL + "/query?" + url.Values{"db": {db}, "q": {q}, "epoch": {"ns"}}.Encode())
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(i.URL + "/query?" + url.Values{"db": {db}, "q": {q}, "epoch": {"ns"}}.Encode())
 	if err != nil {
 		return nil, err
 	}
