@@ -44,6 +44,7 @@ func main() {
 	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
 	telegrafBin := flag.String("telegraf", ".peers/bin/telegraf", "the telegraf binary")
 	flag.Parse()
+	testpeer.RemoveOnSignal("bench-latency")
 	if err := run(*containers, *flips, *period, *lookoutBin, *telegrafBin); err != nil {
 		fmt.Fprintln(os.Stderr, "healthlatency:", err)
 		os.Exit(1)

@@ -26,6 +26,7 @@ func main() {
 	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
 	telegrafBin := flag.String("telegraf", ".peers/bin/telegraf", "the telegraf binary")
 	flag.Parse()
+	testpeer.RemoveOnSignal("bench-probes")
 	if err := run(*n, *dur, *lookoutBin, *telegrafBin); err != nil {
 		fmt.Fprintln(os.Stderr, "probeload:", err)
 		os.Exit(1)

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
 )
 
 // BuildStatic builds a Go package of the repository at root as a static binary at out.
@@ -39,4 +42,21 @@ func BuildTestImage(root, tag string) error {
 		return fmt.Errorf("docker build %s: %v\n%s", tag, err, out)
 	}
 	return nil
+}
+
+// RemoveOnSignal removes every container labelled lookout-test.run=<run> and exits when
+// the program gets SIGINT or SIGTERM, so that an interrupted benchmark leaves no
+// opted-in containers behind for later agents to monitor.
+func RemoveOnSignal(run string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "%v: removing the containers of %s\n", s, run)
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=lookout-test.run="+run).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+		os.Exit(130)
+	}()
 }
