@@ -173,6 +173,7 @@ func TestCheckCyclesLeaveNoGoroutineBehind(t *testing.T) {
 		"--label", "lookout.check.web=http://:8080/health", "--label", "lookout.check.web.interval=1s",
 		"--label", "lookout.check.pong=tcp://:9000", "--label", "lookout.check.pong.interval=1s")
 	goroutines := regexp.MustCompile(`(?m)^lookout_agent,.*[ ,]goroutines=(\d+)i`)
+	heap := regexp.MustCompile(`(?m)^lookout_agent,.*[ ,]heap_alloc_bytes=(\d+)i`)
 	checks := regexp.MustCompile(`(?m)^lookout_probes,.*[ ,]checks=(\d+)i`)
 	last := func(re *regexp.Regexp, n int) []int {
 		m := re.FindAllStringSubmatch(a.out(), -1)
@@ -197,6 +198,7 @@ func TestCheckCyclesLeaveNoGoroutineBehind(t *testing.T) {
 		return low
 	}
 	before := steady()
+	heapBefore := last(heap, 1)
 	for i := 0; i < 200; i++ {
 		docker(t, "pause", name)
 		docker(t, "unpause", name)
@@ -209,5 +211,6 @@ func TestCheckCyclesLeaveNoGoroutineBehind(t *testing.T) {
 	if after > before+3 {
 		t.Errorf("goroutines: %d before 200 pause/unpause cycles, %d after", before, after)
 	}
-	t.Logf("agent goroutines: %d before, %d after 200 cycles", before, after)
+	heapAfter := last(heap, 1)
+	t.Logf("agent goroutines: %d before, %d after 200 cycles; heap in use: %v bytes before, %v after", before, after, heapBefore, heapAfter)
 }
