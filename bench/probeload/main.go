@@ -231,8 +231,18 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin string) error {
 		fmt.Printf("%-9s %8d %9.1f%% %8.1fMiB %10.1fMiB %12s\n", name, runs[name], cpu[name]*100,
 			float64(r[len(r)-1])/1024, float64(r[len(r)/2])/1024, p99.Round(time.Millisecond))
 	}
-	if cpu["lookout"] > 0 {
-		fmt.Printf("ratio telegraf / lookout: CPU %.2fx, RSS (max) %.2fx\n", cpu["telegraf"]/cpu["lookout"],
+	// CPU per check run: an agent that falls behind does fewer runs for its CPU.
+	perRun := map[string]float64{}
+	for name, c := range cpu {
+		if runs[name] > 0 {
+			perRun[name] = c * elapsed.Seconds() * 1000 / float64(runs[name])
+		}
+	}
+	fmt.Printf("expected runs per agent: %d; CPU per run: lookout %.3f ms, telegraf %.3f ms\n",
+		n*int(elapsed/time.Second), perRun["lookout"], perRun["telegraf"])
+	if cpu["lookout"] > 0 && perRun["lookout"] > 0 {
+		fmt.Printf("ratio telegraf / lookout: CPU %.2fx, CPU per run %.2fx, RSS (max) %.2fx\n", cpu["telegraf"]/cpu["lookout"],
+			perRun["telegraf"]/perRun["lookout"],
 			float64(rss["telegraf"][len(rss["telegraf"])-1])/float64(rss["lookout"][len(rss["lookout"])-1]))
 	}
 	lr := rss["lookout"]
