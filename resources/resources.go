@@ -193,7 +193,9 @@ func (c *Collector) one(ctx context.Context, ct *inventory.Container, engine inv
 			p = &prev
 		}
 		s.ID = ct.ID
-		return statsPoints(s, ct.Tags(engine), p, c.opts.PerDevice)
+		tags := ct.Tags(engine)
+		tags["container_status"] = string(ct.State.Status) // as Telegraf: its points share the status tag
+		return statsPoints(s, tags, p, c.opts.PerDevice)
 	}
 	if ctx.Err() == nil {
 		c.errs.Add(1)

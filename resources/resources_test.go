@@ -66,7 +66,7 @@ func (f *fakeReader) Read(_ context.Context, t Target) (*container.StatsResponse
 func running(id, name string, monitored bool) inventory.Container {
 	c := inventory.Container{ID: id, Name: name, ImageName: "img", ImageVersion: "1", Monitored: monitored,
 		Config: labels.Config{Tags: map[string]string{"team": "a"}}}
-	c.State.Running, c.State.Pid = true, 42
+	c.State.Running, c.State.Pid, c.State.Status = true, 42, "running"
 	return c
 }
 
@@ -114,7 +114,7 @@ func TestCollectTelegrafNames(t *testing.T) {
 	}
 	p := cpu[0]
 	for k, v := range map[string]string{"cpu": "cpu-total", "container_name": "web", "engine_host": "node-1",
-		"server_version": "20.10.24", "container_image": "img", "container_version": "1", "team": "a"} {
+		"server_version": "20.10.24", "container_image": "img", "container_status": "running", "container_version": "1", "team": "a"} {
 		if p.Tag(k) != v {
 			t.Errorf("cpu tag %s=%q, want %q", k, p.Tag(k), v)
 		}
