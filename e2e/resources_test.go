@@ -307,8 +307,12 @@ func dashboardQueriesReturnData(t *testing.T, db string) {
 				Title   string
 				Targets []struct{ Query string }
 			}
-			Annotations struct{ List []struct{ Name, Query string } }
-			Templating  struct{ List []struct{ Name, Query string } }
+			Annotations struct {
+				List []struct{ Name, Query string }
+			}
+			Templating struct {
+				List []struct{ Name, Query string }
+			}
 		}
 		b, err := os.ReadFile(f)
 		if err == nil {
