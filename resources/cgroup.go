@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -26,12 +27,21 @@ type Cgroup struct {
 	v2         bool
 	machineMem uint64 // Docker caps the memory limit at the machine's memory
 	ticks      uint64 // USER_HZ, 100 on Linux
+
+	mu      sync.Mutex
+	dirs    map[string]string // container ID + "/" + controller -> cgroup directory
+	sysAt   time.Time         // /proc/stat is read at most every sysTTL, not per container
+	sysCPU  uint64
+	sysCPUs uint32
 }
+
+// sysTTL is how long one reading of the host's CPU time serves: one gather reads it once.
+const sysTTL = 500 * time.Millisecond
 
 // NewCgroup returns a reader of the files under proc and root (normally "/proc" and
 // "/sys/fs/cgroup"). It fails if neither cgroup layout is found there.
 func NewCgroup(proc, root string) (*Cgroup, error) {
-	c := &Cgroup{proc: proc, root: root, ticks: 100}
+	c := &Cgroup{proc: proc, root: root, ticks: 100, dirs: map[string]string{}}
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
 		c.v2 = true
 	} else if _, err := os.Stat(filepath.Join(root, "memory")); err != nil {
@@ -54,7 +64,7 @@ func (c *Cgroup) Read(_ context.Context, t Target) (*container.StatsResponse, er
 		return nil, fmt.Errorf("container %s has no process", short(t.ID))
 	}
 	s := &container.StatsResponse{ID: t.ID, Name: "/" + t.Name, Read: time.Now()}
-	sys, cpus, err := systemCPU(filepath.Join(c.proc, "stat"), c.ticks)
+	sys, cpus, err := c.systemCPU(s.Read)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +75,7 @@ func (c *Cgroup) Read(_ context.Context, t Target) (*container.StatsResponse, er
 		err = c.readV1(s, t)
 	}
 	if err != nil {
+		c.forget(t.ID) // the container may have moved or gone: look again next time
 		return nil, err
 	}
 	nets, err := netDev(filepath.Join(c.proc, strconv.Itoa(t.Pid), "net", "dev"))
@@ -75,10 +86,64 @@ func (c *Cgroup) Read(_ context.Context, t Target) (*container.StatsResponse, er
 	return s, nil
 }
 
-// dir finds the container's cgroup directory for a v1 controller ("" on v2): the path
-// its main process reports in /proc/<pid>/cgroup, else the cgroupfs and systemd drivers'
-// default paths.
+func (c *Cgroup) systemCPU(now time.Time) (uint64, uint32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Sub(c.sysAt) < sysTTL && now.After(c.sysAt) {
+		return c.sysCPU, c.sysCPUs, nil
+	}
+	sys, cpus, err := systemCPU(filepath.Join(c.proc, "stat"), c.ticks)
+	if err != nil {
+		return 0, 0, err
+	}
+	c.sysAt, c.sysCPU, c.sysCPUs = now, sys, cpus
+	return sys, cpus, nil
+}
+
+// forget drops what is remembered of a container (its cgroup directories).
+func (c *Cgroup) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.dirs {
+		if strings.HasPrefix(k, id+"/") {
+			delete(c.dirs, k)
+		}
+	}
+}
+
+// Forget implements the collector's forgetting of containers that stopped running.
+func (c *Cgroup) Forget(keep func(id string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.dirs {
+		id, _, _ := strings.Cut(k, "/")
+		if !keep(id) {
+			delete(c.dirs, k)
+		}
+	}
+}
+
+// dir finds the container's cgroup directory for a v1 controller ("" on v2), remembered
+// per container: the path its main process reports in /proc/<pid>/cgroup, else the
+// cgroupfs and systemd drivers' default paths.
 func (c *Cgroup) dir(t Target, controller string) (string, error) {
+	key := t.ID + "/" + controller
+	c.mu.Lock()
+	d, ok := c.dirs[key]
+	c.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	d, err := c.findDir(t, controller)
+	if err == nil {
+		c.mu.Lock()
+		c.dirs[key] = d
+		c.mu.Unlock()
+	}
+	return d, err
+}
+
+func (c *Cgroup) findDir(t Target, controller string) (string, error) {
 	base := filepath.Join(c.root, controller)
 	var candidates []string
 	if b, err := os.ReadFile(filepath.Join(c.proc, strconv.Itoa(t.Pid), "cgroup")); err == nil {

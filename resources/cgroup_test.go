@@ -169,3 +169,39 @@ func TestCgroupErrors(t *testing.T) {
 		t.Error("read a container without a process")
 	}
 }
+
+func TestCgroupForgetsAMovedContainer(t *testing.T) {
+	dir := t.TempDir()
+	files := procFiles("0::/\n")
+	files["sys/fs/cgroup/cgroup.controllers"] = "cpu memory\n"
+	v2 := func(base string) map[string]string {
+		return map[string]string{base + "cpu.stat": "usage_usec 1\n", base + "memory.current": "1\n", base + "memory.stat": "anon 1\n"}
+	}
+	for k, v := range v2("sys/fs/cgroup/docker/" + testID + "/") {
+		files[k] = v
+	}
+	writeTree(t, dir, files)
+	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := Target{ID: testID, Pid: 42}
+	if _, err := r.Read(context.Background(), target); err != nil {
+		t.Fatal(err)
+	}
+	// The directory goes and another appears (the same ID under the systemd driver).
+	if err := os.RemoveAll(filepath.Join(dir, "sys/fs/cgroup/docker")); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, dir, v2("sys/fs/cgroup/system.slice/docker-"+testID+".scope/"))
+	if _, err := r.Read(context.Background(), target); err == nil {
+		t.Fatal("read from a directory that is gone")
+	}
+	if _, err := r.Read(context.Background(), target); err != nil {
+		t.Fatalf("after a failed read the directory is looked up again: %v", err)
+	}
+	r.Forget(func(string) bool { return false })
+	if len(r.dirs) != 0 {
+		t.Errorf("Forget kept %v", r.dirs)
+	}
+}

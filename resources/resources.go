@@ -211,10 +211,15 @@ func (c *Collector) forget(running []inventory.Container) {
 		keep[ct.ID] = true
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for id := range c.prev {
 		if !keep[id] {
 			delete(c.prev, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, r := range c.readers {
+		if f, ok := r.(interface{ Forget(func(string) bool) }); ok {
+			f.Forget(func(id string) bool { return keep[id] })
 		}
 	}
 }
