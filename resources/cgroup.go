@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,15 +35,18 @@ type Cgroup struct {
 	sysAt   time.Time         // /proc/stat is read at most every sysTTL, not per container
 	sysCPU  uint64
 	sysCPUs uint32
+	absent  map[string]bool // optional files this kernel does not have (CFQ's blkio files)
+	perCPU  bool
 }
 
 // sysTTL is how long one reading of the host's CPU time serves: one gather reads it once.
 const sysTTL = 500 * time.Millisecond
 
 // NewCgroup returns a reader of the files under proc and root (normally "/proc" and
-// "/sys/fs/cgroup"). It fails if neither cgroup layout is found there.
-func NewCgroup(proc, root string) (*Cgroup, error) {
-	c := &Cgroup{proc: proc, root: root, ticks: 100, dirs: map[string]string{}}
+// "/sys/fs/cgroup"); perCPU reads the per-CPU usage too (cgroup v1 only). It fails if
+// neither cgroup layout is found there.
+func NewCgroup(proc, root string, perCPU bool) (*Cgroup, error) {
+	c := &Cgroup{proc: proc, root: root, ticks: 100, dirs: map[string]string{}, absent: map[string]bool{}, perCPU: perCPU}
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
 		c.v2 = true
 	} else if _, err := os.Stat(filepath.Join(root, "memory")); err != nil {
@@ -186,10 +191,12 @@ func (c *Cgroup) readV1(s *container.StatsResponse, t Target) error {
 	if u.TotalUsage, err = readUint(filepath.Join(cpuacct, "cpuacct.usage")); err != nil {
 		return err
 	}
-	if b, err := os.ReadFile(filepath.Join(cpuacct, "cpuacct.usage_percpu")); err == nil {
-		for _, f := range strings.Fields(string(b)) {
-			v, _ := strconv.ParseUint(f, 10, 64)
-			u.PercpuUsage = append(u.PercpuUsage, v)
+	if c.perCPU {
+		if b, err := os.ReadFile(filepath.Join(cpuacct, "cpuacct.usage_percpu")); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				v, _ := strconv.ParseUint(f, 10, 64)
+				u.PercpuUsage = append(u.PercpuUsage, v)
+			}
 		}
 	}
 	if kv, err := readKV(filepath.Join(cpuacct, "cpuacct.stat")); err == nil {
@@ -226,23 +233,37 @@ func (c *Cgroup) readV1(s *container.StatsResponse, t Target) error {
 
 	if blkio, err := c.dir(t, "blkio"); err == nil {
 		b := &s.BlkioStats
-		b.IoServiceBytesRecursive = readBlkioV1(blkio, "io_service_bytes_recursive")
-		b.IoServicedRecursive = readBlkioV1(blkio, "io_serviced_recursive")
-		b.IoQueuedRecursive = readBlkioV1(blkio, "io_queued_recursive")
-		b.IoServiceTimeRecursive = readBlkioV1(blkio, "io_service_time_recursive")
-		b.IoWaitTimeRecursive = readBlkioV1(blkio, "io_wait_time_recursive")
-		b.IoMergedRecursive = readBlkioV1(blkio, "io_merged_recursive")
-		b.IoTimeRecursive = readBlkioV1(blkio, "time_recursive")
-		b.SectorsRecursive = readBlkioV1(blkio, "sectors_recursive")
+		b.IoServiceBytesRecursive = c.readBlkioV1(blkio, "io_service_bytes_recursive")
+		b.IoServicedRecursive = c.readBlkioV1(blkio, "io_serviced_recursive")
+		b.IoQueuedRecursive = c.readBlkioV1(blkio, "io_queued_recursive")
+		b.IoServiceTimeRecursive = c.readBlkioV1(blkio, "io_service_time_recursive")
+		b.IoWaitTimeRecursive = c.readBlkioV1(blkio, "io_wait_time_recursive")
+		b.IoMergedRecursive = c.readBlkioV1(blkio, "io_merged_recursive")
+		b.IoTimeRecursive = c.readBlkioV1(blkio, "time_recursive")
+		b.SectorsRecursive = c.readBlkioV1(blkio, "sectors_recursive")
 	}
 	return nil
 }
 
 // readBlkioV1 reads blkio.<name>, falling back to blkio.throttle.<name> as containerd
-// does when the CFQ files are absent or empty (every kernel without CFQ).
-func readBlkioV1(dir, name string) []container.BlkioStatEntry {
+// does when the CFQ files are absent or empty (every kernel without CFQ). A file missing
+// from an existing directory is missing from every cgroup: it is not tried again.
+func (c *Cgroup) readBlkioV1(dir, name string) []container.BlkioStatEntry {
 	for _, f := range []string{"blkio." + name, "blkio.throttle." + name} {
+		c.mu.Lock()
+		skip := c.absent[f]
+		c.mu.Unlock()
+		if skip {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, f))
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, derr := os.Stat(dir); derr == nil {
+				c.mu.Lock()
+				c.absent[f] = true
+				c.mu.Unlock()
+			}
+		}
 		if err != nil {
 			continue
 		}

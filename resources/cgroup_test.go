@@ -64,7 +64,7 @@ func TestCgroupV1(t *testing.T) {
 		files[cg+k] = v
 	}
 	writeTree(t, dir, files)
-	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"))
+	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestCgroupV2SystemdDriver(t *testing.T) {
 		files[k] = v
 	}
 	writeTree(t, dir, files)
-	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"))
+	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,13 +152,13 @@ func TestCgroupV2SystemdDriver(t *testing.T) {
 
 func TestCgroupErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "nothing")); err == nil {
+	if _, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "nothing"), false); err == nil {
 		t.Error("NewCgroup found a hierarchy in an empty directory")
 	}
 	files := procFiles("0::/\n")
 	files["sys/fs/cgroup/cgroup.controllers"] = "cpu\n"
 	writeTree(t, dir, files)
-	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"))
+	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestCgroupForgetsAMovedContainer(t *testing.T) {
 		files[k] = v
 	}
 	writeTree(t, dir, files)
-	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"))
+	r, err := NewCgroup(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,8 @@ type phase struct {
 	cpu     float64                   // collector CPU, % of one core
 	rssMiB  float64
 	daemons map[string]float64 // dockerd, containerd, shims: CPU % of one core
+	out     string             // where the collector writes line protocol
+	mem     int                // docker_container_mem lines written while measured
 }
 
 var daemonNames = []string{"dockerd", "containerd", "shims"}
@@ -37,14 +39,25 @@ func daemonPids() map[string][]int {
 	}
 }
 
-func ticks(pids []int) int64 {
-	var t int64
+func ticks(pids []int) map[int]int64 {
+	t := map[int]int64{}
 	for _, p := range pids {
 		if v, err := testpeer.CPUTicks(p); err == nil {
-			t += v
+			t[p] = v
 		}
 	}
 	return t
+}
+
+// used sums the ticks the processes used since before, counting only those alive at both ends.
+func used(before, after map[int]int64) int64 {
+	var s int64
+	for p, a := range after {
+		if b, ok := before[p]; ok {
+			s += a - b
+		}
+	}
+	return s
 }
 
 func main() {
@@ -114,22 +127,28 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
   container_name_include = ["%s*"]
   docker_label_exclude = ["*"]
 [[outputs.file]]
-  files = ["/dev/null"]
+  files = ["%s"]
   data_format = "influx"
-`, interval, interval, prefix)), 0o644)
+`, interval, interval, prefix, filepath.Join(work, "telegraf.out"))), 0o644)
 	lookout := func(source string) func() (*exec.Cmd, error) {
 		return func() (*exec.Cmd, error) {
+			out, err := os.Create(filepath.Join(work, "lookout-"+source+".out"))
+			if err != nil {
+				return nil, err
+			}
 			cmd := exec.Command(lookoutBin, "run")
 			cmd.Env = []string{"LOOKOUT_INTERVAL=" + interval.String(), "LOOKOUT_RESOURCES=" + source, "LOOKOUT_LOG_LEVEL=warn",
 				"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(work, "hb")}
+			cmd.Stdout = out
 			return cmd, cmd.Start()
 		}
 	}
 	phases := []*phase{
 		{name: "baseline (no collector)"},
-		{name: "lookout, cgroup files", start: lookout("cgroup")},
-		{name: "lookout, one-shot stats API", start: lookout("api")},
-		{name: "telegraf inputs.docker", start: func() (*exec.Cmd, error) {
+		{name: "lookout, resources off", start: lookout("off"), out: filepath.Join(work, "lookout-off.out")},
+		{name: "lookout, cgroup files", start: lookout("cgroup"), out: filepath.Join(work, "lookout-cgroup.out")},
+		{name: "lookout, one-shot stats API", start: lookout("api"), out: filepath.Join(work, "lookout-api.out")},
+		{name: "telegraf inputs.docker", out: filepath.Join(work, "telegraf.out"), start: func() (*exec.Cmd, error) {
 			cmd := exec.Command(telegrafBin, "--config", tconf)
 			return cmd, cmd.Start()
 		}},
@@ -144,10 +163,11 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 		}
 		time.Sleep(interval + 5*time.Second) // warm-up: the first gather is not measured
 		pids := daemonPids()
-		before := map[string]int64{}
+		before := map[string]map[int]int64{}
 		for _, d := range daemonNames {
 			before[d] = ticks(pids[d])
 		}
+		mem0 := countMem(p.out)
 		var own0 int64
 		if cmd != nil {
 			own0, _ = testpeer.CPUTicks(cmd.Process.Pid)
@@ -161,9 +181,10 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 			}
 		}
 		secs := time.Since(t0).Seconds()
+		p.mem = countMem(p.out) - mem0
 		p.daemons = map[string]float64{}
 		for _, d := range daemonNames {
-			p.daemons[d] = float64(ticks(pids[d])-before[d]) / secs // ticks/s = % of one core
+			p.daemons[d] = float64(used(before[d], ticks(pids[d]))) / secs // ticks/s = % of one core
 		}
 		if cmd != nil {
 			own1, _ := testpeer.CPUTicks(cmd.Process.Pid)
@@ -175,7 +196,7 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 	}
 
 	fmt.Printf("\n%d containers, interval %s, %s per phase (CPU in %% of one core)\n\n", n, interval, dur)
-	fmt.Printf("| phase | collector CPU | collector RSS | dockerd CPU | containerd CPU | shims CPU | daemons above baseline |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| phase | collector CPU | collector RSS | dockerd CPU | containerd CPU | shims CPU | daemons above baseline | container readings (docker_container_mem) |\n|---|---|---|---|---|---|---|---|\n")
 	base := phases[0]
 	above := func(p *phase) float64 {
 		var s float64
@@ -185,10 +206,12 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 		return s
 	}
 	for _, p := range phases {
-		fmt.Printf("| %s | %.2f%% | %.1f MiB | %.2f%% | %.2f%% | %.2f%% | %.2f%% |\n", p.name, p.cpu, p.rssMiB,
-			p.daemons["dockerd"], p.daemons["containerd"], p.daemons["shims"], above(p))
+		fmt.Printf("| %s | %.2f%% | %.1f MiB | %.2f%% | %.2f%% | %.2f%% | %.2f%% | %d |\n", p.name, p.cpu, p.rssMiB,
+			p.daemons["dockerd"], p.daemons["containerd"], p.daemons["shims"], above(p), p.mem)
 	}
-	tg, cg, api := phases[3], phases[1], phases[2]
+	off, cg, api, tg := phases[1], phases[2], phases[3], phases[4]
+	fmt.Printf("\nresource collection alone (lookout cgroup - lookout off): %.2f%% CPU; telegraf %.2f%% CPU + %.2f%% in the daemons\n",
+		cg.cpu-off.cpu, tg.cpu, above(tg))
 	ratio := func(a, b float64) string {
 		if b <= 0 {
 			return "n/a"
@@ -200,4 +223,13 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 	fmt.Printf("lookout (api) / telegraf:    collector CPU %s, RSS %s, daemons above baseline %s\n",
 		ratio(api.cpu, tg.cpu), ratio(api.rssMiB, tg.rssMiB), ratio(above(api), above(tg)))
 	return nil
+}
+
+// countMem counts the docker_container_mem lines written to path so far.
+func countMem(path string) int {
+	if path == "" {
+		return 0
+	}
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\ndocker_container_mem,")
 }

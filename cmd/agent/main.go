@@ -436,7 +436,7 @@ func newResources(cfg config.Config, dc *client.Client, inv resources.Containers
 	case resources.SourceOff:
 		return nil, nil
 	case resources.SourceAuto, resources.SourceCgroup:
-		cg, err := resources.NewCgroup(cfg.HostProc, cfg.HostCgroup)
+		cg, err := resources.NewCgroup(cfg.HostProc, cfg.HostCgroup, cfg.ResourcesPerDevice)
 		if err == nil {
 			readers = append(readers, cg)
 		} else if cfg.Resources == resources.SourceCgroup {
