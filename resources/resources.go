@@ -71,8 +71,9 @@ type Collector struct {
 	readers []Reader
 	opts    Options
 
-	mu   sync.Mutex
-	prev map[string]cpuPrev // by container ID
+	mu     sync.Mutex
+	prev   map[string]cpuPrev // by container ID
+	engine inventory.Engine   // from the last Info that answered
 
 	gathers, errs, reads, fallbacks atomic.Uint64
 	lastContainers, lastGatherNs    atomic.Int64
@@ -127,13 +128,16 @@ func (c *Collector) Collect(ctx context.Context) []metric.Point {
 		ictx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 		info, err := c.info.Info(ictx)
 		cancel()
+		c.mu.Lock()
 		if err != nil {
 			c.errs.Add(1)
 			c.opts.Log.WithError(err).Debug("resources: docker info")
 		} else {
 			out = append(out, dockerPoint(info, start))
-			engine = inventory.Engine{Host: info.Name, ServerVersion: info.ServerVersion}
+			c.engine = inventory.Engine{Host: info.Name, ServerVersion: info.ServerVersion}
 		}
+		engine = c.engine // the last one known when Info fails
+		c.mu.Unlock()
 	}
 	var targets []inventory.Container
 	for _, ct := range c.inv.Snapshot() {

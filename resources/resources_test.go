@@ -220,3 +220,23 @@ func TestRunStopsWithContext(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestCollectKeepsTheEngineWhenInfoFails(t *testing.T) {
+	info := &fakeInfoToggle{}
+	c := New(nil, fakeInv{running("c1", "web", true)}, info, Options{}, &fakeReader{name: "fake"})
+	c.Collect(context.Background())
+	info.err = errors.New("engine busy")
+	points := c.Collect(context.Background())
+	if len(byName(points, MeasurementDocker)) != 0 {
+		t.Error("a docker point without an answer from Info")
+	}
+	if mem := byName(points, MeasurementMem); len(mem) != 1 || mem[0].Tag("engine_host") != "node-1" {
+		t.Errorf("mem %+v: want engine_host from the last answer", mem)
+	}
+}
+
+type fakeInfoToggle struct{ err error }
+
+func (f *fakeInfoToggle) Info(ctx context.Context) (system.Info, error) {
+	return fakeInfo{err: f.err}.Info(ctx)
+}

@@ -208,6 +208,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	}
 	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, sources...)
 	var lastBeat atomic.Int64
+	lastBeat.Store(time.Now().UnixNano()) // healthy from the start while connected
 	var metricsListener net.Listener
 	var prom *promtext.Server
 	if cfg.MetricsAddress != "" {
