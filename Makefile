@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes clean
+.PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -31,7 +31,7 @@ e2e: peers
 
 ## peers: the real programs the tests talk to (InfluxDB 1.x from Debian).
 peers:
-	@bash scripts/peers.sh influxdb
+	@bash scripts/peers.sh influxdb telegraf
 
 fuzz:
 	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
@@ -51,3 +51,8 @@ bench-probes: peers build
 
 clean:
 	rm -rf bin .peers
+
+## bench-resources: container resource metrics, Lookout (cgroup files, stats API) vs Telegraf inputs.docker.
+bench-resources: peers build
+	@bash scripts/peers.sh telegraf
+	$(GO) run ./bench/resources

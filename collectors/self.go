@@ -25,6 +25,8 @@ type Self struct {
 	started  time.Time
 	version  string
 	Beat     func()
+	// Observe, if set, is given the points of every report (the /metrics endpoint).
+	Observe func([]metric.Point)
 }
 
 // NewSelf returns a collector; tags is asked for the current host tags at each report.
@@ -62,6 +64,9 @@ func (s *Self) report(now time.Time) {
 		points = append(points, src.Points(now, tags)...)
 	}
 	s.sink.Add(points...)
+	if s.Observe != nil {
+		s.Observe(points)
+	}
 	if s.Beat != nil {
 		s.Beat()
 	}

@@ -42,6 +42,8 @@ func TestSelfReport(t *testing.T) {
 		pointsAtBeat = len(out.points)
 		out.mu.Unlock()
 	}
+	var observed []metric.Point
+	s.Observe = func(p []metric.Point) { observed = p }
 
 	now := s.started.Add(90 * time.Second)
 	s.report(now)
@@ -85,6 +87,9 @@ func TestSelfReport(t *testing.T) {
 		if len(src.nows) != 1 || !src.nows[0].Equal(now) || !reflect.DeepEqual(src.tags[0], map[string]string{"host": "node-1"}) {
 			t.Errorf("%s asked with %v %v", src.name, src.nows, src.tags)
 		}
+	}
+	if len(observed) != 3 || observed[0].Name != "lookout_agent" {
+		t.Errorf("Observe given %d points, want the 3 of the report", len(observed))
 	}
 	if beats != 1 || pointsAtBeat != 3 {
 		t.Errorf("Beat called %d times, with %d points added before it; want once, after all 3", beats, pointsAtBeat)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -39,6 +40,16 @@ type Config struct {
 	ProbeNetwork string `yaml:"probe_network"`
 	// ProbeAllowedHosts are hosts a check label may name besides the container's own address.
 	ProbeAllowedHosts []string `yaml:"probe_allowed_hosts"`
+
+	// Resources says where container resource use is read: auto, cgroup, api or off.
+	Resources string `yaml:"resources"`
+	// ResourcesPerDevice adds per-CPU, per-interface and per-block-device points.
+	ResourcesPerDevice bool `yaml:"resources_per_device"`
+	// HostProc and HostCgroup are where the host's /proc and cgroup tree are seen.
+	HostProc   string `yaml:"host_proc"`
+	HostCgroup string `yaml:"host_cgroup"`
+	// MetricsAddress is where /metrics and /healthz are served; empty: no port is opened.
+	MetricsAddress string `yaml:"metrics_address"`
 }
 
 // Output is one destination for line protocol.
@@ -87,6 +98,9 @@ func Default() Config {
 		LogLevel:      "info",
 		LogFormat:     "json",
 		HeartbeatFile: "/tmp/lookout.heartbeat",
+		Resources:     "auto",
+		HostProc:      "/proc",
+		HostCgroup:    "/sys/fs/cgroup",
 	}
 }
 
@@ -195,6 +209,11 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 		}
 		return nil
 	})
+	set("LOOKOUT_RESOURCES", str(&c.Resources))
+	set("LOOKOUT_RESOURCES_PER_DEVICE", boolean(&c.ResourcesPerDevice))
+	set("LOOKOUT_HOST_PROC", str(&c.HostProc))
+	set("LOOKOUT_HOST_CGROUP", str(&c.HostCgroup))
+	set("LOOKOUT_METRICS_ADDRESS", str(&c.MetricsAddress))
 
 	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD"} {
 		if getenv(secret) != "" {
@@ -257,6 +276,16 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("log_format (LOOKOUT_LOG_FORMAT)", c.LogFormat, "want json or text")
+	}
+	switch c.Resources {
+	case "auto", "cgroup", "api", "off":
+	default:
+		bad("resources (LOOKOUT_RESOURCES)", c.Resources, "want auto, cgroup, api or off")
+	}
+	if c.MetricsAddress != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddress); err != nil || port == "" {
+			bad("metrics_address (LOOKOUT_METRICS_ADDRESS)", c.MetricsAddress, "want host:port, like 127.0.0.1:9273 or :9273, or empty for no endpoint")
+		}
 	}
 	names := map[string]bool{}
 	for i, o := range c.Outputs {

@@ -127,3 +127,26 @@ outputs:
 		t.Fatalf("unknown key: %v", err)
 	}
 }
+
+func TestResourcesAndMetricsSettings(t *testing.T) {
+	c, err := Load("", env(nil), nil)
+	if err != nil || c.Validate() != nil {
+		t.Fatal(err)
+	}
+	if c.Resources != "auto" || c.MetricsAddress != "" || c.HostProc != "/proc" || c.HostCgroup != "/sys/fs/cgroup" {
+		t.Fatalf("defaults %+v: want resources auto and no metrics endpoint", c)
+	}
+	c, err = Load("", env(map[string]string{"LOOKOUT_RESOURCES": "api", "LOOKOUT_RESOURCES_PER_DEVICE": "true",
+		"LOOKOUT_METRICS_ADDRESS": "127.0.0.1:9273"}), nil)
+	if err != nil || c.Validate() != nil || c.Resources != "api" || !c.ResourcesPerDevice || c.MetricsAddress != "127.0.0.1:9273" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	c, _ = Load("", env(map[string]string{"LOOKOUT_RESOURCES": "yes", "LOOKOUT_METRICS_ADDRESS": "9273"}), nil)
+	err = c.Validate()
+	for _, want := range []string{`resources (LOOKOUT_RESOURCES)="yes": want auto, cgroup, api or off`,
+		`metrics_address (LOOKOUT_METRICS_ADDRESS)="9273": want host:port`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want it to say %s", err, want)
+		}
+	}
+}

@@ -64,3 +64,21 @@ func (p Point) Field(key string) any {
 type Sink interface {
 	Add(p ...Point)
 }
+
+// TagMap returns the tags as a map (for Telegraf's Accumulator).
+func (p Point) TagMap() map[string]string {
+	m := make(map[string]string, len(p.Tags))
+	for _, t := range p.Tags {
+		m[t.Key] = t.Value
+	}
+	return m
+}
+
+// FieldMap returns the fields as a map (for Telegraf's Accumulator).
+func (p Point) FieldMap() map[string]any {
+	m := make(map[string]any, len(p.Fields))
+	for _, f := range p.Fields {
+		m[f.Key] = f.Value
+	}
+	return m
+}

@@ -5,7 +5,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -36,34 +35,6 @@ func main() {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-}
-
-// cpuTicks is utime+stime of a process in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s, nil
-}
-
-func rssKiB(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 func run(n int, dur time.Duration, lookoutBin, telegrafBin string) error {
@@ -174,21 +145,21 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin string) error {
 	t0 := time.Now()
 	cpu0 := map[string]int64{}
 	for _, p := range procs {
-		cpu0[p.name], _ = cpuTicks(p.cmd.Process.Pid)
+		cpu0[p.name], _ = testpeer.CPUTicks(p.cmd.Process.Pid)
 	}
 	rss := map[string][]int64{}
 	fmt.Fprintf(os.Stderr, "measuring for %s…\n", dur)
 	for time.Since(t0) < dur {
 		time.Sleep(time.Second)
 		for _, p := range procs {
-			rss[p.name] = append(rss[p.name], rssKiB(p.cmd.Process.Pid))
+			rss[p.name] = append(rss[p.name], testpeer.RSSKiB(p.cmd.Process.Pid))
 		}
 	}
 	elapsed := time.Since(t0)
 	t1 := time.Now()
 	cpu := map[string]float64{}
 	for _, p := range procs {
-		c1, _ := cpuTicks(p.cmd.Process.Pid)
+		c1, _ := testpeer.CPUTicks(p.cmd.Process.Pid)
 		cpu[p.name] = float64(c1-cpu0[p.name]) / 100 / elapsed.Seconds() // ticks are 1/100 s
 	}
 

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -22,14 +24,19 @@ import (
 	"github.com/docker/docker/api"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/influxdata/telegraf"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/collectors"
 	"github.com/lookout-agent/lookout/config"
+	"github.com/lookout-agent/lookout/execd"
 	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
+	"github.com/lookout-agent/lookout/metric"
 	"github.com/lookout-agent/lookout/probes"
+	"github.com/lookout-agent/lookout/promtext"
+	"github.com/lookout-agent/lookout/resources"
 	"github.com/lookout-agent/lookout/shipper"
 )
 
@@ -43,6 +50,8 @@ Usage:
   lookout check [flags]   validate the configuration and the lookout.* labels of every container
   lookout probe CONTAINER run that container's checks once, print a table, exit 1 if any fails
   lookout healthcheck     exit 0 if the running agent is connected and reporting (for HEALTHCHECK)
+  lookout execd           for Telegraf's inputs.execd (signal = "STDIN"): gather on each input line,
+                          write line protocol to stdout
   lookout version         print the version
 
 Flags (each also an environment variable, see the README):
@@ -81,7 +90,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "lookout %s (%s, Docker API client %s, negotiates down to the engine's version)\n",
 			version, runtime.Version(), api.DefaultVersion)
 		return 0
-	case "run", "check", "healthcheck", "probe":
+	case "run", "check", "healthcheck", "probe", "execd":
 	default:
 		fmt.Fprintf(stderr, "lookout: unknown command %q\n", cmd)
 		fs.Usage()
@@ -111,6 +120,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cmd == "execd" {
+		if err := runExecd(ctx, cfg, log, os.Stdin, stdout, stderr); err != nil {
+			log.WithError(err).Error("lookout execd stopped")
+			return 1
+		}
+		return 0
+	}
 	if err := agent(ctx, cfg, log, stdout); err != nil {
 		log.WithError(err).Error("lookout stopped")
 		return 1
@@ -182,8 +198,31 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	sched := probes.New(ship, popts)
 	inv.Subscribe(sched)
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
-	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, ship, inv, sched)
+	sources := []collectors.Source{ship, inv, sched}
+	res, err := newResources(cfg, dc, inv, ship, log)
+	if err != nil {
+		return err
+	}
+	if res != nil {
+		sources = append(sources, res)
+	}
+	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, sources...)
+	var lastBeat atomic.Int64
+	lastBeat.Store(time.Now().UnixNano()) // healthy from the start while connected
+	var metricsListener net.Listener
+	var prom *promtext.Server
+	if cfg.MetricsAddress != "" {
+		if metricsListener, err = net.Listen("tcp", cfg.MetricsAddress); err != nil {
+			return fmt.Errorf("metrics endpoint (LOOKOUT_METRICS_ADDRESS): %w", err)
+		}
+		prom = promtext.New(func() error { return agentHealth(inv.Connected(), time.Unix(0, lastBeat.Load()), cfg) })
+		self.Observe = prom.Update
+		log.WithField("address", metricsListener.Addr().String()).Info("serving /metrics and /healthz")
+	}
 	self.Beat = func() {
+		if inv.Connected() {
+			lastBeat.Store(time.Now().UnixNano())
+		}
 		if inv.Connected() && cfg.HeartbeatFile != "" {
 			if err := touch(cfg.HeartbeatFile); err != nil {
 				log.WithError(err).Debug("heartbeat file")
@@ -205,6 +244,19 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	go func() { defer wg.Done(); sched.Run(producers) }()
 	go func() { defer wg.Done(); inv.Run(producers) }()
 	go func() { defer wg.Done(); self.Run(producers) }()
+	if res != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); res.Run(producers) }()
+	}
+	if prom != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := prom.Run(producers, metricsListener); err != nil {
+				log.WithError(err).Error("metrics endpoint stopped")
+			}
+		}()
+	}
 	<-ctx.Done()
 	stopProducers()
 	wg.Wait()
@@ -375,4 +427,78 @@ func name(c container.Summary) string {
 		return strings.TrimPrefix(c.Names[0], "/")
 	}
 	return c.ID[:12]
+}
+
+// newResources builds the resource collector LOOKOUT_RESOURCES asks for (nil for off):
+// auto reads cgroup files where it can and falls back to the one-shot stats API.
+func newResources(cfg config.Config, dc *client.Client, inv resources.Containers, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
+	var readers []resources.Reader
+	switch cfg.Resources {
+	case resources.SourceOff:
+		return nil, nil
+	case resources.SourceAuto, resources.SourceCgroup:
+		cg, err := resources.NewCgroup(cfg.HostProc, cfg.HostCgroup, cfg.ResourcesPerDevice)
+		if err == nil {
+			readers = append(readers, cg)
+		} else if cfg.Resources == resources.SourceCgroup {
+			return nil, fmt.Errorf("resources (LOOKOUT_RESOURCES)=cgroup: %w (LOOKOUT_HOST_PROC=%s, LOOKOUT_HOST_CGROUP=%s)", err, cfg.HostProc, cfg.HostCgroup)
+		} else {
+			log.WithError(err).Info("resources: no cgroup files; using Docker's stats API")
+		}
+		if cfg.Resources == resources.SourceAuto {
+			readers = append(readers, resources.NewAPI(dc))
+		}
+	case resources.SourceAPI:
+		readers = append(readers, resources.NewAPI(dc))
+	}
+	return resources.New(sink, inv, dc, resources.Options{Interval: time.Duration(cfg.Interval),
+		PerDevice: cfg.ResourcesPerDevice, Log: log}, readers...), nil
+}
+
+// agentHealth is /healthz: connected to Docker and reporting within three intervals.
+func agentHealth(connected bool, lastBeat time.Time, cfg config.Config) error {
+	if !connected {
+		return errors.New("not connected to the Docker Engine")
+	}
+	limit := max(3*time.Duration(cfg.Interval), 30*time.Second)
+	if age := time.Since(lastBeat); lastBeat.Unix() <= 0 || age > limit {
+		return fmt.Errorf("no report for %s (limit %s)", age.Round(time.Second), limit)
+	}
+	return nil
+}
+
+// runExecd runs under Telegraf's inputs.execd: the inventory follows the engine, and each
+// line of standard input gathers status, health and resources once, as line protocol on
+// stdout.
+func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.Reader, stdout, stderr io.Writer) error {
+	dc, err := dockerClient(cfg)
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer dc.Close()
+	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval), Log: log})
+	res, err := newResources(cfg, dc, inv, nil, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); inv.Run(ctx) }()
+	defer cancel() // runs before wg.Wait
+	// The first gather waits (a little) for the first list of containers.
+	for deadline := time.Now().Add(10 * time.Second); !inv.Connected() && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	inputs := []telegraf.Input{collectors.NewStatus(inv)}
+	if res != nil {
+		inputs = append(inputs, res)
+	}
+	return execd.Run(ctx, in, stdout, stderr, inputs...)
 }

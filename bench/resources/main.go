@@ -1,0 +1,235 @@
+// Command resources measures what container resource metrics cost: N running containers,
+// one interval, and in turn nothing (the baseline), Lookout reading cgroup files,
+// Lookout reading Docker's one-shot stats API, and real Telegraf's inputs.docker, each for
+// the same duration on the same containers. For each phase it prints the collector's CPU
+// and peak RSS and the CPU of dockerd, containerd and the containerd shims (from
+// /proc/<pid>/stat), and the ratios. Run it with `make bench-resources`.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
+)
+
+type phase struct {
+	name    string
+	start   func() (*exec.Cmd, error) // nil: the baseline
+	cpu     float64                   // collector CPU, % of one core
+	rssMiB  float64
+	daemons map[string]float64 // dockerd, containerd, shims: CPU % of one core
+	out     string             // where the collector writes line protocol
+	mem     int                // docker_container_mem lines written while measured
+}
+
+var daemonNames = []string{"dockerd", "containerd", "shims"}
+
+func daemonPids() map[string][]int {
+	return map[string][]int{
+		"dockerd":    testpeer.PidsNamed(func(c string) bool { return c == "dockerd" }),
+		"containerd": testpeer.PidsNamed(func(c string) bool { return c == "containerd" }),
+		"shims":      testpeer.PidsNamed(func(c string) bool { return strings.HasPrefix(c, "containerd-shim") }),
+	}
+}
+
+func ticks(pids []int) map[int]int64 {
+	t := map[int]int64{}
+	for _, p := range pids {
+		if v, err := testpeer.CPUTicks(p); err == nil {
+			t[p] = v
+		}
+	}
+	return t
+}
+
+// used sums the ticks the processes used since before, counting only those alive at both ends.
+func used(before, after map[int]int64) int64 {
+	var s int64
+	for p, a := range after {
+		if b, ok := before[p]; ok {
+			s += a - b
+		}
+	}
+	return s
+}
+
+func main() {
+	n := flag.Int("containers", 200, "running containers")
+	interval := flag.Duration("interval", 10*time.Second, "collection interval of both agents")
+	dur := flag.Duration("duration", 2*time.Minute, "measured time per phase (after one interval of warm-up)")
+	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
+	telegrafBin := flag.String("telegraf", ".peers/bin/telegraf", "the telegraf binary")
+	flag.Parse()
+	if err := run(*n, *interval, *dur, *lookoutBin, *telegrafBin); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-resources:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) error {
+	root, _ := os.Getwd()
+	work, err := os.MkdirTemp("", "lookout-bench-resources-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	image := "lookout-testsvc:bench"
+	if err := testpeer.BuildTestImage(root, image); err != nil {
+		return err
+	}
+	prefix := fmt.Sprintf("lkr%d-", time.Now().Unix()%100000)
+	defer func() {
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=lookout-test.run="+prefix).Output()
+		ids := strings.Fields(string(out))
+		for i := 0; i < len(ids); i += 50 {
+			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids[i:min(i+50, len(ids))]...)...).Run()
+		}
+	}()
+	fmt.Fprintf(os.Stderr, "starting %d containers…\n", n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var startErr error
+	sem := make(chan struct{}, 4)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out, err := exec.Command("docker", "run", "-d", "--name", fmt.Sprintf("%s%03d", prefix, i),
+				"--label", "lookout.enable=true", "--label", "lookout-test.run="+prefix, "--no-healthcheck", image).CombinedOutput()
+			if err != nil {
+				mu.Lock()
+				startErr = fmt.Errorf("docker run: %v: %s", err, out)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if startErr != nil {
+		return startErr
+	}
+
+	tconf := filepath.Join(work, "telegraf.conf")
+	_ = os.WriteFile(tconf, []byte(fmt.Sprintf(`[agent]
+  interval = "%s"
+  flush_interval = "%s"
+  omit_hostname = true
+[[inputs.docker]]
+  endpoint = "unix:///var/run/docker.sock"
+  container_name_include = ["%s*"]
+  docker_label_exclude = ["*"]
+[[outputs.file]]
+  files = ["%s"]
+  data_format = "influx"
+`, interval, interval, prefix, filepath.Join(work, "telegraf.out"))), 0o644)
+	lookout := func(source string) func() (*exec.Cmd, error) {
+		return func() (*exec.Cmd, error) {
+			out, err := os.Create(filepath.Join(work, "lookout-"+source+".out"))
+			if err != nil {
+				return nil, err
+			}
+			cmd := exec.Command(lookoutBin, "run")
+			cmd.Env = []string{"LOOKOUT_INTERVAL=" + interval.String(), "LOOKOUT_RESOURCES=" + source, "LOOKOUT_LOG_LEVEL=warn",
+				"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(work, "hb")}
+			cmd.Stdout = out
+			return cmd, cmd.Start()
+		}
+	}
+	phases := []*phase{
+		{name: "baseline (no collector)"},
+		{name: "lookout, resources off", start: lookout("off"), out: filepath.Join(work, "lookout-off.out")},
+		{name: "lookout, cgroup files", start: lookout("cgroup"), out: filepath.Join(work, "lookout-cgroup.out")},
+		{name: "lookout, one-shot stats API", start: lookout("api"), out: filepath.Join(work, "lookout-api.out")},
+		{name: "telegraf inputs.docker", out: filepath.Join(work, "telegraf.out"), start: func() (*exec.Cmd, error) {
+			cmd := exec.Command(telegrafBin, "--config", tconf)
+			return cmd, cmd.Start()
+		}},
+	}
+	for _, p := range phases {
+		fmt.Fprintf(os.Stderr, "phase %s: %s warm-up, %s measured\n", p.name, interval+5*time.Second, dur)
+		var cmd *exec.Cmd
+		if p.start != nil {
+			if cmd, err = p.start(); err != nil {
+				return err
+			}
+		}
+		time.Sleep(interval + 5*time.Second) // warm-up: the first gather is not measured
+		pids := daemonPids()
+		before := map[string]map[int]int64{}
+		for _, d := range daemonNames {
+			before[d] = ticks(pids[d])
+		}
+		mem0 := countMem(p.out)
+		var own0 int64
+		if cmd != nil {
+			own0, _ = testpeer.CPUTicks(cmd.Process.Pid)
+		}
+		t0 := time.Now()
+		var peak int64
+		for time.Since(t0) < dur {
+			time.Sleep(time.Second)
+			if cmd != nil {
+				peak = max(peak, testpeer.RSSKiB(cmd.Process.Pid))
+			}
+		}
+		secs := time.Since(t0).Seconds()
+		p.mem = countMem(p.out) - mem0
+		p.daemons = map[string]float64{}
+		for _, d := range daemonNames {
+			p.daemons[d] = float64(used(before[d], ticks(pids[d]))) / secs // ticks/s = % of one core
+		}
+		if cmd != nil {
+			own1, _ := testpeer.CPUTicks(cmd.Process.Pid)
+			p.cpu = float64(own1-own0) / secs
+			p.rssMiB = float64(peak) / 1024
+			_ = cmd.Process.Signal(os.Interrupt)
+			_ = cmd.Wait()
+		}
+	}
+
+	fmt.Printf("\n%d containers, interval %s, %s per phase (CPU in %% of one core)\n\n", n, interval, dur)
+	fmt.Printf("| phase | collector CPU | collector RSS | dockerd CPU | containerd CPU | shims CPU | daemons above baseline | container readings (docker_container_mem) |\n|---|---|---|---|---|---|---|---|\n")
+	base := phases[0]
+	above := func(p *phase) float64 {
+		var s float64
+		for _, d := range daemonNames {
+			s += p.daemons[d] - base.daemons[d]
+		}
+		return s
+	}
+	for _, p := range phases {
+		fmt.Printf("| %s | %.2f%% | %.1f MiB | %.2f%% | %.2f%% | %.2f%% | %.2f%% | %d |\n", p.name, p.cpu, p.rssMiB,
+			p.daemons["dockerd"], p.daemons["containerd"], p.daemons["shims"], above(p), p.mem)
+	}
+	off, cg, api, tg := phases[1], phases[2], phases[3], phases[4]
+	fmt.Printf("\nresource collection alone (lookout cgroup - lookout off): %.2f%% CPU; telegraf %.2f%% CPU + %.2f%% in the daemons\n",
+		cg.cpu-off.cpu, tg.cpu, above(tg))
+	ratio := func(a, b float64) string {
+		if b <= 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+	fmt.Printf("\nlookout (cgroup) / telegraf: collector CPU %s, RSS %s, daemons above baseline %s\n",
+		ratio(cg.cpu, tg.cpu), ratio(cg.rssMiB, tg.rssMiB), ratio(above(cg), above(tg)))
+	fmt.Printf("lookout (api) / telegraf:    collector CPU %s, RSS %s, daemons above baseline %s\n",
+		ratio(api.cpu, tg.cpu), ratio(api.rssMiB, tg.rssMiB), ratio(above(api), above(tg)))
+	return nil
+}
+
+// countMem counts the docker_container_mem lines written to path so far.
+func countMem(path string) int {
+	if path == "" {
+		return 0
+	}
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\ndocker_container_mem,")
+}
