@@ -29,9 +29,11 @@ e2e: peers
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) test -race -count=1 -v -timeout 20m ./e2e/
 
-## peers: the real programs the tests talk to (InfluxDB 1.x from Debian).
+## peers: the real programs the tests talk to (InfluxDB 1.x from Debian; a Fluentd
+## forward-protocol server built from peers/fluentd).
 peers:
 	@bash scripts/peers.sh influxdb
+	@bash scripts/peers.sh fluentd
 
 fuzz:
 	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
