@@ -39,6 +39,22 @@ type Config struct {
 	ProbeNetwork string `yaml:"probe_network"`
 	// ProbeAllowedHosts are hosts a check label may name besides the container's own address.
 	ProbeAllowedHosts []string `yaml:"probe_allowed_hosts"`
+
+	// Fluentd configures the log forwarder; off while Fluentd.Address is empty.
+	Fluentd Fluentd `yaml:"fluentd"`
+	// StateDir holds what must survive a restart (the log positions).
+	StateDir string `yaml:"state_dir"`
+}
+
+// Fluentd configures forwarding container logs to Fluentd.
+type Fluentd struct {
+	Address       string   `yaml:"address"`
+	Tag           string   `yaml:"tag"`
+	BufferLimit   int      `yaml:"buffer_limit"`
+	BatchSize     int      `yaml:"batch_size"`
+	MaxRecordSize int      `yaml:"max_record_size"`
+	Start         string   `yaml:"start"`
+	Timeout       Duration `yaml:"timeout"`
 }
 
 // Output is one destination for line protocol.
@@ -87,6 +103,9 @@ func Default() Config {
 		LogLevel:      "info",
 		LogFormat:     "json",
 		HeartbeatFile: "/tmp/lookout.heartbeat",
+		StateDir:      "/var/lib/lookout",
+		Fluentd: Fluentd{Tag: "docker.{{.Name}}", BufferLimit: 10000, BatchSize: 1000, MaxRecordSize: 1 << 20,
+			Start: "beginning", Timeout: Duration(10 * time.Second)},
 	}
 }
 
@@ -196,6 +215,15 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 		return nil
 	})
 
+	set("LOOKOUT_STATE_DIR", str(&c.StateDir))
+	set("LOOKOUT_FLUENTD_ADDRESS", str(&c.Fluentd.Address))
+	set("LOOKOUT_FLUENTD_TAG", str(&c.Fluentd.Tag))
+	set("LOOKOUT_FLUENTD_BUFFER_LIMIT", integer(&c.Fluentd.BufferLimit))
+	set("LOOKOUT_FLUENTD_BATCH_SIZE", integer(&c.Fluentd.BatchSize))
+	set("LOOKOUT_FLUENTD_MAX_RECORD_SIZE", integer(&c.Fluentd.MaxRecordSize))
+	set("LOOKOUT_FLUENTD_START", str(&c.Fluentd.Start))
+	set("LOOKOUT_FLUENTD_TIMEOUT", dur(&c.Fluentd.Timeout))
+
 	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD"} {
 		if getenv(secret) != "" {
 			errs = append(errs, fmt.Errorf("%s is set: secrets are read from files only; set %s_FILE to a file holding it (a Docker secret under /run/secrets)", secret, secret))
@@ -258,6 +286,7 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("log_format (LOOKOUT_LOG_FORMAT)", c.LogFormat, "want json or text")
 	}
+	errs = append(errs, c.Fluentd.validate(c.StateDir)...)
 	names := map[string]bool{}
 	for i, o := range c.Outputs {
 		p := fmt.Sprintf("outputs[%d]", i)

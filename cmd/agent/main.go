@@ -29,6 +29,7 @@ import (
 	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
+	"github.com/lookout-agent/lookout/logs"
 	"github.com/lookout-agent/lookout/probes"
 	"github.com/lookout-agent/lookout/shipper"
 )
@@ -181,8 +182,21 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	}
 	sched := probes.New(ship, popts)
 	inv.Subscribe(sched)
+	sources := []collectors.Source{ship, inv, sched}
+	var fwd *logs.Forwarder
+	if cfg.Fluentd.Address != "" {
+		tag, _ := labels.ParseLogTag(cfg.Fluentd.Tag) // checked by Validate
+		fwd, err = logs.New(dc, logs.Options{Address: cfg.Fluentd.Address, Tag: tag, StateDir: cfg.StateDir,
+			BufferLimit: cfg.Fluentd.BufferLimit, BatchSize: cfg.Fluentd.BatchSize, MaxRecordSize: cfg.Fluentd.MaxRecordSize,
+			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout), Log: log})
+		if err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		inv.Subscribe(fwd)
+		sources = append(sources, fwd)
+	}
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
-	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, ship, inv, sched)
+	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, sources...)
 	self.Beat = func() {
 		if inv.Connected() && cfg.HeartbeatFile != "" {
 			if err := touch(cfg.HeartbeatFile); err != nil {
@@ -205,6 +219,10 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	go func() { defer wg.Done(); sched.Run(producers) }()
 	go func() { defer wg.Done(); inv.Run(producers) }()
 	go func() { defer wg.Done(); self.Run(producers) }()
+	if fwd != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); fwd.Run(producers) }()
+	}
 	<-ctx.Done()
 	stopProducers()
 	wg.Wait()
