@@ -69,7 +69,7 @@ type Forwarder struct {
 }
 
 type counters struct {
-	tags                                    map[string]string
+	tags                                      map[string]string
 	lines, bytes, retried, dropped, truncated atomic.Uint64
 }
 
