@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes clean
+.PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-logs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -50,6 +50,11 @@ bench-latency: peers build
 bench-probes: peers build
 	@bash scripts/peers.sh telegraf
 	$(GO) run ./bench/probeload
+
+## bench-logs: a container logging as fast as it can, through Lookout vs Docker's fluentd
+## log driver, to the same forward-protocol receiver (see BENCHMARKS.md).
+bench-logs: peers build
+	$(GO) run ./bench/logthroughput -duration $${DURATION:-20s}
 
 clean:
 	rm -rf bin .peers

@@ -171,6 +171,13 @@ func TestLogsOutageAndAgentKill(t *testing.T) {
 	got := func() int { return len(recordsOf(t, f, name)) }
 	eventually(t, 60*time.Second, "the first lines", func() bool { return got() >= 100 })
 
+	// The agent is killed mid-stream and started again with the same state directory.
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	killedAt := got()
+	startAgent(t, env...)
+	eventually(t, 60*time.Second, "lines after the restart", func() bool { return got() > killedAt+200 })
+
 	// The receiver goes away for 30 s while the container goes on logging.
 	f.Stop()
 	time.Sleep(30 * time.Second) // the outage itself, not a synchronisation
@@ -178,13 +185,6 @@ func TestLogsOutageAndAgentKill(t *testing.T) {
 	if err := f.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "lines after the outage", func() bool { return got() > before+200 })
-
-	// The agent is killed mid-stream and started again with the same state directory.
-	_ = a.cmd.Process.Kill()
-	<-a.done
-	killedAt := got()
-	startAgent(t, env...)
 	eventually(t, 90*time.Second, "every line", func() bool { return countLines(recordsOf(t, f, name))[fmt.Sprintf("o %d", n)] >= 1 })
 	lines := countLines(recordsOf(t, f, name))
 	dups := 0
@@ -195,7 +195,7 @@ func TestLogsOutageAndAgentKill(t *testing.T) {
 		}
 		dups += max(c-1, 0)
 	}
-	t.Logf("%d lines: %d before the outage ended, %d when the agent was killed, %d duplicates", n, before, killedAt, dups)
+	t.Logf("%d lines: %d when the agent was killed, %d when the outage ended, %d duplicates", n, killedAt, before, dups)
 	// Each interruption may repeat at most the one batch that was in flight.
 	if dups > 2*batch {
 		t.Errorf("%d duplicates: want at most the batch in flight at each of the two interruptions (%d)", dups, 2*batch)

@@ -151,9 +151,11 @@ func (fl *follower) read(ctx context.Context, r io.Reader, pos Position, msgs ch
 		if err != nil {
 			return err
 		}
-		ts := m.ts.UnixNano()
-		if ts < pos.TimeNS || (ts == pos.TimeNS && skipped < pos.N) {
-			skipped++ // acknowledged before
+		if m.ts.UnixNano() < pos.TimeNS {
+			continue // Docker's since filters these out; never expected
+		}
+		if skipped < pos.N {
+			skipped++ // acknowledged before: the first N messages since pos.TimeNS
 			continue
 		}
 		m.line = bytes.Clone(m.line)

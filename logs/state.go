@@ -8,10 +8,12 @@ import (
 	"strings"
 )
 
-// Position is how far into a container's log Fluentd has acknowledged: every Docker log
-// message up to TimeNS, and the first N messages stamped exactly TimeNS. Docker's `since`
-// is inclusive and its timestamps have nanoseconds, so reading resumes with since=TimeNS
-// and skips N messages.
+// Position is how far into a container's log Fluentd has acknowledged, as Docker's logs
+// API can resume it: read with since=TimeNS (inclusive, nanoseconds) and skip the first N
+// messages. TimeNS is the newest timestamp read; N counts the messages read with exactly
+// that timestamp. Docker stamps every 16 KiB piece of a long line with the time of the
+// first, so a later piece may carry an older time: Docker's `since` would filter it out,
+// which is why a position never moves past a line still being joined (see assembler).
 type Position struct {
 	TimeNS int64 `json:"time_ns"`
 	N      int   `json:"n"`
@@ -22,12 +24,16 @@ func (p Position) before(q Position) bool {
 	return p.TimeNS < q.TimeNS || (p.TimeNS == q.TimeNS && p.N < q.N)
 }
 
-// advance returns the position after a message stamped ts.
+// advance returns the position after a message stamped ts. A message older than TimeNS
+// (a later piece of a long line) leaves it: reading since TimeNS would not return it.
 func (p Position) advance(ts int64) Position {
-	if ts == p.TimeNS {
+	switch {
+	case ts == p.TimeNS:
 		return Position{ts, p.N + 1}
+	case ts > p.TimeNS:
+		return Position{ts, 1}
 	}
-	return Position{ts, 1}
+	return p
 }
 
 // since is the value of Docker's `since` for reading from p ("" for the beginning).
