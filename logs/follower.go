@@ -25,7 +25,17 @@ type follower struct {
 	cnt       *counters
 	cancel    context.CancelFunc
 	conn      *conn
+	// idle is how long the stream may stay silent before the follow is restarted (see
+	// errIdle); got says whether this follow read anything.
+	idle time.Duration
+	got  bool
 }
+
+// errIdle ends a follow that stayed silent for its idle time, in case Docker's follow
+// missed a change of the log file (rotation) and waits for nothing: the next run reads
+// from the position without follow first. The idle time doubles while restarts find
+// nothing, so quiet containers cost little.
+var errIdle = errors.New("idle")
 
 // multilineWait is how long a multiline record waits for its next line.
 const multilineWait = time.Second
@@ -36,35 +46,27 @@ func (fl *follower) run(ctx context.Context) error {
 	f := fl.f
 	pos, ok := f.store.load(fl.id)
 	if !ok && !f.opts.FromStart {
-		pos = Position{TimeNS: time.Now().UnixNano()}
+		pos = Position{TimeNS: f.started.UnixNano()}
 		if err := f.store.save(fl.id, pos); err != nil {
 			return err
 		}
 	}
-	rc, err := f.docker.ContainerLogs(ctx, fl.id, container.LogsOptions{ShowStdout: true, ShowStderr: true,
-		Follow: true, Timestamps: true, Since: pos.since()})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() { <-rctx.Done(); rc.Close() }() // unblocks the reader
-
 	msgs := make(chan message, 64)
 	var readErr error
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
 		defer close(msgs)
-		readErr = fl.read(rctx, rc, pos, msgs)
+		readErr = fl.read(rctx, pos, msgs)
 	}()
 	batches := make(chan *batch, max(1, f.opts.BufferLimit/f.opts.BatchSize-1))
 	sendDone := make(chan struct{})
 	go func() {
 		defer close(sendDone)
 		for b := range batches {
-			if fl.deliver(rctx, b) != nil {
+			if fl.deliver(ctx, b) != nil {
 				for range batches { // stopping: the rest is read again next time
 				}
 				return
@@ -73,7 +75,9 @@ func (fl *follower) run(ctx context.Context) error {
 	}()
 
 	var cur *batch
-	var curSince, lastMsg time.Time
+	var curSince time.Time
+	lastMsg := time.Now()
+	idled := false
 	asm := newAssembler(f.opts.MaxRecordSize, fl.multiline, func(r Record) {
 		if cur == nil {
 			cur = &batch{tag: fl.tag}
@@ -94,7 +98,7 @@ func (fl *follower) run(ctx context.Context) error {
 		case batches <- cur:
 			cur = nil
 			return true
-		case <-rctx.Done():
+		case <-ctx.Done():
 			return false
 		}
 	}
@@ -105,11 +109,12 @@ func (fl *follower) run(ctx context.Context) error {
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				asm.flush(true)
+				asm.flush(!idled)
 				ended = true
 				break
 			}
 			lastMsg = time.Now()
+			fl.got = true
 			asm.add(m)
 			if cur != nil && (len(cur.records) >= f.opts.BatchSize || cur.bytes >= 1<<20) && !flush() {
 				ended = true
@@ -117,6 +122,10 @@ func (fl *follower) run(ctx context.Context) error {
 		case <-tick.C:
 			if fl.multiline != nil && time.Since(lastMsg) >= multilineWait {
 				asm.flush(false)
+			}
+			if fl.idle > 0 && time.Since(lastMsg) >= fl.idle {
+				stop() // stop reading; what was read is still delivered below
+				idled = true
 			}
 			if cur != nil && time.Since(curSince) >= f.opts.Linger && !flush() {
 				ended = true
@@ -131,16 +140,57 @@ func (fl *follower) run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if idled || errors.Is(readErr, errLag) {
+		return errIdle
+	}
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
 		return readErr
 	}
 	return nil
 }
 
-// read parses the stream into msgs, skipping what pos says was acknowledged.
-func (fl *follower) read(ctx context.Context, r io.Reader, pos Position, msgs chan<- message) error {
-	sr := newStreamReader(r, fl.tty, Position{TimeNS: pos.TimeNS})
-	skipped := 0
+// Reading modes. Docker's json-file follow before Docker 23 may drop the unread rest of a
+// file that rotates (max-size) under a reader lagging behind, so a follower catches up with
+// plain reads (since the position, no follow: every rotated file is read whole), and
+// follows only once it is less than caughtUp behind. A followed message more than
+// maxLag old means it fell behind again: it stops, and the next run catches up.
+const (
+	caughtUp = 500 * time.Millisecond
+	maxLag   = 2 * time.Second
+)
+
+// errLag ends a follow that fell behind; the follow restarts at once.
+var errLag = errors.New("fell behind")
+
+// read reads the log from pos into msgs until the container stops, ctx is done, or a
+// follow falls behind or goes silent.
+func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- message) error {
+	follow := false
+	for {
+		rc, err := fl.f.docker.ContainerLogs(ctx, fl.id, container.LogsOptions{ShowStdout: true, ShowStderr: true,
+			Follow: follow, Timestamps: true, Since: pos.since()})
+		if err != nil {
+			return err
+		}
+		stop := context.AfterFunc(ctx, func() { rc.Close() })
+		n, last, err := fl.readStream(ctx, rc, &pos, follow, msgs)
+		stop()
+		rc.Close()
+		fl.f.opts.Log.WithField("container", fl.name).WithField("follow", follow).WithField("messages", n).
+			WithError(err).Debug("logs: read ended")
+		if follow || !errors.Is(err, io.EOF) {
+			return err
+		}
+		follow = n == 0 || time.Since(last) < caughtUp
+	}
+}
+
+// readStream reads one logs API response, advancing pos past each message it passes on.
+func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, follow bool, msgs chan<- message) (int, time.Time, error) {
+	since, skip := *pos, 0
+	sr := newStreamReader(r, fl.tty, Position{TimeNS: since.TimeNS})
+	n := 0
+	var last time.Time
 	for {
 		m, err := sr.next()
 		if errors.Is(err, errBadMessage) {
@@ -149,20 +199,26 @@ func (fl *follower) read(ctx context.Context, r io.Reader, pos Position, msgs ch
 			continue
 		}
 		if err != nil {
-			return err
+			return n, last, err
 		}
-		if m.ts.UnixNano() < pos.TimeNS {
+		if m.ts.UnixNano() < since.TimeNS && n == 0 {
 			continue // Docker's since filters these out; never expected
 		}
-		if skipped < pos.N {
-			skipped++ // acknowledged before: the first N messages since pos.TimeNS
+		if skip < since.N {
+			skip++ // passed on before: the first N messages since since.TimeNS
 			continue
 		}
+		if follow && time.Since(m.ts) > maxLag {
+			return n, last, errLag
+		}
+		*pos = m.after
+		n++
+		last = m.ts
 		m.line = bytes.Clone(m.line)
 		select {
 		case msgs <- m:
 		case <-ctx.Done():
-			return ctx.Err()
+			return n, last, ctx.Err()
 		}
 	}
 }

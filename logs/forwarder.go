@@ -39,7 +39,7 @@ type Options struct {
 	BufferLimit   int                // records read but not acknowledged, per container
 	BatchSize     int                // records per Forward message
 	MaxRecordSize int                // bytes of log per record; the rest is cut, with a marker
-	FromStart     bool               // a container seen for the first time is read from its start (else from now)
+	FromStart     bool               // a container seen for the first time is read from its start (else from when the agent started)
 	Timeout       time.Duration      // connect, write and wait for an ack
 	Linger        time.Duration      // how long a record may wait for its batch to fill
 	Log           logrus.FieldLogger
@@ -49,6 +49,7 @@ type Options struct {
 // lookout.logs=false.
 type Forwarder struct {
 	opts          Options
+	started       time.Time
 	docker        Docker
 	store         *store
 	network, addr string
@@ -58,8 +59,9 @@ type Forwarder struct {
 	followers map[string]*follower
 	latest    map[string]inventory.Change
 	notBefore map[string]time.Time
+	idle      map[string]time.Duration
 	wg        sync.WaitGroup
-	done      chan string
+	done      chan followDone
 
 	mu        sync.Mutex
 	perCont   map[string]*counters
@@ -67,6 +69,19 @@ type Forwarder struct {
 	changesDr atomic.Uint64
 	active    atomic.Int64
 }
+
+// followDone is what a follower reports when it ends.
+type followDone struct {
+	id  string
+	err error
+	got bool // it read something
+}
+
+// Idle times before a silent follow is restarted (see errIdle).
+const (
+	minIdle = 10 * time.Second
+	maxIdle = 2 * time.Minute
+)
 
 type counters struct {
 	tags                                      map[string]string
@@ -104,9 +119,9 @@ func New(docker Docker, opts Options) (*Forwarder, error) {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Forwarder{opts: opts, docker: docker, store: st, network: network, addr: addr,
+	return &Forwarder{opts: opts, started: time.Now(), docker: docker, store: st, network: network, addr: addr,
 		changes: make(chan inventory.Change, 1024), followers: map[string]*follower{},
-		latest: map[string]inventory.Change{}, notBefore: map[string]time.Time{}, done: make(chan string),
+		latest: map[string]inventory.Change{}, notBefore: map[string]time.Time{}, done: make(chan followDone), idle: map[string]time.Duration{},
 		perCont: map[string]*counters{}}, nil
 }
 
@@ -141,7 +156,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 			}
 			// Drain the followers' done notices so that they can return.
 			for len(f.followers) > 0 {
-				delete(f.followers, <-f.done)
+				delete(f.followers, (<-f.done).id)
 			}
 			return
 		case ch := <-f.changes:
@@ -151,9 +166,19 @@ func (f *Forwarder) Run(ctx context.Context) {
 				f.forget(id)
 			}
 			f.startIfWanted(ctx, id)
-		case id := <-f.done:
+		case d := <-f.done:
+			id := d.id
 			delete(f.followers, id)
 			f.notBefore[id] = time.Now().Add(time.Second)
+			switch {
+			case !errors.Is(d.err, errIdle):
+			case d.got:
+				f.idle[id] = minIdle
+				f.notBefore[id] = time.Time{}
+			default:
+				f.idle[id] = min(2*f.idle[id], maxIdle)
+				f.notBefore[id] = time.Time{}
+			}
 			if ch, ok := f.latest[id]; ok && ch.Kind == inventory.Gone {
 				f.forget(id)
 			}
@@ -169,6 +194,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 func (f *Forwarder) forget(id string) {
 	delete(f.latest, id)
 	delete(f.notBefore, id)
+	delete(f.idle, id)
 	f.store.remove(id)
 	f.mu.Lock()
 	delete(f.perCont, id)
@@ -198,9 +224,12 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string) {
 	}
 	cnt.tags = c.Tags(ch.Engine)
 	f.mu.Unlock()
+	if f.idle[id] == 0 {
+		f.idle[id] = minIdle
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	fl := &follower{f: f, id: id, name: c.Name, tty: c.Tty, tag: tag, multiline: c.Config.Logs.Multiline,
-		cnt: cnt, cancel: cancel, conn: &conn{network: f.network, addr: f.addr, timeout: f.opts.Timeout}}
+		cnt: cnt, cancel: cancel, idle: f.idle[id], conn: &conn{network: f.network, addr: f.addr, timeout: f.opts.Timeout}}
 	fl.meta, fl.metaPairs = encodeMeta(recordFields(c, ch.Engine))
 	f.followers[id] = fl
 	f.active.Add(1)
@@ -211,10 +240,10 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string) {
 		err := fl.run(fctx)
 		fl.conn.close()
 		cancel()
-		if err != nil && fctx.Err() == nil {
+		if err != nil && fctx.Err() == nil && !errors.Is(err, errIdle) {
 			f.opts.Log.WithError(err).WithField("container", c.Name).Warn("logs: following stopped; retrying")
 		}
-		f.done <- id
+		f.done <- followDone{id: id, err: err, got: fl.got}
 	}()
 }
 

@@ -120,9 +120,11 @@ func measure(root, work, bin, path string, dur time.Duration, lookoutBin string)
 		return res, fmt.Errorf("docker run: %v: %s", err, out)
 	}
 	defer func() { _ = exec.Command("docker", "rm", "-f", name).Run() }()
-	// Wait for the flood to end and the receiver's file to stop growing for 3 s.
+	// Wait for the flood's end line (sent last), then for the file to stop growing for 3 s.
+	marker := []byte("flood end")
 	var size int64 = -1
 	var lastGrowth time.Time
+	ended := false
 	for deadline := time.Now().Add(dur + 5*time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		fi, err := os.Stat(f.Out)
 		if err != nil {
@@ -130,9 +132,10 @@ func measure(root, work, bin, path string, dur time.Duration, lookoutBin string)
 		}
 		if fi.Size() != size {
 			size, lastGrowth = fi.Size(), fi.ModTime()
+			ended = ended || bytes.Contains(tail(f.Out, 64<<10), marker)
 			continue
 		}
-		if time.Since(start) > dur && time.Since(lastGrowth) > 3*time.Second {
+		if ended && time.Since(lastGrowth) > 3*time.Second {
 			break
 		}
 	}
@@ -212,4 +215,18 @@ func cpuTime(pid int) time.Duration {
 	_, _ = fmt.Sscan(rest, &state, &skip[0], &skip[1], &skip[2], &skip[3], &skip[4], &skip[5], &skip[6], &skip[7],
 		&skip[8], &skip[9], &utime, &stime)
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// tail returns the last n bytes of a file.
+func tail(path string, n int64) []byte {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	fi, _ := fh.Stat()
+	off := max(fi.Size()-n, 0)
+	b := make([]byte, fi.Size()-off)
+	_, _ = fh.ReadAt(b, off)
+	return b
 }
