@@ -24,10 +24,15 @@ import (
 
 const image = "lookout-logsvc:bench"
 
+// logMaxSize is the -log-max-size flag.
+var logMaxSize string
+
 func main() {
 	dur := flag.Duration("duration", 20*time.Second, "how long the container floods")
 	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
+	maxSize := flag.String("log-max-size", "", "json-file max-size of the flooding container on the Lookout path (default: the daemon's)")
 	flag.Parse()
+	logMaxSize = *maxSize
 	if err := run(*dur, *lookoutBin); err != nil {
 		fmt.Fprintln(os.Stderr, "logthroughput:", err)
 		os.Exit(1)
@@ -68,7 +73,8 @@ func run(dur time.Duration, lookoutBin string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("flood of %s, 100-byte lines, one container (machine: 2 cores, shared with other jobs)\n", dur)
+	fmt.Printf("flood of %s, 100-byte lines, one container (machine: 2 cores, shared with other jobs); json-file max-size on the Lookout path: %s\n",
+		dur, map[bool]string{true: "the daemon's", false: logMaxSize}[logMaxSize == ""])
 	fmt.Printf("%-28s %10s %10s %8s %8s %6s %9s %s\n", "path", "written", "received", "lost", "dups", "s", "lines/s", "MiB/s")
 	for _, r := range []result{lk, drv} {
 		fmt.Printf("%-28s %10d %10d %8d %8d %6.1f %9.0f %.1f\n", r.name, r.written, r.received, r.lost, r.dups,
@@ -105,6 +111,9 @@ func measure(root, work, bin, path string, dur time.Duration, lookoutBin string)
 		}
 		defer func() { _ = agent.Process.Signal(os.Interrupt); _ = agent.Wait() }()
 		args = append(args, "--label", "lookout.enable=true")
+		if logMaxSize != "" {
+			args = append(args, "--log-opt", "max-size="+logMaxSize)
+		}
 	} else {
 		res.name = "docker --log-driver fluentd"
 		args = append(args, "--log-driver", "fluentd", "--log-opt", "fluentd-address="+f.Addr,
