@@ -54,7 +54,7 @@ bench-probes: peers build
 ## bench-logs: a container logging as fast as it can, through Lookout vs Docker's fluentd
 ## log driver, to the same forward-protocol receiver (see BENCHMARKS.md).
 bench-logs: peers build
-	$(GO) run ./bench/logthroughput -duration $${DURATION:-20s}
+	$(GO) run ./bench/logthroughput -duration $${DURATION:-15s} -log-max-size $${LOG_MAX_SIZE:-1g}
 
 clean:
 	rm -rf bin .peers
