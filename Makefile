@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources clean
+.PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -29,9 +29,11 @@ e2e: peers
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) test -race -count=1 -v -timeout 20m ./e2e/
 
-## peers: the real programs the tests talk to (InfluxDB 1.x from Debian).
+## peers: the real programs the tests talk to (InfluxDB 1.x from Debian; a Fluentd
+## forward-protocol server built from peers/fluentd).
 peers:
 	@bash scripts/peers.sh influxdb telegraf
+	@bash scripts/peers.sh fluentd
 
 fuzz:
 	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
@@ -48,6 +50,11 @@ bench-latency: peers build
 bench-probes: peers build
 	@bash scripts/peers.sh telegraf
 	$(GO) run ./bench/probeload
+
+## bench-logs: a container logging as fast as it can, through Lookout vs Docker's fluentd
+## log driver, to the same forward-protocol receiver (see BENCHMARKS.md).
+bench-logs: peers build
+	$(GO) run ./bench/logthroughput -duration $${DURATION:-15s} -log-max-size $${LOG_MAX_SIZE:-1g}
 
 clean:
 	rm -rf bin .peers

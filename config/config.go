@@ -50,6 +50,21 @@ type Config struct {
 	HostCgroup string `yaml:"host_cgroup"`
 	// MetricsAddress is where /metrics and /healthz are served; empty: no port is opened.
 	MetricsAddress string `yaml:"metrics_address"`
+	// Fluentd configures the log forwarder; off while Fluentd.Address is empty.
+	Fluentd Fluentd `yaml:"fluentd"`
+	// StateDir holds what must survive a restart (the log positions).
+	StateDir string `yaml:"state_dir"`
+}
+
+// Fluentd configures forwarding container logs to Fluentd.
+type Fluentd struct {
+	Address       string   `yaml:"address"`
+	Tag           string   `yaml:"tag"`
+	BufferLimit   int      `yaml:"buffer_limit"`
+	BatchSize     int      `yaml:"batch_size"`
+	MaxRecordSize int      `yaml:"max_record_size"`
+	Start         string   `yaml:"start"`
+	Timeout       Duration `yaml:"timeout"`
 }
 
 // Output is one destination for line protocol.
@@ -101,6 +116,9 @@ func Default() Config {
 		Resources:     "auto",
 		HostProc:      "/proc",
 		HostCgroup:    "/sys/fs/cgroup",
+		StateDir:      "/var/lib/lookout",
+		Fluentd: Fluentd{Tag: "docker.{{.Name}}", BufferLimit: 10000, BatchSize: 1000, MaxRecordSize: 1 << 20,
+			Start: "beginning", Timeout: Duration(10 * time.Second)},
 	}
 }
 
@@ -215,6 +233,15 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 	set("LOOKOUT_HOST_CGROUP", str(&c.HostCgroup))
 	set("LOOKOUT_METRICS_ADDRESS", str(&c.MetricsAddress))
 
+	set("LOOKOUT_STATE_DIR", str(&c.StateDir))
+	set("LOOKOUT_FLUENTD_ADDRESS", str(&c.Fluentd.Address))
+	set("LOOKOUT_FLUENTD_TAG", str(&c.Fluentd.Tag))
+	set("LOOKOUT_FLUENTD_BUFFER_LIMIT", integer(&c.Fluentd.BufferLimit))
+	set("LOOKOUT_FLUENTD_BATCH_SIZE", integer(&c.Fluentd.BatchSize))
+	set("LOOKOUT_FLUENTD_MAX_RECORD_SIZE", integer(&c.Fluentd.MaxRecordSize))
+	set("LOOKOUT_FLUENTD_START", str(&c.Fluentd.Start))
+	set("LOOKOUT_FLUENTD_TIMEOUT", dur(&c.Fluentd.Timeout))
+
 	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD"} {
 		if getenv(secret) != "" {
 			errs = append(errs, fmt.Errorf("%s is set: secrets are read from files only; set %s_FILE to a file holding it (a Docker secret under /run/secrets)", secret, secret))
@@ -287,6 +314,7 @@ func (c *Config) Validate() error {
 			bad("metrics_address (LOOKOUT_METRICS_ADDRESS)", c.MetricsAddress, "want host:port, like 127.0.0.1:9273 or :9273, or empty for no endpoint")
 		}
 	}
+	errs = append(errs, c.Fluentd.validate(c.StateDir)...)
 	names := map[string]bool{}
 	for i, o := range c.Outputs {
 		p := fmt.Sprintf("outputs[%d]", i)

@@ -150,3 +150,28 @@ func TestResourcesAndMetricsSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestFluentdConfig(t *testing.T) {
+	env := map[string]string{"LOOKOUT_FLUENTD_ADDRESS": "127.0.0.1:24224", "LOOKOUT_STATE_DIR": "/tmp/st"}
+	c, err := Load("", func(k string) string { return env[k] }, nil)
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("defaults: %v %v", err, c.Validate())
+	}
+	if c.Fluentd.Tag != "docker.{{.Name}}" || c.Fluentd.BatchSize != 1000 || c.StateDir != "/tmp/st" {
+		t.Errorf("defaults %+v", c.Fluentd)
+	}
+	env = map[string]string{"LOOKOUT_FLUENTD_ADDRESS": "fluentd", "LOOKOUT_FLUENTD_TAG": "{{.Nope}}",
+		"LOOKOUT_FLUENTD_BATCH_SIZE": "0", "LOOKOUT_FLUENTD_START": "yesterday", "LOOKOUT_FLUENTD_MAX_RECORD_SIZE": "10"}
+	c, _ = Load("", func(k string) string { return env[k] }, nil)
+	err = c.Validate()
+	for _, want := range []string{"LOOKOUT_FLUENTD_ADDRESS", "LOOKOUT_FLUENTD_TAG", "LOOKOUT_FLUENTD_BATCH_SIZE",
+		"LOOKOUT_FLUENTD_START", "LOOKOUT_FLUENTD_MAX_RECORD_SIZE"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v should name %s", err, want)
+		}
+	}
+	c, _ = Load("", func(k string) string { return map[string]string{"LOOKOUT_FLUENTD_TAG": "{{"}[k] }, nil)
+	if err := c.Validate(); err != nil {
+		t.Errorf("forwarder off: its settings are not checked, got %v", err)
+	}
+}

@@ -43,6 +43,8 @@ type Container struct {
 
 	HasHealthcheck bool
 	HealthInterval time.Duration
+
+	Tty bool // the container has a terminal: its logs are one raw stream, not stdout/stderr frames
 }
 
 // SeriesName is the container_name tag: stable across restarts and task re-creation.
@@ -81,6 +83,7 @@ func FromInspect(in container.InspectResponse, monitorAll bool) *Container {
 	if in.Config != nil {
 		c.Image = in.Config.Image
 		c.Labels = in.Config.Labels
+		c.Tty = in.Config.Tty
 		if hc := in.Config.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
 			c.HasHealthcheck = true
 			c.HealthInterval = hc.Interval

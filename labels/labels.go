@@ -31,6 +31,8 @@ type Config struct {
 	Checks []Check
 	// Problems lists bad values and unknown keys, sorted by key.
 	Problems []Problem
+	// Logs are the lookout.logs* settings of the log forwarder.
+	Logs Logs
 }
 
 // Problem is one label Lookout could not use.
@@ -88,6 +90,7 @@ func Parse(labels map[string]string) Config {
 				}
 				c.Tags[key] = v
 			}
+		case c.parseLogs(k, v):
 		case strings.HasPrefix(k, KeyCheckPrefix):
 			if checks == nil {
 				checks = map[string]string{}
@@ -95,7 +98,8 @@ func Parse(labels map[string]string) Config {
 			checks[k] = v
 		default:
 			c.problem(k, v, "unknown key; known keys: "+KeyEnable+", "+KeyTagPrefix+"<key>, "+
-				KeyCheckPrefix+"<name>, "+KeyCheckPrefix+"<name>.<setting>")
+				KeyCheckPrefix+"<name>, "+KeyCheckPrefix+"<name>.<setting>, "+
+				KeyLogs+", "+KeyLogsTag+", "+KeyLogsMultiline)
 		}
 	}
 	c.Checks = parseChecks(checks, c.problem)

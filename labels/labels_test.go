@@ -58,3 +58,46 @@ func TestEnableValues(t *testing.T) {
 		t.Error("without the label, the agent setting decides")
 	}
 }
+
+func TestParseLogs(t *testing.T) {
+	c := Parse(map[string]string{
+		"lookout.logs":           "false",
+		"lookout.logs.tag":       "app.{{.Service}}.{{.Name}}",
+		"lookout.logs.multiline": `^\d{4}-`,
+	})
+	if len(c.Problems) != 0 || c.Logs.Enable == nil || *c.Logs.Enable || c.Logs.Tag == nil || c.Logs.Multiline == nil {
+		t.Fatalf("Logs = %+v, problems %v", c.Logs, c.Problems)
+	}
+	var b strings.Builder
+	_ = c.Logs.Tag.Execute(&b, LogTagData{Name: "web", Service: "shop"})
+	if b.String() != "app.shop.web" {
+		t.Errorf("tag = %q", b.String())
+	}
+	bad := Parse(map[string]string{
+		"lookout.logs":           "maybe",
+		"lookout.logs.tag":       "docker.{{.Nmae}}",
+		"lookout.logs.multiline": `^(`,
+		"lookout.logs.other":     "x",
+		"lookout.enable":         "true",
+	})
+	want := map[string]string{
+		"lookout.logs":           "want true or false",
+		"lookout.logs.multiline": "regular expression",
+		"lookout.logs.other":     "unknown key",
+		"lookout.logs.tag":       "Nmae",
+	}
+	if len(bad.Problems) != len(want) {
+		t.Fatalf("problems %v", bad.Problems)
+	}
+	for _, p := range bad.Problems {
+		if !strings.Contains(p.Error(), want[p.Key]) {
+			t.Errorf("%s: %q should contain %q", p.Key, p.Error(), want[p.Key])
+		}
+	}
+	if bad.Enable == nil || !*bad.Enable || bad.Logs.Tag != nil || bad.Logs.Multiline != nil || bad.Logs.Enable != nil {
+		t.Errorf("bad logs labels must leave the rest alone: %+v", bad)
+	}
+	if _, err := ParseLogTag(""); err == nil {
+		t.Error("empty tag template accepted")
+	}
+}

@@ -2,6 +2,8 @@
 # Installs or builds the real peers the tests and benchmarks use. Idempotent.
 #   scripts/peers.sh influxdb   InfluxDB 1.x from Debian's packages
 #   scripts/peers.sh telegraf   Telegraf v1.37.2 built from its Go module into .peers/bin
+#   scripts/peers.sh fluentd    a Fluentd forward-protocol server (OpenTelemetry Collector's
+#                               fluentforward receiver v0.130.0, peers/fluentd) into .peers/bin
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sudo=""
@@ -22,6 +24,18 @@ for peer in "$@"; do
       ;;
     telegraf)
       bash "$root/peers/build.sh"
+      ;;
+    fluentd)
+      bin="$root/.peers/bin/fluentd-receiver"
+      src="$root/peers/fluentd"
+      if [ ! -x "$bin" ] || [ "$src/go.mod" -nt "$bin" ] || [ "$src/go.sum" -nt "$bin" ] || [ "$src/main.go" -nt "$bin" ]; then
+        echo "building fluentd-receiver (peers/fluentd) -> $bin" >&2
+        mkdir -p "$root/.peers/bin"
+        tmp=$(mktemp "$root/.peers/bin/.fluentd-receiver.XXXXXX")
+        (cd "$src" && CGO_ENABLED=0 go build -mod=readonly -trimpath -o "$tmp" .) || { rm -f "$tmp"; exit 1; }
+        chmod 0755 "$tmp"
+        mv -f "$tmp" "$bin"
+      fi
       ;;
     *) echo "unknown peer $peer" >&2; exit 2 ;;
   esac

@@ -34,6 +34,7 @@ import (
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
+	"github.com/lookout-agent/lookout/logs"
 	"github.com/lookout-agent/lookout/probes"
 	"github.com/lookout-agent/lookout/promtext"
 	"github.com/lookout-agent/lookout/resources"
@@ -197,8 +198,20 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	}
 	sched := probes.New(ship, popts)
 	inv.Subscribe(sched)
-	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
 	sources := []collectors.Source{ship, inv, sched}
+	var fwd *logs.Forwarder
+	if cfg.Fluentd.Address != "" {
+		tag, _ := labels.ParseLogTag(cfg.Fluentd.Tag) // checked by Validate
+		fwd, err = logs.New(dc, logs.Options{Address: cfg.Fluentd.Address, Tag: tag, StateDir: cfg.StateDir,
+			BufferLimit: cfg.Fluentd.BufferLimit, BatchSize: cfg.Fluentd.BatchSize, MaxRecordSize: cfg.Fluentd.MaxRecordSize,
+			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout), Log: log})
+		if err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		inv.Subscribe(fwd)
+		sources = append(sources, fwd)
+	}
+	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
 	res, err := newResources(cfg, dc, inv, ship, log)
 	if err != nil {
 		return err
@@ -256,6 +269,10 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 				log.WithError(err).Error("metrics endpoint stopped")
 			}
 		}()
+	}
+	if fwd != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); fwd.Run(producers) }()
 	}
 	<-ctx.Done()
 	stopProducers()

@@ -22,16 +22,19 @@ func BuildStatic(root, pkg, out string) error {
 }
 
 // BuildTestImage builds the test service (testdata/testsvc) FROM scratch as image tag.
-func BuildTestImage(root, tag string) error {
-	dir, err := os.MkdirTemp("", "lookout-testsvc-")
+func BuildTestImage(root, tag string) error { return BuildImage(root, "testsvc", tag) }
+
+// BuildImage builds testdata/<name> (a Go program and its Dockerfile) FROM scratch as tag.
+func BuildImage(root, name, tag string) error {
+	dir, err := os.MkdirTemp("", "lookout-"+name+"-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := BuildStatic(root, "./testdata/testsvc", filepath.Join(dir, "testsvc")); err != nil {
+	if err := BuildStatic(root, "./testdata/"+name, filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	df, err := os.ReadFile(filepath.Join(root, "testdata/testsvc/Dockerfile"))
+	df, err := os.ReadFile(filepath.Join(root, "testdata", name, "Dockerfile"))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
+)
+
+const logImage = "lookout-logsvc:e2e"
+
+var logImageOnce sync.Once
+var logImageErr error
+
+// startFluentd builds the log test image once and starts a forward-protocol receiver.
+func startFluentd(t *testing.T) *testpeer.Fluentd {
+	t.Helper()
+	root, _ := filepath.Abs("..")
+	logImageOnce.Do(func() { logImageErr = testpeer.BuildImage(root, "logsvc", logImage) })
+	if logImageErr != nil {
+		t.Fatal(logImageErr)
+	}
+	bin, err := testpeer.FluentdBin(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := testpeer.StartFluentd(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	return f
+}
+
+// runLogContainer runs the log test image; opts go before the image, args after it.
+func runLogContainer(t *testing.T, name string, opts []string, args ...string) string {
+	t.Helper()
+	a := append([]string{"run", "-d", "--name", name, "--label", "lookout-test.run=" + runID}, opts...)
+	a = append(append(a, logImage), args...)
+	id := docker(t, a...)
+	t.Cleanup(func() { docker(t, "rm", "-f", name) })
+	return id
+}
+
+// recordsOf returns the records of container name (container_name is "/name").
+func recordsOf(t *testing.T, f *testpeer.Fluentd, name string) []testpeer.Record {
+	t.Helper()
+	all, err := f.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []testpeer.Record
+	for _, r := range all {
+		if r.Str("container_name") == "/"+name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// countLines counts each log line of recs.
+func countLines(recs []testpeer.Record) map[string]int {
+	m := map[string]int{}
+	for _, r := range recs {
+		m[string(r.Log())]++
+	}
+	return m
+}
+
+func TestLogsDelivery(t *testing.T) {
+	f := startFluentd(t)
+	a := startAgent(t, "LOOKOUT_FLUENTD_ADDRESS="+f.Addr, "LOOKOUT_STATE_DIR="+t.TempDir(), "LOOKOUT_INTERVAL=1s")
+	p := runID + "-logs"
+	seqID := runLogContainer(t, p+"-seq", []string{"--label", "lookout.enable=true", "--label", "lookout.tags.team=pay",
+		"--label", "lookout.logs.tag=app.{{.Name}}"}, "seq", "line", "300", "2ms")
+	runLogContainer(t, p+"-mixed", []string{"--label", "lookout.enable=true"}, "mixed")
+	runLogContainer(t, p+"-tty", []string{"-t", "--label", "lookout.enable=true"}, "seq", "tty", "50", "2ms")
+	runLogContainer(t, p+"-off", nil, "seq", "off", "20", "1ms")
+	runLogContainer(t, p+"-nologs", []string{"--label", "lookout.enable=true", "--label", "lookout.logs=false"}, "seq", "nologs", "20", "1ms")
+
+	// A numbered sequence on stdout and stderr arrives exactly once, with its metadata.
+	eventually(t, 90*time.Second, "300 numbered lines", func() bool { return len(recordsOf(t, f, p+"-seq")) >= 300 })
+	recs := recordsOf(t, f, p+"-seq")
+	lines := countLines(recs)
+	for i := 1; i <= 300; i++ {
+		if n := lines[fmt.Sprintf("line %d", i)]; n != 1 {
+			t.Errorf("line %d arrived %d times, want once", i, n)
+		}
+	}
+	if len(recs) != 300 {
+		t.Errorf("%d records for 300 lines", len(recs))
+	}
+	var last int64
+	for _, r := range recs {
+		var i int
+		fmt.Sscanf(string(r.Log()), "line %d", &i)
+		wantSrc := "stdout"
+		if i%3 == 0 {
+			wantSrc = "stderr"
+		}
+		if r.Str("source") != wantSrc || r.Str("container_id") != seqID || r.Str("image") != logImage ||
+			r.Str("team") != "pay" || r.Tag != "app."+p+"-seq" {
+			t.Fatalf("record %+v: want source %s, container_id %s, image, team=pay, tag app.%s-seq", r, wantSrc, seqID, p)
+		}
+		if r.TimeNS%1e9 == 0 || r.TimeNS < last-int64(time.Second) {
+			t.Errorf("record time %d: want sub-second event times in order", r.TimeNS)
+		}
+		last = r.TimeNS
+	}
+
+	// Lines Docker cut at 16 KiB are joined; invalid UTF-8 (which Docker's json-file
+	// driver stores as U+FFFD) and an empty line arrive too.
+	eventually(t, 60*time.Second, "the mixed lines", func() bool { return countLines(recordsOf(t, f, p+"-mixed"))["done"] == 1 })
+	mixed := recordsOf(t, f, p+"-mixed")
+	want := []string{"L64K " + strings.Repeat("a", 64*1024-5), "L1M " + strings.Repeat("b", 1024*1024-4),
+		"bad \ufffd\ufffd utf8", "", "done"}
+	if len(mixed) != len(want) {
+		t.Fatalf("%d mixed records, want %d", len(mixed), len(want))
+	}
+	for i, w := range want {
+		if got := mixed[i].Log(); !bytes.Equal(got, []byte(w)) {
+			t.Errorf("mixed record %d: %d bytes %.40q…, want %d bytes %.40q…", i, len(got), got, len(w), w)
+		}
+	}
+
+	// A TTY container: one stream, lines without the terminal's \r.
+	eventually(t, 60*time.Second, "the TTY lines", func() bool { return len(recordsOf(t, f, p+"-tty")) >= 50 })
+	tty := countLines(recordsOf(t, f, p+"-tty"))
+	for i := 1; i <= 50; i++ {
+		if n := tty[fmt.Sprintf("tty %d", i)]; n != 1 {
+			t.Errorf("tty line %d arrived %d times, want once", i, n)
+		}
+	}
+
+	// A container restarted: its second run's lines follow, nothing of the first run twice.
+	docker(t, "restart", "-t", "1", p+"-tty")
+	eventually(t, 60*time.Second, "the TTY lines of the second run", func() bool { return len(recordsOf(t, f, p+"-tty")) >= 100 })
+	tty = countLines(recordsOf(t, f, p+"-tty"))
+	for i := 1; i <= 50; i++ {
+		if n := tty[fmt.Sprintf("tty %d", i)]; n != 2 {
+			t.Errorf("tty line %d arrived %d times over two runs, want twice", i, n)
+		}
+	}
+
+	// Containers that did not opt in send nothing (they wrote before everything above arrived).
+	for _, n := range []string{p + "-off", p + "-nologs"} {
+		if got := recordsOf(t, f, n); len(got) != 0 {
+			t.Errorf("%s is not opted in (or says lookout.logs=false) but sent %d records", n, len(got))
+		}
+	}
+	eventually(t, 30*time.Second, "the lookout_logs counters", func() bool {
+		return strings.Contains(a.out(), "lookout_logs,") && strings.Contains(a.out(), "container_name="+p+"-seq") &&
+			strings.Contains(a.out(), "lookout_logs_total,")
+	})
+}
+
+func TestLogsOutageAndAgentKill(t *testing.T) {
+	const n, batch = 2500, 100
+	f := startFluentd(t)
+	state := t.TempDir()
+	env := []string{"LOOKOUT_FLUENTD_ADDRESS=" + f.Addr, "LOOKOUT_STATE_DIR=" + state,
+		fmt.Sprintf("LOOKOUT_FLUENTD_BATCH_SIZE=%d", batch), "LOOKOUT_FLUENTD_BUFFER_LIMIT=1000", "LOOKOUT_FLUENTD_TIMEOUT=2s"}
+	a := startAgent(t, env...)
+	name := runID + "-logs-outage"
+	runLogContainer(t, name, []string{"--label", "lookout.enable=true"}, "seq", "o", fmt.Sprint(n), "10ms")
+	got := func() int { return len(recordsOf(t, f, name)) }
+	eventually(t, 60*time.Second, "the first lines", func() bool { return got() >= 100 })
+
+	// The agent is killed mid-stream and started again with the same state directory.
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	killedAt := got()
+	startAgent(t, env...)
+	eventually(t, 60*time.Second, "lines after the restart", func() bool { return got() > killedAt+200 })
+
+	// The receiver goes away for 30 s while the container goes on logging.
+	f.Stop()
+	time.Sleep(30 * time.Second) // the outage itself, not a synchronisation
+	before := got()
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "every line", func() bool { return countLines(recordsOf(t, f, name))[fmt.Sprintf("o %d", n)] >= 1 })
+	lines := countLines(recordsOf(t, f, name))
+	dups := 0
+	for i := 1; i <= n; i++ {
+		c := lines[fmt.Sprintf("o %d", i)]
+		if c == 0 {
+			t.Errorf("line %d lost", i)
+		}
+		dups += max(c-1, 0)
+	}
+	t.Logf("%d lines: %d when the agent was killed, %d when the outage ended, %d duplicates", n, killedAt, before, dups)
+	// Each interruption may repeat at most the one batch that was in flight.
+	if dups > 2*batch {
+		t.Errorf("%d duplicates: want at most the batch in flight at each of the two interruptions (%d)", dups, 2*batch)
+	}
+}

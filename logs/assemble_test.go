@@ -1,0 +1,117 @@
+package logs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func frame(stream byte, ts time.Time, content string) []byte {
+	p := ts.UTC().Format("2006-01-02T15:04:05.000000000Z07:00") + " " + content
+	h := make([]byte, 8)
+	h[0] = stream
+	binary.BigEndian.PutUint32(h[4:], uint32(len(p)))
+	return append(h, p...)
+}
+
+// collect reads a stream through the reader and the assembler.
+func collect(t *testing.T, data []byte, tty bool, maxSize int, ml *regexp.Regexp) []Record {
+	t.Helper()
+	var out []Record
+	a := newAssembler(maxSize, ml, func(r Record) { r.Log = bytes.Clone(r.Log); out = append(out, r) })
+	sr := newStreamReader(bytes.NewReader(data), tty, Position{})
+	for {
+		m, err := sr.next()
+		if err != nil {
+			break
+		}
+		m.line = bytes.Clone(m.line)
+		a.add(m)
+	}
+	a.flush(true)
+	return out
+}
+
+func TestJoinPiecesPerStream(t *testing.T) {
+	t0 := time.Unix(1700000000, 123456789)
+	piece := strings.Repeat("a", dockerPartialSize)
+	var s []byte
+	s = append(s, frame(1, t0, piece)...)               // stdout piece 1
+	s = append(s, frame(2, t0.Add(1), "err line\n")...) // stderr complete, between pieces
+	s = append(s, frame(1, t0, piece)...)               // stdout piece 2 (same time, as Docker stamps it)
+	s = append(s, frame(1, t0, "end\n")...)             // stdout last piece
+	s = append(s, frame(1, t0.Add(2), "\n")...)         // empty line
+	recs := collect(t, s, false, 1<<20, nil)
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3", len(recs))
+	}
+	if recs[0].Source != "stderr" || string(recs[0].Log) != "err line" {
+		t.Errorf("first record %q %q", recs[0].Source, recs[0].Log)
+	}
+	// The stderr record must not cover the stdout piece before it.
+	if want := (Position{}); recs[0].Pos != want {
+		t.Errorf("stderr record position %+v, want %+v: a pending piece comes before it", recs[0].Pos, want)
+	}
+	if string(recs[1].Log) != piece+piece+"end" || recs[1].Source != "stdout" || !recs[1].Time.Equal(t0) {
+		t.Errorf("joined record: %d bytes, source %s, time %s", len(recs[1].Log), recs[1].Source, recs[1].Time)
+	}
+	if want := (Position{t0.UnixNano(), 3}); recs[1].Pos.TimeNS != t0.Add(1).UnixNano() || recs[1].Pos.N != 1 {
+		t.Errorf("joined record position %+v, want after the stderr line (not %+v)", recs[1].Pos, want)
+	}
+	if string(recs[2].Log) != "" || recs[2].Pos != (Position{t0.Add(2).UnixNano(), 1}) {
+		t.Errorf("empty line record %q at %+v", recs[2].Log, recs[2].Pos)
+	}
+}
+
+func TestTruncateMultilineTTY(t *testing.T) {
+	t0 := time.Unix(1700000000, 5)
+	var s []byte
+	for i, l := range []string{"ERROR boom\n", "  at a()\n", "  at b()\n", "INFO ok\n"} {
+		s = append(s, frame(1, t0.Add(time.Duration(i)), l)...)
+	}
+	recs := collect(t, s, false, 1<<20, regexp.MustCompile(`^[A-Z]`))
+	if len(recs) != 2 || string(recs[0].Log) != "ERROR boom\n  at a()\n  at b()" || string(recs[1].Log) != "INFO ok" {
+		t.Fatalf("multiline records %+v", recs)
+	}
+	if recs[0].Pos != (Position{t0.Add(2).UnixNano(), 1}) {
+		t.Errorf("multiline record position %+v: want after its last line, before the next record", recs[0].Pos)
+	}
+
+	long := frame(1, t0, strings.Repeat("x", 5000)+"\n")
+	recs = collect(t, long, false, 1024, nil)
+	if len(recs) != 1 || recs[0].Truncated != 5000-1024 || !strings.HasSuffix(string(recs[0].Log), "[truncated by lookout: 1024 of 5000 bytes kept]") {
+		t.Fatalf("truncated record %d bytes, truncated %d: %.80q", len(recs[0].Log), recs[0].Truncated, recs[0].Log)
+	}
+
+	ts := t0.UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
+	tty := fmt.Sprintf("%s one\r\n%s %s%s two\r\n", ts, ts, strings.Repeat("y", dockerPartialSize), ts)
+	recs = collect(t, []byte(tty), true, 1<<20, nil)
+	if len(recs) != 2 || string(recs[0].Log) != "one" || string(recs[1].Log) != strings.Repeat("y", dockerPartialSize)+"two" {
+		t.Fatalf("tty records %d: %+v", len(recs), recs)
+	}
+}
+
+func TestPositionSince(t *testing.T) {
+	p := Position{TimeNS: 1700000000_000000042}
+	if p.since() != "1700000000.000000042" || (Position{}).since() != "" {
+		t.Errorf("since %q", p.since())
+	}
+	if !p.before(p.advance(p.TimeNS)) || p.advance(p.TimeNS+1) != (Position{p.TimeNS + 1, 1}) {
+		t.Error("advance")
+	}
+	s, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.load("abc"); ok {
+		t.Error("position before any save")
+	}
+	_ = s.save("abc", Position{5, 2})
+	if got, ok := s.load("abc"); !ok || got != (Position{5, 2}) {
+		t.Errorf("load %+v %v", got, ok)
+	}
+}

@@ -1,0 +1,96 @@
+package logs
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Position is how far into a container's log Fluentd has acknowledged, as Docker's logs
+// API can resume it: read with since=TimeNS (inclusive, nanoseconds) and skip the first N
+// messages. TimeNS is the newest timestamp read; N counts the messages read with exactly
+// that timestamp. Docker stamps every 16 KiB piece of a long line with the time of the
+// first, so a later piece may carry an older time: Docker's `since` would filter it out,
+// which is why a position never moves past a line still being joined (see assembler).
+type Position struct {
+	TimeNS int64 `json:"time_ns"`
+	N      int   `json:"n"`
+}
+
+// before says whether p is earlier in the log than q.
+func (p Position) before(q Position) bool {
+	return p.TimeNS < q.TimeNS || (p.TimeNS == q.TimeNS && p.N < q.N)
+}
+
+// advance returns the position after a message stamped ts. A message older than TimeNS
+// (a later piece of a long line) leaves it: reading since TimeNS would not return it.
+func (p Position) advance(ts int64) Position {
+	switch {
+	case ts == p.TimeNS:
+		return Position{ts, p.N + 1}
+	case ts > p.TimeNS:
+		return Position{ts, 1}
+	}
+	return p
+}
+
+// since is the value of Docker's `since` for reading from p ("" for the beginning).
+func (p Position) since() string {
+	if p.TimeNS <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d.%09d", p.TimeNS/1e9, p.TimeNS%1e9)
+}
+
+// store keeps one position file per container in dir. A file is replaced atomically
+// (write, then rename), so a crash leaves the old or the new position, never half of one.
+type store struct{ dir string }
+
+func newStore(dir string) (*store, error) {
+	d := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	f, err := os.CreateTemp(d, ".probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s is not writable: %w", d, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return &store{dir: d}, nil
+}
+
+func (s *store) path(id string) string {
+	return filepath.Join(s.dir, strings.Map(func(r rune) rune {
+		if r == '/' || r == '.' {
+			return '_'
+		}
+		return r
+	}, id)+".json")
+}
+
+// load returns the saved position of a container; ok is false when there is none.
+func (s *store) load(id string) (Position, bool) {
+	b, err := os.ReadFile(s.path(id))
+	if err != nil {
+		return Position{}, false
+	}
+	var p Position
+	if json.Unmarshal(b, &p) != nil {
+		return Position{}, false
+	}
+	return p, true
+}
+
+func (s *store) save(id string, p Position) error {
+	b, _ := json.Marshal(p)
+	tmp := s.path(id) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.path(id))
+}
+
+func (s *store) remove(id string) { _ = os.Remove(s.path(id)) }

@@ -1,0 +1,68 @@
+// Command logsvc writes known log lines for the log forwarder's end-to-end tests and
+// benchmark. It is built statically and packed FROM scratch (image lookout-logsvc).
+//
+//	logsvc seq PREFIX N INTERVAL   write "PREFIX i" for i = 1..N, one every INTERVAL,
+//	                               on stdout, and on stderr for every third i
+//	logsvc mixed                   a 64 KiB line, a 1 MiB line, invalid UTF-8, an empty line
+//	                               on stdout, then "done"
+//	logsvc flood DURATION          write numbered 100-byte lines as fast as it can for
+//	                               DURATION, then "flood end N" with the count
+//	logsvc sleep                   sleep forever
+//
+// After its work it sleeps until stopped, so a test decides when the container goes.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: logsvc seq|mixed|flood|sleep …")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "seq":
+		n, _ := strconv.Atoi(os.Args[3])
+		every, _ := time.ParseDuration(os.Args[4])
+		for i := 1; i <= n; i++ {
+			if i%3 == 0 {
+				fmt.Fprintf(os.Stderr, "%s %d\n", os.Args[2], i)
+			} else {
+				fmt.Printf("%s %d\n", os.Args[2], i)
+			}
+			time.Sleep(every)
+		}
+	case "mixed":
+		w := bufio.NewWriterSize(os.Stdout, 4<<20)
+		fmt.Fprintf(w, "L64K %s\n", strings.Repeat("a", 64*1024-5))
+		fmt.Fprintf(w, "L1M %s\n", strings.Repeat("b", 1024*1024-4))
+		w.WriteString("bad \xff\xfe utf8\n\n")
+		w.WriteString("done\n")
+		w.Flush()
+	case "flood":
+		d, _ := time.ParseDuration(os.Args[2])
+		w := bufio.NewWriterSize(os.Stdout, 64*1024)
+		pad := strings.Repeat("x", 80)
+		end := time.Now().Add(d)
+		n := 0
+		for time.Now().Before(end) {
+			for j := 0; j < 100; j++ {
+				n++
+				fmt.Fprintf(w, "f %09d %s\n", n, pad)
+			}
+		}
+		fmt.Fprintf(w, "flood end %d\n", n)
+		w.Flush()
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+}
