@@ -32,6 +32,7 @@ e2e: peers
 ## peers: the real programs the tests talk to (InfluxDB 1.x from Debian).
 peers:
 	@bash scripts/peers.sh influxdb
+	@bash scripts/peers.sh jaeger
 
 fuzz:
 	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s

@@ -2,6 +2,7 @@
 # Installs or builds the real peers the tests and benchmarks use. Idempotent.
 #   scripts/peers.sh influxdb   InfluxDB 1.x from Debian's packages
 #   scripts/peers.sh telegraf   Telegraf v1.37.2 built from its Go module into .peers/bin
+#   scripts/peers.sh jaeger     Jaeger v1.62 all-in-one and jaeger-agent built from peers/jaeger into .peers/bin
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sudo=""
@@ -22,6 +23,9 @@ for peer in "$@"; do
       ;;
     telegraf)
       bash "$root/peers/build.sh"
+      ;;
+    jaeger)
+      bash "$root/peers/jaeger/build.sh"
       ;;
     *) echo "unknown peer $peer" >&2; exit 2 ;;
   esac
