@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-		"sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
