@@ -39,6 +39,9 @@ type Config struct {
 	ProbeNetwork string `yaml:"probe_network"`
 	// ProbeAllowedHosts are hosts a check label may name besides the container's own address.
 	ProbeAllowedHosts []string `yaml:"probe_allowed_hosts"`
+
+	// Traces configures spans to Jaeger (probe spans and the span relay).
+	Traces Traces `yaml:"traces"`
 }
 
 // Output is one destination for line protocol.
@@ -196,6 +199,22 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 		return nil
 	})
 
+	set("LOOKOUT_JAEGER_ENDPOINT", str(&c.Traces.JaegerEndpoint))
+	set("LOOKOUT_JAEGER_COMPACT_LISTEN", str(&c.Traces.CompactListen))
+	set("LOOKOUT_JAEGER_BINARY_LISTEN", str(&c.Traces.BinaryListen))
+	set("LOOKOUT_JAEGER_MAX_PACKET_SIZE", integer(&c.Traces.MaxPacketSize))
+	set("LOOKOUT_JAEGER_TIMEOUT", dur(&c.Traces.Timeout))
+	set("LOOKOUT_SPANS_BATCH_SIZE", integer(&c.Traces.BatchSize))
+	set("LOOKOUT_SPANS_FLUSH_INTERVAL", dur(&c.Traces.FlushInterval))
+	set("LOOKOUT_SPANS_QUEUE_LIMIT", integer(&c.Traces.QueueLimit))
+	set("LOOKOUT_PROBE_SPANS", func(v string) error {
+		var b bool
+		err := boolean(&b)(v)
+		c.Traces.Probes = &b
+		return err
+	})
+	defaultTraces(&c.Traces)
+
 	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD"} {
 		if getenv(secret) != "" {
 			errs = append(errs, fmt.Errorf("%s is set: secrets are read from files only; set %s_FILE to a file holding it (a Docker secret under /run/secrets)", secret, secret))
@@ -258,6 +277,7 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("log_format (LOOKOUT_LOG_FORMAT)", c.LogFormat, "want json or text")
 	}
+	c.Traces.validate(bad)
 	names := map[string]bool{}
 	for i, o := range c.Outputs {
 		p := fmt.Sprintf("outputs[%d]", i)

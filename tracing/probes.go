@@ -39,10 +39,11 @@ type Probes struct {
 	lastRuns map[string]time.Time // container ID -> start of the newest health log run made a span
 }
 
-// NewProbes returns a span maker; host is the node's name (the process's host.name).
-func NewProbes(sink Sink, host, version string) *Probes {
+// NewProbes returns a span maker; version is the agent's (a tag of the process). Each
+// span names the node in its own host.name tag.
+func NewProbes(sink Sink, version string) *Probes {
 	return &Probes{sink: sink, lastRuns: map[string]time.Time{}, proc: &jaeger.Process{ServiceName: ServiceName,
-		Tags: sortedTags(map[string]string{"host.name": host, "lookout.version": version})}}
+		Tags: sortedTags(map[string]string{"lookout.version": version})}}
 }
 
 // SpanContext identifies a span: a 128-bit trace ID and a 64-bit span ID.

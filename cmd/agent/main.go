@@ -170,6 +170,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	inv.Subscribe(collectors.NewHealth(ship))
 	inv.Subscribe(collectors.NewLabelProblems(ship))
 	popts := probeOptions(cfg, dc, log)
+	spans, err := newTraces(cfg.Traces, log)
+	if err != nil {
+		return err
+	}
+	spans.wire(inv, &popts)
 	if self := inventory.SelfContainerID(); self != "" {
 		// Checks go by preference to a network the agent's own container shares.
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -182,7 +187,8 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	sched := probes.New(ship, popts)
 	inv.Subscribe(sched)
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
-	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, ship, inv, sched)
+	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags,
+		append([]collectors.Source{ship, inv, sched}, spans.sources()...)...)
 	self.Beat = func() {
 		if inv.Connected() && cfg.HeartbeatFile != "" {
 			if err := touch(cfg.HeartbeatFile); err != nil {
@@ -205,6 +211,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	go func() { defer wg.Done(); sched.Run(producers) }()
 	go func() { defer wg.Done(); inv.Run(producers) }()
 	go func() { defer wg.Done(); self.Run(producers) }()
+	spans.start(producers, &wg, shipCtx, &shipDone)
 	<-ctx.Done()
 	stopProducers()
 	wg.Wait()

@@ -217,3 +217,32 @@ func (j *Jaeger) Trace(id string) (Trace, error) {
 	}
 	return r.Data[0], nil
 }
+
+// BuildModuleImage builds the Go module in root/dir (a module of its own, such as
+// testdata/spansender) as a static binary named after dir's last element and packs it
+// with dir's Dockerfile into image tag.
+func BuildModuleImage(root, dir, tag string) error {
+	tmp, err := os.MkdirTemp("", "lookout-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(root, dir)
+	cmd := exec.Command("go", "build", "-o", filepath.Join(tmp, filepath.Base(dir)), ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", dir, err, b)
+	}
+	df, err := os.ReadFile(filepath.Join(src, "Dockerfile"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(tmp, "Dockerfile"), df, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("docker", "build", "-q", "-t", tag, tmp).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker build %s: %v\n%s", tag, err, out)
+	}
+	return nil
+}
