@@ -4,6 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes clean
+.PHONY: bench-spans
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -49,6 +50,10 @@ bench-latency: peers build
 bench-probes: peers build
 	@bash scripts/peers.sh telegraf
 	$(GO) run ./bench/probeload
+
+## bench-spans: span relay throughput and CPU per span, Lookout vs jaeger-agent v1.62.
+bench-spans: peers build
+	$(GO) run ./bench/spanrelay
 
 clean:
 	rm -rf bin .peers

@@ -94,11 +94,9 @@ func (e *Exporter) Export(proc *jaeger.Process, spans []*jaeger.Span) bool {
 		e.droppedFull.Add(uint64(len(spans)))
 		return false
 	}
-	if n := len(e.queue); n > 0 && e.queue[n-1].key == key {
-		e.queue[n-1].spans = append(e.queue[n-1].spans, spans...)
-	} else {
-		e.queue = append(e.queue, entry{key: key, proc: proc, spans: spans})
-	}
+	// Entries are never appended to: the flusher may be sending one (flushOne groups
+	// entries of equal processes into one request).
+	e.queue = append(e.queue, entry{key: key, proc: proc, spans: spans})
 	e.queued += len(spans)
 	full := e.queued >= e.cfg.BatchSize
 	e.mu.Unlock()
@@ -211,6 +209,9 @@ func (e *Exporter) flushOne(ctx context.Context, partial bool) error {
 		}
 	}
 	e.mu.Unlock()
+	if n == 0 {
+		return errNothing
+	}
 
 	var sendErr error
 	refused := 0

@@ -20,10 +20,12 @@ type fakeCollector struct {
 	mu      sync.Mutex
 	batches []*jaeger.Batch
 	status  atomic.Int32
+	delay   time.Duration
 }
 
 func (f *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	time.Sleep(f.delay)
 	if st := int(f.status.Load()); st != 0 {
 		w.WriteHeader(st)
 		return
@@ -55,8 +57,12 @@ func (f *fakeCollector) spans() (n int, batches int) {
 }
 
 func startExporter(t *testing.T, cfg ExporterConfig) (*Exporter, *fakeCollector) {
+	return startExporterDelay(t, cfg, 0)
+}
+
+func startExporterDelay(t *testing.T, cfg ExporterConfig, delay time.Duration) (*Exporter, *fakeCollector) {
 	t.Helper()
-	fc := &fakeCollector{}
+	fc := &fakeCollector{delay: delay}
 	srv := httptest.NewServer(fc)
 	t.Cleanup(srv.Close)
 	cfg.Endpoint = srv.URL + "/api/traces"
@@ -152,4 +158,39 @@ func TestNewExporterRejectsBadConfig(t *testing.T) {
 			t.Errorf("%+v: no error", cfg)
 		}
 	}
+}
+
+// Spans exported while a batch is being sent are neither lost nor sent twice, and the
+// queue count stays true (a batch taken while more spans arrived once emptied the queue
+// but not its count).
+func TestExporterConcurrentExportsAllArrive(t *testing.T) {
+	e, fc := startExporterDelay(t, ExporterConfig{BatchSize: 1000, Interval: 5 * time.Millisecond, QueueLimit: 100000}, 2*time.Millisecond)
+	p := &jaeger.Process{ServiceName: "a"}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				e.Export(p, []*jaeger.Span{{SpanId: int64(w*1000 + i)}})
+				if i%50 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, "2000 spans at the collector", func() bool { n, _ := fc.spans(); return n >= 2000 })
+	eventually(t, "the queue empty", func() bool { st := e.Stats(); return st.Queued == 0 && st.Forwarded == 2000 })
+	seen := map[int64]bool{}
+	fc.mu.Lock()
+	for _, b := range fc.batches {
+		for _, s := range b.Spans {
+			if seen[s.SpanId] {
+				t.Errorf("span %d sent twice", s.SpanId)
+			}
+			seen[s.SpanId] = true
+		}
+	}
+	fc.mu.Unlock()
 }

@@ -37,25 +37,26 @@ func FreeUDPPort() int {
 // every port on 127.0.0.1: CollectorURL takes jaeger.thrift over HTTP, QueryURL answers
 // the query API. Stop and Start again keep the ports (spans kept in memory are lost).
 type Jaeger struct {
-	Bin          string
-	Log          string // file the process writes to
-	CollectorURL string // http://127.0.0.1:PORT/api/traces
-	QueryURL     string // http://127.0.0.1:PORT
-	args         []string
-	cmd          *exec.Cmd
-	done         chan struct{}
+	Bin           string
+	Log           string // file the process writes to
+	CollectorURL  string // http://127.0.0.1:PORT/api/traces
+	QueryURL      string // http://127.0.0.1:PORT
+	CollectorGRPC string // 127.0.0.1:PORT, where jaeger-agent reports
+	args          []string
+	cmd           *exec.Cmd
+	done          chan struct{}
 }
 
 // StartJaeger runs bin (jaeger-all-in-one) with its log in dir.
 func StartJaeger(bin, dir string) (*Jaeger, error) {
 	hp := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
-	collector, query := FreePort(), FreePort()
-	j := &Jaeger{Bin: bin, Log: filepath.Join(dir, "jaeger.log"),
+	collector, query, grpc := FreePort(), FreePort(), FreePort()
+	j := &Jaeger{Bin: bin, Log: filepath.Join(dir, "jaeger.log"), CollectorGRPC: hp(grpc),
 		CollectorURL: fmt.Sprintf("http://127.0.0.1:%d/api/traces", collector),
 		QueryURL:     fmt.Sprintf("http://127.0.0.1:%d", query)}
 	j.args = []string{
 		"--collector.http-server.host-port=" + hp(collector),
-		"--collector.grpc-server.host-port=" + hp(FreePort()),
+		"--collector.grpc-server.host-port=" + hp(grpc),
 		"--collector.otlp.grpc.host-port=" + hp(FreePort()),
 		"--collector.otlp.http.host-port=" + hp(FreePort()),
 		"--collector.zipkin.host-port=",
