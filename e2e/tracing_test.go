@@ -78,7 +78,7 @@ func runSpanSender(t *testing.T, name, agentAddr, service string, rate int) {
 // lastField returns the newest value of an integer field of a measurement in the agent's
 // line protocol output, or -1.
 func lastField(a *agent, measurement, field string) int64 {
-	re := regexp.MustCompile(`(?m)^` + measurement + `,.*[ ,]` + field + `=(\d+)i`)
+	re := regexp.MustCompile(`(?m)^` + measurement + `[ ,].*[ ,]` + field + `=(\d+)i`)
 	m := re.FindAllStringSubmatch(a.out(), -1)
 	if len(m) == 0 {
 		return -1

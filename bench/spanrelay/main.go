@@ -284,7 +284,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 func startLookout(bin, collector, work string) (*relay, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort())
-	lw := &lineWriter{re: regexp.MustCompile(`(?m)^lookout_spans_export,.*[ ,]forwarded=(\d+)i`), last: make(chan int64, 1)}
+	lw := &lineWriter{re: regexp.MustCompile(`(?m)^lookout_spans_export[ ,].*[ ,]forwarded=(\d+)i`), last: make(chan int64, 1)}
 	cmd := exec.Command(bin, "run")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LOOKOUT_JAEGER_ENDPOINT=" + collector, "LOOKOUT_JAEGER_COMPACT_LISTEN=" + addr,
 		// An unreachable engine: the figure is the relay's alone, not the checks of whatever

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -77,8 +78,22 @@ func StartJaeger(bin, dir string) (*Jaeger, error) {
 }
 
 // Start starts (or restarts) the process on the same ports and waits until the
-// collector and the query API answer.
+// collector and the query API answer. Jaeger's query service needs an inotify instance
+// (a watcher on its UI configuration); when the machine has none left for the user
+// ("too many open files": a busy dockerd following many logs holds them), it tries again
+// for up to a minute.
 func (j *Jaeger) Start() error {
+	var err error
+	for range 30 {
+		if err = j.start(); err == nil || !strings.Contains(err.Error(), "too many open files") {
+			return err
+		}
+		time.Sleep(2 * time.Second)
+	}
+	return err
+}
+
+func (j *Jaeger) start() error {
 	logf, err := os.OpenFile(j.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
