@@ -4,6 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
+.PHONY: bench-spans
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -34,6 +35,7 @@ e2e: peers
 peers:
 	@bash scripts/peers.sh influxdb telegraf
 	@bash scripts/peers.sh fluentd
+	@bash scripts/peers.sh jaeger
 
 fuzz:
 	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
@@ -55,6 +57,9 @@ bench-probes: peers build
 ## log driver, to the same forward-protocol receiver (see BENCHMARKS.md).
 bench-logs: peers build
 	$(GO) run ./bench/logthroughput -duration $${DURATION:-15s} -log-max-size $${LOG_MAX_SIZE:-1g}
+## bench-spans: span relay throughput and CPU per span, Lookout vs jaeger-agent v1.62.
+bench-spans: peers build
+	$(GO) run ./bench/spanrelay
 
 clean:
 	rm -rf bin .peers

@@ -7,6 +7,7 @@ require (
 	github.com/influxdata/line-protocol/v2 v2.2.1
 	github.com/influxdata/telegraf v1.37.2
 	github.com/sirupsen/logrus v1.10.2
+	github.com/uber/jaeger-client-go v2.30.0+incompatible
 	go.yaml.in/yaml/v3 v3.0.6
 )
 

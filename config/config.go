@@ -54,6 +54,8 @@ type Config struct {
 	Fluentd Fluentd `yaml:"fluentd"`
 	// StateDir holds what must survive a restart (the log positions).
 	StateDir string `yaml:"state_dir"`
+	// Traces configures spans to Jaeger (probe spans and the span relay).
+	Traces Traces `yaml:"traces"`
 }
 
 // Fluentd configures forwarding container logs to Fluentd.
@@ -242,6 +244,22 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 	set("LOOKOUT_FLUENTD_START", str(&c.Fluentd.Start))
 	set("LOOKOUT_FLUENTD_TIMEOUT", dur(&c.Fluentd.Timeout))
 
+	set("LOOKOUT_JAEGER_ENDPOINT", str(&c.Traces.JaegerEndpoint))
+	set("LOOKOUT_JAEGER_COMPACT_LISTEN", str(&c.Traces.CompactListen))
+	set("LOOKOUT_JAEGER_BINARY_LISTEN", str(&c.Traces.BinaryListen))
+	set("LOOKOUT_JAEGER_MAX_PACKET_SIZE", integer(&c.Traces.MaxPacketSize))
+	set("LOOKOUT_JAEGER_TIMEOUT", dur(&c.Traces.Timeout))
+	set("LOOKOUT_SPANS_BATCH_SIZE", integer(&c.Traces.BatchSize))
+	set("LOOKOUT_SPANS_FLUSH_INTERVAL", dur(&c.Traces.FlushInterval))
+	set("LOOKOUT_SPANS_QUEUE_LIMIT", integer(&c.Traces.QueueLimit))
+	set("LOOKOUT_PROBE_SPANS", func(v string) error {
+		var b bool
+		err := boolean(&b)(v)
+		c.Traces.Probes = &b
+		return err
+	})
+	defaultTraces(&c.Traces)
+
 	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD"} {
 		if getenv(secret) != "" {
 			errs = append(errs, fmt.Errorf("%s is set: secrets are read from files only; set %s_FILE to a file holding it (a Docker secret under /run/secrets)", secret, secret))
@@ -315,6 +333,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Fluentd.validate(c.StateDir)...)
+	c.Traces.validate(bad)
 	names := map[string]bool{}
 	for i, o := range c.Outputs {
 		p := fmt.Sprintf("outputs[%d]", i)

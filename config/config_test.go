@@ -175,3 +175,42 @@ func TestFluentdConfig(t *testing.T) {
 		t.Errorf("forwarder off: its settings are not checked, got %v", err)
 	}
 }
+
+func TestTracesConfig(t *testing.T) {
+	env := map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://jaeger:14268", "LOOKOUT_JAEGER_COMPACT_LISTEN": "172.17.0.1:6831"}
+	c, err := Load("", func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tr := c.Traces
+	if tr.JaegerEndpoint != "http://jaeger:14268/api/traces" || tr.BatchSize != 500 || tr.QueueLimit != 50000 ||
+		tr.MaxPacketSize != 65000 || !tr.ProbeSpans() || tr.BinaryListen != "" {
+		t.Errorf("traces %+v", tr)
+	}
+
+	if c, _ := Load("", func(string) string { return "" }, nil); c.Traces.Enabled() || c.Traces.ProbeSpans() || c.Validate() != nil {
+		t.Errorf("traces on without configuration: %+v", c.Traces)
+	}
+
+	env = map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "jaeger:14268", "LOOKOUT_JAEGER_BINARY_LISTEN": "6832",
+		"LOOKOUT_SPANS_BATCH_SIZE": "100", "LOOKOUT_SPANS_QUEUE_LIMIT": "10", "LOOKOUT_JAEGER_MAX_PACKET_SIZE": "70000"}
+	c, err = Load("", func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	for _, want := range []string{"LOOKOUT_JAEGER_ENDPOINT", "LOOKOUT_JAEGER_BINARY_LISTEN", "LOOKOUT_SPANS_QUEUE_LIMIT", "LOOKOUT_JAEGER_MAX_PACKET_SIZE"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+
+	env = map[string]string{"LOOKOUT_JAEGER_COMPACT_LISTEN": "127.0.0.1:6831"}
+	c, _ = Load("", func(k string) string { return env[k] }, nil)
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "set LOOKOUT_JAEGER_ENDPOINT") {
+		t.Errorf("a relay without an endpoint: %v", err)
+	}
+}

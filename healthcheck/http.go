@@ -132,6 +132,9 @@ func (p *HTTPProber) Probe(ctx context.Context, c labels.Check, addr string) Res
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", userAgent)
 	}
+	for k, vs := range requestHeaders(ctx) {
+		req.Header[k] = vs
+	}
 
 	client := &http.Client{Transport: p.tr, CheckRedirect: redirectPolicy(c.FollowRedirects, req.URL.Hostname())}
 

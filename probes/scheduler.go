@@ -35,6 +35,15 @@ type Options struct {
 	AgentNetworks []string        // networks of the agent's own container, if it runs in one
 	AllowedHosts  map[string]bool // hosts a label may name besides the container's own address
 	Log           logrus.FieldLogger
+	// Tracer, when set, is told of every scheduled run (a span per run).
+	Tracer Tracer
+}
+
+// Tracer makes a span of each run: StartCheck is called before a run and returns the
+// context to run it with (an HTTP check sends its trace context) and the function to call
+// with the result.
+type Tracer interface {
+	StartCheck(ctx context.Context, c *inventory.Container, eng inventory.Engine, chk labels.Check) (context.Context, func(healthcheck.Result))
 }
 
 // Scheduler runs the checks of every monitored, running container.
@@ -173,10 +182,15 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		case <-timer.C:
 		}
 		v := cc.current.Load()
-		res := s.run(ctx, v.c, chk, &st.lastExec, probe)
+		rctx, traced := ctx, func(healthcheck.Result) {}
+		if s.opts.Tracer != nil {
+			rctx, traced = s.opts.Tracer.StartCheck(ctx, v.c, v.eng, chk)
+		}
+		res := s.run(rctx, v.c, chk, &st.lastExec, probe)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the container went
 		}
+		traced(res)
 		s.runs.Add(1)
 		s.report(v, chk, res, &st)
 		next = next.Add(interval)

@@ -4,6 +4,7 @@
 #   scripts/peers.sh telegraf   Telegraf v1.37.2 built from its Go module into .peers/bin
 #   scripts/peers.sh fluentd    a Fluentd forward-protocol server (OpenTelemetry Collector's
 #                               fluentforward receiver v0.130.0, peers/fluentd) into .peers/bin
+#   scripts/peers.sh jaeger     Jaeger v1.62 all-in-one and jaeger-agent built from peers/jaeger into .peers/bin
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sudo=""
@@ -36,6 +37,9 @@ for peer in "$@"; do
         chmod 0755 "$tmp"
         mv -f "$tmp" "$bin"
       fi
+      ;;
+    jaeger)
+      bash "$root/peers/jaeger/build.sh"
       ;;
     *) echo "unknown peer $peer" >&2; exit 2 ;;
   esac

@@ -187,6 +187,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	inv.Subscribe(collectors.NewHealth(ship))
 	inv.Subscribe(collectors.NewLabelProblems(ship))
 	popts := probeOptions(cfg, dc, log)
+	spans, err := newTraces(cfg.Traces, log)
+	if err != nil {
+		return err
+	}
+	spans.wire(inv, &popts)
 	if self := inventory.SelfContainerID(); self != "" {
 		// Checks go by preference to a network the agent's own container shares.
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -219,6 +224,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	if res != nil {
 		sources = append(sources, res)
 	}
+	sources = append(sources, spans.sources()...)
 	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, sources...)
 	var lastBeat atomic.Int64
 	lastBeat.Store(time.Now().UnixNano()) // healthy from the start while connected
@@ -274,6 +280,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		wg.Add(1)
 		go func() { defer wg.Done(); fwd.Run(producers) }()
 	}
+	spans.start(producers, &wg, shipCtx, &shipDone)
 	<-ctx.Done()
 	stopProducers()
 	wg.Wait()

@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
+)
+
+var (
+	spanSenderImage = "lookout-spansender:e2e"
+	spanSenderOnce  sync.Once
+	spanSenderErr   error
+)
+
+// startJaeger runs a Jaeger all-in-one of the test's own (from `make peers`).
+func startJaeger(t *testing.T) *testpeer.Jaeger {
+	t.Helper()
+	root, _ := filepath.Abs("..")
+	bin, err := testpeer.JaegerBin(root, "jaeger-all-in-one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := testpeer.StartJaeger(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j.Stop)
+	return j
+}
+
+// bridgeGateway is the address of the host on Docker's default bridge: the relay's
+// address that the node's containers reach and nothing else does.
+func bridgeGateway(t *testing.T) string {
+	if gw := docker(t, "network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"); gw != "" {
+		return gw
+	}
+	// Docker 20.10 leaves the default bridge's gateway out of IPAM: it is the bridge
+	// interface's own address.
+	name := docker(t, "network", "inspect", "bridge", "-f", `{{index .Options "com.docker.network.bridge.name"}}`)
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		t.Fatalf("the default bridge's interface %q: %v", name, err)
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	t.Fatalf("no IPv4 address on %s", name)
+	return ""
+}
+
+// runSpanSender starts testdata/spansender: a service using jaeger-client-go over UDP.
+func runSpanSender(t *testing.T, name, agentAddr, service string, rate int) {
+	t.Helper()
+	spanSenderOnce.Do(func() {
+		root, _ := filepath.Abs("..")
+		spanSenderErr = testpeer.BuildModuleImage(root, "testdata/spansender", spanSenderImage)
+	})
+	if spanSenderErr != nil {
+		t.Fatal(spanSenderErr)
+	}
+	docker(t, "run", "-d", "--name", name, "--label", "lookout-test.run="+runID, "--label", "lookout.enable=true",
+		"-e", "JAEGER_AGENT="+agentAddr, "-e", "SERVICE="+service, "-e", "RATE="+strconv.Itoa(rate), spanSenderImage)
+	t.Cleanup(func() { _, _ = exec.Command("docker", "rm", "-f", name).CombinedOutput() })
+}
+
+// lastField returns the newest value of an integer field of a measurement in the agent's
+// line protocol output, or -1.
+func lastField(a *agent, measurement, field string) int64 {
+	re := regexp.MustCompile(`(?m)^` + measurement + `[ ,].*[ ,]` + field + `=(\d+)i`)
+	m := re.FindAllStringSubmatch(a.out(), -1)
+	if len(m) == 0 {
+		return -1
+	}
+	n, _ := strconv.ParseInt(m[len(m)-1][1], 10, 64)
+	return n
+}
+
+func spansOf(t *testing.T, j *testpeer.Jaeger, service string) (spans []testpeer.Span, procs []testpeer.TraceProcess) {
+	traces, err := j.Traces(service, 1000)
+	if err != nil {
+		t.Logf("jaeger: %v", err)
+	}
+	for _, tr := range traces {
+		for _, s := range tr.Spans {
+			spans = append(spans, s)
+			procs = append(procs, tr.Processes[s.ProcessID])
+		}
+	}
+	return spans, procs
+}
+
+func TestTracesProbeSpans(t *testing.T) {
+	j := startJaeger(t)
+	name := "lk-trace-probe-" + runID
+	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s")
+	runContainer(t, name, "--label", "lookout.enable=true", "--label", "lookout.tags.team=payments",
+		"--label", "lookout.check.web=http://:8080/health", "--label", "lookout.check.web.interval=1s",
+		"--label", "lookout.check.strict=http://:8080/health", "--label", "lookout.check.strict.interval=1s",
+		"--label", "lookout.check.strict.status=201")
+	id := docker(t, "inspect", "-f", "{{.Id}}", name)
+
+	find := func(op string, want map[string]string) bool {
+		spans, procs := spansOf(t, j, "lookout")
+		for i, s := range spans {
+			if s.OperationName != op || testpeer.Tag(s.Tags, "container.name") != name || procs[i].ServiceName != "lookout" {
+				continue
+			}
+			ok := true
+			for k, v := range want {
+				ok = ok && testpeer.Tag(s.Tags, k) == v
+			}
+			if ok {
+				return true
+			}
+		}
+		return false
+	}
+	common := map[string]string{"container.id": id, "container.image.name": "lookout-testsvc", "container.image.tag": "e2e",
+		"team": "payments"}
+	with := func(m map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range common {
+			out[k] = v
+		}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
+	eventually(t, 60*time.Second, "a passing HTTP check span", func() bool {
+		return find("check web", with(map[string]string{"lookout.check.result": "success", "http.status_code": "200",
+			"error": "", "span.kind": "client", "lookout.check.type": "http"}))
+	})
+	eventually(t, 30*time.Second, "a failing HTTP check span with the error flag", func() bool {
+		return find("check strict", with(map[string]string{"lookout.check.result": "failure", "http.status_code": "200",
+			"error": "true", "lookout.check.reason": "status 200 not in 201"}))
+	})
+	eventually(t, 30*time.Second, "a passing HEALTHCHECK span", func() bool {
+		return find("check healthcheck", with(map[string]string{"lookout.check.result": "success", "process.exit.code": "0",
+			"error": "", "lookout.check.type": "docker"}))
+	})
+	docker(t, "exec", name, "/testsvc", "set", "unhealthy")
+	eventually(t, 30*time.Second, "a failing HEALTHCHECK span with exit code 1 and the error flag", func() bool {
+		return find("check healthcheck", with(map[string]string{"lookout.check.result": "failure", "process.exit.code": "1",
+			"error": "true"}))
+	})
+	spans, _ := spansOf(t, j, "lookout")
+	if len(spans) == 0 || testpeer.Tag(spans[0].Tags, "host.name") == "" {
+		t.Errorf("probe spans lack host.name")
+	}
+	eventually(t, 10*time.Second, "lookout_spans_probes counted", func() bool { return lastField(a, "lookout_spans_probes", "spans") > 0 })
+}
+
+func TestTracesRelayTagsTheSendingContainer(t *testing.T) {
+	j := startJaeger(t)
+	gw := bridgeGateway(t)
+	compact := net.JoinHostPort(gw, strconv.Itoa(testpeer.FreeUDPPort()))
+	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s",
+		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_JAEGER_COMPACT_LISTEN="+compact)
+	eventually(t, 20*time.Second, "the relay listening", func() bool { return strings.Contains(a.logs(), "span relay listening") })
+	name := "lk-trace-relay-" + runID
+	service := "orders-" + runID
+	runSpanSender(t, name, compact, service, 10)
+	id := docker(t, "inspect", "-f", "{{.Id}}", name)
+
+	var parentLinked bool
+	eventually(t, 60*time.Second, "the container's spans in Jaeger, tagged with the container", func() bool {
+		spans, procs := spansOf(t, j, service)
+		byID := map[string]testpeer.Span{}
+		for _, s := range spans {
+			byID[s.SpanID] = s
+		}
+		for i, s := range spans {
+			p := procs[i]
+			if p.ServiceName != service || testpeer.Tag(p.Tags, "container.name") != name ||
+				testpeer.Tag(p.Tags, "container.id") != id || testpeer.Tag(p.Tags, "container.image.name") != "lookout-spansender" ||
+				testpeer.Tag(p.Tags, "host.name") == "" || testpeer.Tag(p.Tags, "jaeger.version") == "" {
+				continue
+			}
+			if s.OperationName == "query" && len(s.References) == 1 && byID[s.References[0].SpanID].OperationName == "handle" {
+				parentLinked = true
+			}
+		}
+		return parentLinked
+	})
+
+	// Garbage and a packet above the 65000-byte limit: counted, and the relay goes on.
+	conn, err := net.Dial("udp", compact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for range 3 {
+		_, _ = conn.Write([]byte("this is not thrift"))
+	}
+	_, _ = conn.Write(make([]byte, 65400))
+	after := time.Now().UnixMicro()
+	eventually(t, 20*time.Second, "malformed and oversized packets counted", func() bool {
+		return lastField(a, "lookout_spans_relay", "packets_dropped_malformed") == 3 &&
+			lastField(a, "lookout_spans_relay", "packets_dropped_too_large") == 1
+	})
+	eventually(t, 30*time.Second, "spans sent after the bad packets in Jaeger", func() bool {
+		spans, _ := spansOf(t, j, service)
+		for _, s := range spans {
+			if s.StartTime > after {
+				return true
+			}
+		}
+		return false
+	})
+	if n := lastField(a, "lookout_spans_export", "forwarded"); n <= 0 {
+		t.Errorf("lookout_spans_export forwarded=%d", n)
+	}
+}
+
+func TestTracesCollectorOutageHoldsThenDrops(t *testing.T) {
+	j := startJaeger(t)
+	gw := bridgeGateway(t)
+	compact := net.JoinHostPort(gw, strconv.Itoa(testpeer.FreeUDPPort()))
+	const limit = 200
+	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s",
+		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_JAEGER_COMPACT_LISTEN="+compact,
+		"LOOKOUT_SPANS_BATCH_SIZE=20", fmt.Sprintf("LOOKOUT_SPANS_QUEUE_LIMIT=%d", limit))
+	eventually(t, 20*time.Second, "the relay listening", func() bool { return strings.Contains(a.logs(), "span relay listening") })
+	name := "lk-trace-outage-" + runID
+	service := "outage-" + runID
+	runSpanSender(t, name, compact, service, 25) // 50 spans/s
+	eventually(t, 60*time.Second, "spans in Jaeger", func() bool { s, _ := spansOf(t, j, service); return len(s) > 0 })
+
+	j.Stop()
+	stopped := time.Now().UnixMicro()
+	eventually(t, 60*time.Second, "the queue full and spans dropped", func() bool {
+		return lastField(a, "lookout_spans_export", "queued") == limit && lastField(a, "lookout_spans_export", "dropped_queue_full") > 0
+	})
+	queued := regexp.MustCompile(`(?m)^lookout_spans_export,.*[ ,]queued=(\d+)i`)
+	for _, m := range queued.FindAllStringSubmatch(a.out(), -1) {
+		if n, _ := strconv.Atoi(m[1]); n > limit {
+			t.Errorf("queued=%d above the limit %d", n, limit)
+		}
+	}
+	if err := j.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now().UnixMicro()
+	eventually(t, 60*time.Second, "spans held during the outage delivered after it", func() bool {
+		spans, _ := spansOf(t, j, service)
+		for _, s := range spans {
+			if s.StartTime > stopped && s.StartTime < restarted {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, 30*time.Second, "the queue drained", func() bool {
+		q := lastField(a, "lookout_spans_export", "queued")
+		return q >= 0 && q < limit
+	})
+}

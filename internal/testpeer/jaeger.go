@@ -1,0 +1,264 @@
+package testpeer
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// JaegerBin returns the path of a Jaeger peer binary ("jaeger-all-in-one" or
+// "jaeger-agent") built by `make peers` (scripts/peers.sh jaeger) under root/.peers/bin.
+func JaegerBin(root, name string) (string, error) {
+	p := filepath.Join(root, ".peers", "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s not found: run `make peers` (scripts/peers.sh jaeger builds it)", p)
+	}
+	return p, nil
+}
+
+// FreeUDPPort returns a UDP port free on 127.0.0.1 now.
+func FreeUDPPort() int {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// Jaeger is a Jaeger all-in-one process (collector, in-memory storage, query API) with
+// every port on 127.0.0.1: CollectorURL takes jaeger.thrift over HTTP, QueryURL answers
+// the query API. Stop and Start again keep the ports (spans kept in memory are lost).
+type Jaeger struct {
+	Bin           string
+	Log           string // file the process writes to
+	CollectorURL  string // http://127.0.0.1:PORT/api/traces
+	QueryURL      string // http://127.0.0.1:PORT
+	CollectorGRPC string // 127.0.0.1:PORT, where jaeger-agent reports
+	args          []string
+	cmd           *exec.Cmd
+	done          chan struct{}
+}
+
+// StartJaeger runs bin (jaeger-all-in-one) with its log in dir.
+func StartJaeger(bin, dir string) (*Jaeger, error) {
+	hp := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
+	collector, query, grpc := FreePort(), FreePort(), FreePort()
+	j := &Jaeger{Bin: bin, Log: filepath.Join(dir, "jaeger.log"), CollectorGRPC: hp(grpc),
+		CollectorURL: fmt.Sprintf("http://127.0.0.1:%d/api/traces", collector),
+		QueryURL:     fmt.Sprintf("http://127.0.0.1:%d", query)}
+	j.args = []string{
+		"--collector.http-server.host-port=" + hp(collector),
+		"--collector.grpc-server.host-port=" + hp(grpc),
+		"--collector.otlp.grpc.host-port=" + hp(FreePort()),
+		"--collector.otlp.http.host-port=" + hp(FreePort()),
+		"--collector.zipkin.host-port=",
+		"--query.http-server.host-port=" + hp(query),
+		"--query.grpc-server.host-port=" + hp(FreePort()),
+		"--admin.http.host-port=" + hp(FreePort()),
+		"--processor.jaeger-compact.server-host-port=" + hp(FreeUDPPort()),
+		"--processor.jaeger-binary.server-host-port=" + hp(FreeUDPPort()),
+		"--processor.zipkin-compact.server-host-port=" + hp(FreeUDPPort()),
+		"--http-server.host-port=" + hp(FreePort()),
+		"--memory.max-traces=200000",
+		"--log-level=warn",
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return j, j.Start()
+}
+
+// Start starts (or restarts) the process on the same ports and waits until the
+// collector and the query API answer. Jaeger's query service needs an inotify instance
+// (a watcher on its UI configuration); when the machine has none left for the user
+// ("too many open files": a busy dockerd following many logs holds them), it tries again
+// for up to a minute.
+func (j *Jaeger) Start() error {
+	var err error
+	for range 30 {
+		if err = j.start(); err == nil || !strings.Contains(err.Error(), "too many open files") {
+			return err
+		}
+		time.Sleep(2 * time.Second)
+	}
+	return err
+}
+
+func (j *Jaeger) start() error {
+	logf, err := os.OpenFile(j.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	j.cmd = exec.Command(j.Bin, j.args...)
+	j.cmd.Env = append(os.Environ(), "SPAN_STORAGE_TYPE=memory")
+	j.cmd.Stdout, j.cmd.Stderr = logf, logf
+	if err := j.cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	j.done = make(chan struct{})
+	go func() { _ = j.cmd.Wait(); logf.Close(); close(j.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-j.done:
+			b, _ := os.ReadFile(j.Log)
+			return fmt.Errorf("jaeger exited at start:\n%s", b)
+		default:
+		}
+		if _, err := j.Services(); err == nil && j.collectorUp() {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	j.Stop()
+	return fmt.Errorf("jaeger did not answer within 60s (log %s)", j.Log)
+}
+
+func (j *Jaeger) collectorUp() bool {
+	c, err := net.DialTimeout("tcp", j.CollectorURL[len("http://"):len(j.CollectorURL)-len("/api/traces")], time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Stop kills the process and waits for it.
+func (j *Jaeger) Stop() {
+	if j.cmd == nil || j.cmd.Process == nil {
+		return
+	}
+	_ = j.cmd.Process.Kill()
+	<-j.done
+}
+
+// Trace is a trace as the query API returns it.
+type Trace struct {
+	TraceID   string                  `json:"traceID"`
+	Spans     []Span                  `json:"spans"`
+	Processes map[string]TraceProcess `json:"processes"`
+}
+
+// Span is a span as the query API returns it.
+type Span struct {
+	TraceID       string `json:"traceID"`
+	SpanID        string `json:"spanID"`
+	OperationName string `json:"operationName"`
+	References    []struct {
+		RefType string `json:"refType"`
+		TraceID string `json:"traceID"`
+		SpanID  string `json:"spanID"`
+	} `json:"references"`
+	StartTime int64      `json:"startTime"`
+	Duration  int64      `json:"duration"`
+	Tags      []KeyValue `json:"tags"`
+	ProcessID string     `json:"processID"`
+}
+
+// TraceProcess is a process of a trace.
+type TraceProcess struct {
+	ServiceName string     `json:"serviceName"`
+	Tags        []KeyValue `json:"tags"`
+}
+
+// KeyValue is a tag.
+type KeyValue struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+}
+
+// Tag returns the value of tag key as text ("" if absent).
+func Tag(tags []KeyValue, key string) string {
+	for _, t := range tags {
+		if t.Key == key {
+			return fmt.Sprint(t.Value)
+		}
+	}
+	return ""
+}
+
+func (j *Jaeger) get(path string, out any) error {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(j.QueryURL + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Services lists the services Jaeger has spans of.
+func (j *Jaeger) Services() ([]string, error) {
+	var r struct {
+		Data []string `json:"data"`
+	}
+	err := j.get("/api/services", &r)
+	return r.Data, err
+}
+
+// Traces returns up to limit recent traces of service.
+func (j *Jaeger) Traces(service string, limit int) ([]Trace, error) {
+	var r struct {
+		Data []Trace `json:"data"`
+	}
+	q := url.Values{"service": {service}, "limit": {strconv.Itoa(limit)}, "lookback": {"1h"}}
+	err := j.get("/api/traces?"+q.Encode(), &r)
+	return r.Data, err
+}
+
+// Trace returns one trace by its hex ID.
+func (j *Jaeger) Trace(id string) (Trace, error) {
+	var r struct {
+		Data []Trace `json:"data"`
+	}
+	if err := j.get("/api/traces/"+id, &r); err != nil {
+		return Trace{}, err
+	}
+	if len(r.Data) == 0 {
+		return Trace{}, fmt.Errorf("trace %s: not found", id)
+	}
+	return r.Data[0], nil
+}
+
+// BuildModuleImage builds the Go module in root/dir (a module of its own, such as
+// testdata/spansender) as a static binary named after dir's last element and packs it
+// with dir's Dockerfile into image tag.
+func BuildModuleImage(root, dir, tag string) error {
+	tmp, err := os.MkdirTemp("", "lookout-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(root, dir)
+	cmd := exec.Command("go", "build", "-o", filepath.Join(tmp, filepath.Base(dir)), ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", dir, err, b)
+	}
+	df, err := os.ReadFile(filepath.Join(src, "Dockerfile"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(tmp, "Dockerfile"), df, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("docker", "build", "-q", "-t", tag, tmp).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker build %s: %v\n%s", tag, err, out)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package tracing
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/uber/jaeger-client-go/thrift"
+	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
+)
+
+// fakeCollector decodes what the exporter posts; status decides the answer. The real
+// collector is exercised by the e2e tests; this one tests the edge cases.
+type fakeCollector struct {
+	mu      sync.Mutex
+	batches []*jaeger.Batch
+	status  atomic.Int32
+	delay   time.Duration
+}
+
+func (f *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	time.Sleep(f.delay)
+	if st := int(f.status.Load()); st != 0 {
+		w.WriteHeader(st)
+		return
+	}
+	if r.Header.Get("Content-Type") != "application/vnd.apache.thrift.binary" || r.URL.Path != "/api/traces" {
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		return
+	}
+	buf := thrift.NewTMemoryBuffer()
+	_, _ = buf.Write(body)
+	b := &jaeger.Batch{}
+	if err := b.Read(context.Background(), thrift.NewTBinaryProtocolConf(buf, &thrift.TConfiguration{})); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.batches = append(f.batches, b)
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (f *fakeCollector) spans() (n int, batches int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.batches {
+		n += len(b.Spans)
+	}
+	return n, len(f.batches)
+}
+
+func startExporter(t *testing.T, cfg ExporterConfig) (*Exporter, *fakeCollector) {
+	return startExporterDelay(t, cfg, 0)
+}
+
+func startExporterDelay(t *testing.T, cfg ExporterConfig, delay time.Duration) (*Exporter, *fakeCollector) {
+	t.Helper()
+	fc := &fakeCollector{delay: delay}
+	srv := httptest.NewServer(fc)
+	t.Cleanup(srv.Close)
+	cfg.Endpoint = srv.URL + "/api/traces"
+	e, err := NewExporter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e, fc
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestExporterBatchesByProcess(t *testing.T) {
+	e, fc := startExporter(t, ExporterConfig{BatchSize: 4, Interval: time.Hour, QueueLimit: 100})
+	a, b := &jaeger.Process{ServiceName: "a"}, &jaeger.Process{ServiceName: "b"}
+	e.Export(a, testBatch("a", 1).Spans)
+	e.Export(b, testBatch("b", 1).Spans)
+	e.Export(a, testBatch("a", 2).Spans) // 4 spans: a full batch, sent without waiting for the interval
+	eventually(t, "4 spans at the collector", func() bool { n, _ := fc.spans(); return n == 4 })
+	_, reqs := fc.spans()
+	if reqs != 2 {
+		t.Errorf("%d requests for 2 processes, want 2", reqs)
+	}
+	fc.mu.Lock()
+	for _, bt := range fc.batches {
+		want := map[string]int{"a": 3, "b": 1}[bt.Process.ServiceName]
+		if len(bt.Spans) != want {
+			t.Errorf("process %s: %d spans, want %d", bt.Process.ServiceName, len(bt.Spans), want)
+		}
+	}
+	fc.mu.Unlock()
+	eventually(t, "4 spans counted forwarded", func() bool { st := e.Stats(); return st.Forwarded == 4 && st.Queued == 0 })
+}
+
+func TestExporterIntervalSendsPartialBatch(t *testing.T) {
+	e, fc := startExporter(t, ExporterConfig{BatchSize: 100, Interval: 50 * time.Millisecond, QueueLimit: 100})
+	e.Export(&jaeger.Process{ServiceName: "a"}, testBatch("a", 3).Spans)
+	eventually(t, "a partial batch after the interval", func() bool { n, _ := fc.spans(); return n == 3 })
+}
+
+func TestExporterHoldsWhileCollectorFailsThenDrops(t *testing.T) {
+	e, fc := startExporter(t, ExporterConfig{BatchSize: 2, Interval: 20 * time.Millisecond, QueueLimit: 6})
+	fc.status.Store(http.StatusServiceUnavailable)
+	p := &jaeger.Process{ServiceName: "a"}
+	for range 3 {
+		if !e.Export(p, testBatch("a", 2).Spans) {
+			t.Fatal("spans within the queue limit were refused")
+		}
+	}
+	if e.Export(p, testBatch("a", 1).Spans) {
+		t.Error("a span beyond the queue limit was taken")
+	}
+	eventually(t, "a failed request", func() bool { return e.Stats().Failures > 0 })
+	if st := e.Stats(); st.Queued != 6 || st.DroppedFull != 1 || st.Forwarded != 0 {
+		t.Errorf("while failing: %+v", st)
+	}
+	fc.status.Store(0)
+	eventually(t, "the held spans delivered", func() bool { n, _ := fc.spans(); return n == 6 })
+	eventually(t, "6 spans counted forwarded", func() bool { st := e.Stats(); return st.Forwarded == 6 && st.Queued == 0 })
+}
+
+func TestExporterDropsRefusedBatch(t *testing.T) {
+	e, fc := startExporter(t, ExporterConfig{BatchSize: 1, Interval: 20 * time.Millisecond, QueueLimit: 10})
+	fc.status.Store(http.StatusBadRequest)
+	e.Export(&jaeger.Process{ServiceName: "a"}, testBatch("a", 1).Spans)
+	eventually(t, "the refused span counted", func() bool { return e.Stats().DroppedSend == 1 })
+	if st := e.Stats(); st.Queued != 0 {
+		t.Errorf("a refused batch stayed queued: %+v", st)
+	}
+}
+
+func TestNewExporterRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []ExporterConfig{
+		{Endpoint: "ftp://x", BatchSize: 1, QueueLimit: 1, Interval: time.Second},
+		{Endpoint: "http://x/api/traces", BatchSize: 10, QueueLimit: 5, Interval: time.Second},
+		{Endpoint: "http://x/api/traces", BatchSize: 1, QueueLimit: 5},
+	} {
+		if _, err := NewExporter(cfg); err == nil {
+			t.Errorf("%+v: no error", cfg)
+		}
+	}
+}
+
+// Spans exported while a batch is being sent are neither lost nor sent twice, and the
+// queue count stays true (a batch taken while more spans arrived once emptied the queue
+// but not its count).
+func TestExporterConcurrentExportsAllArrive(t *testing.T) {
+	e, fc := startExporterDelay(t, ExporterConfig{BatchSize: 1000, Interval: 5 * time.Millisecond, QueueLimit: 100000}, 2*time.Millisecond)
+	p := &jaeger.Process{ServiceName: "a"}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				e.Export(p, []*jaeger.Span{{SpanId: int64(w*1000 + i)}})
+				if i%50 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, "2000 spans at the collector", func() bool { n, _ := fc.spans(); return n >= 2000 })
+	eventually(t, "the queue empty", func() bool { st := e.Stats(); return st.Queued == 0 && st.Forwarded == 2000 })
+	seen := map[int64]bool{}
+	fc.mu.Lock()
+	for _, b := range fc.batches {
+		for _, s := range b.Spans {
+			if seen[s.SpanId] {
+				t.Errorf("span %d sent twice", s.SpanId)
+			}
+			seen[s.SpanId] = true
+		}
+	}
+	fc.mu.Unlock()
+}

@@ -1,0 +1,209 @@
+package tracing
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uber/jaeger-client-go/thrift"
+	"github.com/uber/jaeger-client-go/thrift-gen/agent"
+	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
+
+	"github.com/lookout-agent/lookout/inventory"
+	"github.com/lookout-agent/lookout/labels"
+)
+
+// encodeEmitBatch writes b as a jaeger-client-go UDP sender does.
+func encodeEmitBatch(t testing.TB, b *jaeger.Batch, proto Protocol) []byte {
+	t.Helper()
+	ctx := context.Background()
+	buf := thrift.NewTMemoryBuffer()
+	var p thrift.TProtocol = thrift.NewTCompactProtocolConf(buf, &thrift.TConfiguration{})
+	if proto == Binary {
+		p = thrift.NewTBinaryProtocolConf(buf, &thrift.TConfiguration{})
+	}
+	if err := p.WriteMessageBegin(ctx, "emitBatch", thrift.ONEWAY, 1); err != nil {
+		t.Fatal(err)
+	}
+	args := agent.NewAgentEmitBatchArgs()
+	args.Batch = b
+	if err := args.Write(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteMessageEnd(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Flush(ctx)
+	return buf.Bytes()
+}
+
+func testBatch(service string, n int) *jaeger.Batch {
+	b := &jaeger.Batch{Process: &jaeger.Process{ServiceName: service, Tags: []*jaeger.Tag{strTag("hostname", "abc"), strTag("container.name", "spoofed")}}}
+	for i := range n {
+		b.Spans = append(b.Spans, &jaeger.Span{TraceIdLow: int64(i + 1), SpanId: int64(i + 1), OperationName: "op", StartTime: time.Now().UnixMicro(), Duration: 5})
+	}
+	return b
+}
+
+func TestDecodeEmitBatchBothProtocols(t *testing.T) {
+	for _, proto := range []Protocol{Compact, Binary} {
+		pkt := encodeEmitBatch(t, testBatch("svc", 3), proto)
+		b, err := DecodeEmitBatch(pkt, proto)
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		if b.Process.ServiceName != "svc" || len(b.Spans) != 3 || b.Spans[2].SpanId != 3 {
+			t.Errorf("%s: decoded %+v", proto, b)
+		}
+		if _, err := DecodeEmitBatch(pkt, 1-proto); err == nil {
+			t.Errorf("%s packet read as %s: no error", proto, 1-proto)
+		}
+	}
+}
+
+func TestDecodeEmitBatchMalformed(t *testing.T) {
+	good := encodeEmitBatch(t, testBatch("svc", 2), Compact)
+	cases := map[string][]byte{
+		"empty":     {},
+		"garbage":   []byte("hello, this is not thrift"),
+		"truncated": good[:len(good)/2],
+		// A message header, then a struct whose list field claims 2^28 spans.
+		"huge list": append(append([]byte{}, good[:len("emitBatch")+4]...), 0x1c, 0x1c, 0x18, 0x03, 's', 'v', 'c', 0x00, 0x19, 0xfc, 0xff, 0xff, 0xff, 0x7f),
+	}
+	for name, pkt := range cases {
+		if b, err := DecodeEmitBatch(pkt, Compact); err == nil {
+			t.Errorf("%s: no error, got %+v", name, b)
+		} else if !strings.Contains(err.Error(), "malformed") {
+			t.Errorf("%s: error %q does not say malformed", name, err)
+		}
+	}
+}
+
+func FuzzDecodeEmitBatch(f *testing.F) {
+	f.Add(encodeEmitBatch(f, testBatch("svc", 2), Compact), false)
+	f.Add(encodeEmitBatch(f, testBatch("svc", 2), Binary), true)
+	f.Fuzz(func(t *testing.T, pkt []byte, binary bool) {
+		proto := Compact
+		if binary {
+			proto = Binary
+		}
+		_, _ = DecodeEmitBatch(pkt, proto) // must not panic or allocate wildly
+	})
+}
+
+// recordingSink keeps what it is given; full makes it refuse.
+type recordingSink struct {
+	mu      sync.Mutex
+	batches []*jaeger.Batch
+	full    bool
+}
+
+func (s *recordingSink) Export(p *jaeger.Process, spans []*jaeger.Span) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.full {
+		return false
+	}
+	s.batches = append(s.batches, &jaeger.Batch{Process: p, Spans: spans})
+	return true
+}
+
+func testContainer() *inventory.Container {
+	return &inventory.Container{ID: "c0ffee", Name: "api-1", ImageName: "example/api", ImageVersion: "1.2",
+		Service: "shop_api", Stack: "shop", Slot: "1", TaskID: "task1", NodeID: "node1", Monitored: true,
+		Networks: map[string]string{"bridge": "172.17.0.5", "shop_net": "10.0.1.7"},
+		Config:   labels.Config{Tags: map[string]string{"team": "payments"}}}
+}
+
+func processTags(p *jaeger.Process) map[string]string {
+	m := map[string]string{}
+	for _, t := range p.Tags {
+		if t.VStr != nil {
+			if _, dup := m[t.Key]; dup {
+				m[t.Key] = "DUPLICATE"
+				continue
+			}
+			m[t.Key] = *t.VStr
+		}
+	}
+	return m
+}
+
+func TestRelayTagsTheSendingContainer(t *testing.T) {
+	sink := &recordingSink{}
+	r, err := NewRelay(RelayConfig{MaxPacketSize: 1000}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testContainer()
+	r.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: c, Engine: inventory.Engine{Host: "node-a"}})
+	pkt := encodeEmitBatch(t, testBatch("svc", 2), Compact)
+	r.Handle(pkt, Compact, netip.MustParseAddr("10.0.1.7"))
+	r.Handle(pkt, Compact, netip.MustParseAddr("172.17.0.9")) // nobody we know
+	r.Handle(make([]byte, 1001), Compact, netip.MustParseAddr("10.0.1.7"))
+	r.Handle([]byte("junk"), Binary, netip.MustParseAddr("10.0.1.7"))
+
+	if len(sink.batches) != 2 {
+		t.Fatalf("sink got %d batches, want 2", len(sink.batches))
+	}
+	got := processTags(sink.batches[0].Process)
+	want := map[string]string{"hostname": "abc", "container.id": "c0ffee", "container.name": "api-1",
+		"container.image.name": "example/api", "container.image.tag": "1.2", "host.name": "node-a",
+		"docker.swarm.service.name": "shop_api", "docker.swarm.stack.namespace": "shop", "docker.swarm.task.slot": "1",
+		"docker.swarm.task.id": "task1", "docker.swarm.node.id": "node1", "team": "payments", "container.runtime": "docker"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("process tag %s=%q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if other := processTags(sink.batches[1].Process); other["container.name"] != "spoofed" || other["container.id"] != "" {
+		t.Errorf("a packet from an unknown address was tagged: %v", other)
+	}
+	st := r.Stats()
+	if st.Packets != 4 || st.Spans != 4 || st.TooLarge != 1 || st.Malformed != 1 || st.UnknownSender != 1 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// The container goes: its address no longer tags spans.
+	r.HandleChange(context.Background(), inventory.Change{Kind: inventory.Gone, Container: c})
+	sink.full = true
+	r.Handle(pkt, Compact, netip.MustParseAddr("10.0.1.7"))
+	if st := r.Stats(); st.UnknownSender != 2 || st.DroppedSpans != 2 {
+		t.Errorf("after the container went and the sink filled: %+v", st)
+	}
+}
+
+func TestRelayOverUDP(t *testing.T) {
+	sink := &recordingSink{}
+	r, err := NewRelay(RelayConfig{CompactAddr: "127.0.0.1:0", BinaryAddr: "127.0.0.1:0"}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i, proto := range []Protocol{Compact, Binary} {
+		conn, err := net.Dial("udp", r.Addrs()[i].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = conn.Write(encodeEmitBatch(t, testBatch("svc-"+proto.String(), 1), proto))
+		conn.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		sink.mu.Lock()
+		n := len(sink.batches)
+		sink.mu.Unlock()
+		if n == 2 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("relay passed on %d batches, want 2; stats %+v", len(sink.batches), r.Stats())
+}
