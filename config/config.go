@@ -67,6 +67,9 @@ type Fluentd struct {
 	MaxRecordSize int      `yaml:"max_record_size"`
 	Start         string   `yaml:"start"`
 	Timeout       Duration `yaml:"timeout"`
+	TLS           bool     `yaml:"tls"`
+	TLSCAFile     string   `yaml:"tls_ca_file"`
+	TLSSkipVerify bool     `yaml:"tls_skip_verify"`
 }
 
 // Output is one destination for line protocol.
@@ -243,6 +246,9 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 	set("LOOKOUT_FLUENTD_MAX_RECORD_SIZE", integer(&c.Fluentd.MaxRecordSize))
 	set("LOOKOUT_FLUENTD_START", str(&c.Fluentd.Start))
 	set("LOOKOUT_FLUENTD_TIMEOUT", dur(&c.Fluentd.Timeout))
+	set("LOOKOUT_FLUENTD_TLS", boolean(&c.Fluentd.TLS))
+	set("LOOKOUT_FLUENTD_TLS_CA_FILE", str(&c.Fluentd.TLSCAFile))
+	set("LOOKOUT_FLUENTD_TLS_SKIP_VERIFY", boolean(&c.Fluentd.TLSSkipVerify))
 
 	set("LOOKOUT_JAEGER_ENDPOINT", str(&c.Traces.JaegerEndpoint))
 	set("LOOKOUT_JAEGER_COMPACT_LISTEN", str(&c.Traces.CompactListen))

@@ -214,3 +214,23 @@ func TestTracesConfig(t *testing.T) {
 		t.Errorf("a relay without an endpoint: %v", err)
 	}
 }
+
+func TestFluentdTLSConfig(t *testing.T) {
+	f := Fluentd{Address: "fluentd.example:24224", TLS: true}
+	c, err := f.TLSConfig()
+	if err != nil || c == nil || c.ServerName != "fluentd.example" {
+		t.Fatalf("TLSConfig = %+v, %v", c, err)
+	}
+	f.TLSCAFile = "/nonexistent/ca.pem"
+	if _, err := f.TLSConfig(); err == nil || !strings.Contains(err.Error(), "LOOKOUT_FLUENTD_TLS_CA_FILE") {
+		t.Errorf("missing CA file: %v", err)
+	}
+	if c, _ := (Fluentd{Address: "x:1"}).TLSConfig(); c != nil {
+		t.Error("TLS off gave a TLS config")
+	}
+	env := map[string]string{"LOOKOUT_FLUENTD_ADDRESS": "unix:///run/fluentd.sock", "LOOKOUT_FLUENTD_TLS": "true"}
+	cfg, _ := Load("", func(k string) string { return env[k] }, nil)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "TLS needs a TCP address") {
+		t.Errorf("TLS over a unix socket: %v", err)
+	}
+}

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -45,8 +48,34 @@ func (f Fluentd) validate(stateDir string) []error {
 	if time.Duration(f.Timeout) < 100*time.Millisecond {
 		bad("fluentd.timeout (LOOKOUT_FLUENTD_TIMEOUT)", time.Duration(f.Timeout), "want 100ms or more")
 	}
+	if !f.TLS && (f.TLSCAFile != "" || f.TLSSkipVerify) {
+		bad("fluentd.tls (LOOKOUT_FLUENTD_TLS)", f.TLS, "tls_ca_file and tls_skip_verify need tls=true")
+	}
+	if f.TLS && strings.HasPrefix(f.Address, "unix://") {
+		bad("fluentd.tls (LOOKOUT_FLUENTD_TLS)", f.TLS, "TLS needs a TCP address")
+	}
 	if stateDir == "" {
 		errs = append(errs, errors.New(`state_dir (LOOKOUT_STATE_DIR)="": the log forwarder keeps its positions there; want a directory`))
 	}
 	return errs
+}
+
+// TLSConfig returns the TLS settings for Fluentd, nil for plain TCP. It reads the CA file.
+func (f Fluentd) TLSConfig() (*tls.Config, error) {
+	if !f.TLS {
+		return nil, nil
+	}
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(f.Address, "tcp://"))
+	c := &tls.Config{ServerName: host, InsecureSkipVerify: f.TLSSkipVerify, MinVersion: tls.VersionTLS12}
+	if f.TLSCAFile != "" {
+		pem, err := os.ReadFile(f.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("fluentd.tls_ca_file (LOOKOUT_FLUENTD_TLS_CA_FILE)=%q: %w", f.TLSCAFile, errors.Unwrap(err))
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("fluentd.tls_ca_file (LOOKOUT_FLUENTD_TLS_CA_FILE)=%q: no PEM certificate in it", f.TLSCAFile)
+		}
+	}
+	return c, nil
 }

@@ -156,7 +156,7 @@ func (fl *follower) run(ctx context.Context) error {
 // maxLag old means it fell behind again: it stops, and the next run catches up.
 const (
 	caughtUp = 500 * time.Millisecond
-	maxLag   = 2 * time.Second
+	maxLag   = 5 * time.Second
 )
 
 // errLag ends a follow that fell behind; the follow restarts at once.

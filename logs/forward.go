@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -66,6 +67,7 @@ func newChunkID() string {
 // conn is one connection to Fluentd that sends a message and waits for its ack.
 type conn struct {
 	network, addr string
+	tls           *tls.Config // nil: plain TCP
 	timeout       time.Duration
 	c             net.Conn
 	r             *bufio.Reader
@@ -90,7 +92,13 @@ func parseAddress(a string) (network, addr string, err error) {
 func (c *conn) send(ctx context.Context, msg []byte, chunk string) error {
 	if c.c == nil {
 		d := net.Dialer{Timeout: c.timeout}
-		nc, err := d.DialContext(ctx, c.network, c.addr)
+		var nc net.Conn
+		var err error
+		if c.tls != nil {
+			nc, err = (&tls.Dialer{NetDialer: &d, Config: c.tls}).DialContext(ctx, c.network, c.addr)
+		} else {
+			nc, err = d.DialContext(ctx, c.network, c.addr)
+		}
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ package logs
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ type Docker interface {
 // Options configure a Forwarder.
 type Options struct {
 	Address       string             // host:port, tcp://host:port or unix:///path
+	TLS           *tls.Config        // nil: plain TCP
 	Tag           *template.Template // the agent's tag template (labels.ParseLogTag)
 	StateDir      string             // positions are kept in StateDir/logs
 	BufferLimit   int                // records read but not acknowledged, per container
@@ -229,7 +231,7 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string) {
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	fl := &follower{f: f, id: id, name: c.Name, tty: c.Tty, tag: tag, multiline: c.Config.Logs.Multiline,
-		cnt: cnt, cancel: cancel, idle: f.idle[id], conn: &conn{network: f.network, addr: f.addr, timeout: f.opts.Timeout}}
+		cnt: cnt, cancel: cancel, idle: f.idle[id], conn: &conn{network: f.network, addr: f.addr, tls: f.opts.TLS, timeout: f.opts.Timeout}}
 	fl.meta, fl.metaPairs = encodeMeta(recordFields(c, ch.Engine))
 	f.followers[id] = fl
 	f.active.Add(1)

@@ -207,7 +207,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	var fwd *logs.Forwarder
 	if cfg.Fluentd.Address != "" {
 		tag, _ := labels.ParseLogTag(cfg.Fluentd.Tag) // checked by Validate
-		fwd, err = logs.New(dc, logs.Options{Address: cfg.Fluentd.Address, Tag: tag, StateDir: cfg.StateDir,
+		tlsConf, err := cfg.Fluentd.TLSConfig()
+		if err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		fwd, err = logs.New(dc, logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Tag: tag, StateDir: cfg.StateDir,
 			BufferLimit: cfg.Fluentd.BufferLimit, BatchSize: cfg.Fluentd.BatchSize, MaxRecordSize: cfg.Fluentd.MaxRecordSize,
 			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout), Log: log})
 		if err != nil {

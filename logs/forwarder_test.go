@@ -1,0 +1,159 @@
+package logs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/sirupsen/logrus"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
+	"github.com/lookout-agent/lookout/inventory"
+)
+
+// fakeLogs serves a container's log as Docker's logs API does with timestamps: frames
+// with time >= since, in order; a follow ends with the log (the container stopped).
+type fakeLogs struct {
+	mu    sync.Mutex
+	lines []struct {
+		ts   time.Time
+		text string
+	}
+	calls int
+}
+
+func (f *fakeLogs) add(ts time.Time, text string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lines = append(f.lines, struct {
+		ts   time.Time
+		text string
+	}{ts, text})
+}
+
+func (f *fakeLogs) ContainerLogs(_ context.Context, _ string, o container.LogsOptions) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	var since time.Time
+	if o.Since != "" {
+		sec, nsec, _ := strings.Cut(o.Since, ".")
+		s, _ := strconv.ParseInt(sec, 10, 64)
+		n, _ := strconv.ParseInt(nsec, 10, 64)
+		since = time.Unix(s, n)
+	}
+	var b []byte
+	for _, l := range f.lines {
+		if !l.ts.Before(since) {
+			b = append(b, frame(1, l.ts, l.text+"\n")...)
+		}
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func runForwarder(t *testing.T, docker Docker, addr, state string) (stop func()) {
+	t.Helper()
+	f, err := New(docker, Options{Address: addr, StateDir: state, BatchSize: 2, Linger: 10 * time.Millisecond, FromStart: true, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	f.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: &inventory.Container{ID: "c0ffee", Name: "app",
+		Image: "example/app:1", Monitored: true, State: container.State{Running: true}}})
+	return func() { cancel(); <-done }
+}
+
+// TestResumeExactlyOnce: messages that share a timestamp, a restart of the forwarder
+// from its saved position, more messages: each arrives once, with Docker's fields.
+func TestResumeExactlyOnce(t *testing.T) {
+	root, _ := filepath.Abs("..")
+	bin, err := testpeer.FluentdBin(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := testpeer.StartFluentd(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Stop()
+	state := t.TempDir()
+	logs := &fakeLogs{}
+	t0 := time.Unix(1700000000, 500)
+	for i := 1; i <= 5; i++ {
+		logs.add(t0.Add(time.Duration(i/3)), fmt.Sprintf("m%d", i)) // m1,m2 share a time; m3,m4,m5 another
+	}
+	wait := func(n int) []testpeer.Record {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if recs, _ := rcv.Records(); len(recs) >= n {
+				return recs
+			}
+		}
+		recs, _ := rcv.Records()
+		t.Fatalf("%d records, want %d", len(recs), n)
+		return nil
+	}
+	stop := runForwarder(t, logs, rcv.Addr, state)
+	wait(5)
+	stop()
+	for i := 6; i <= 8; i++ {
+		logs.add(t0.Add(1), fmt.Sprintf("m%d", i)) // same time as m3..m5: resumed by skipping, not by time
+	}
+	stop = runForwarder(t, logs, rcv.Addr, state)
+	wait(8)
+	// The log ended (the container "stopped" while still listed as running): the forwarder
+	// reads it again after 1 s; those reads must add nothing.
+	logs.mu.Lock()
+	calls := logs.calls
+	logs.mu.Unlock()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		logs.mu.Lock()
+		again := logs.calls >= calls+4
+		logs.mu.Unlock()
+		if again {
+			break
+		}
+	}
+	stop()
+	recs, _ := rcv.Records()
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[string(r.Log())]++
+		if r.Tag != "docker.app" || r.Str("container_id") != "c0ffee" || r.Str("container_name") != "/app" ||
+			r.Str("source") != "stdout" || r.Str("image") != "example/app:1" {
+			t.Errorf("record %+v", r)
+		}
+	}
+	for i := 1; i <= 8; i++ {
+		if seen[fmt.Sprintf("m%d", i)] != 1 {
+			t.Errorf("m%d arrived %d times, want once (all: %v)", i, seen[fmt.Sprintf("m%d", i)], seen)
+		}
+	}
+	if len(recs) != 8 {
+		t.Errorf("%d records, want 8", len(recs))
+	}
+}
+
+func testLog(t *testing.T) *logrus.Logger {
+	l := logrus.New()
+	l.SetLevel(logrus.DebugLevel)
+	l.SetOutput(testWriter{t})
+	return l
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
