@@ -61,7 +61,7 @@ func bridgeGateway(t *testing.T) string {
 }
 
 // runSpanSender starts testdata/spansender: a service using jaeger-client-go over UDP.
-func runSpanSender(t *testing.T, name, agentAddr, service string, rate int) {
+func runSpanSender(t *testing.T, name, agentAddr, service string, rate int, args ...string) {
 	t.Helper()
 	spanSenderOnce.Do(func() {
 		root, _ := filepath.Abs("..")
@@ -70,8 +70,9 @@ func runSpanSender(t *testing.T, name, agentAddr, service string, rate int) {
 	if spanSenderErr != nil {
 		t.Fatal(spanSenderErr)
 	}
-	docker(t, "run", "-d", "--name", name, "--label", "lookout-test.run="+runID, "--label", "lookout.enable=true",
-		"-e", "JAEGER_AGENT="+agentAddr, "-e", "SERVICE="+service, "-e", "RATE="+strconv.Itoa(rate), spanSenderImage)
+	a := append([]string{"run", "-d", "--name", name, "--label", "lookout-test.run=" + runID, "--label", "lookout.enable=true",
+		"-e", "JAEGER_AGENT=" + agentAddr, "-e", "SERVICE=" + service, "-e", "RATE=" + strconv.Itoa(rate)}, args...)
+	docker(t, append(a, spanSenderImage)...)
 	t.Cleanup(func() { _, _ = exec.Command("docker", "rm", "-f", name).CombinedOutput() })
 }
 
@@ -168,12 +169,35 @@ func TestTracesRelayTagsTheSendingContainer(t *testing.T) {
 	gw := bridgeGateway(t)
 	compact := net.JoinHostPort(gw, strconv.Itoa(testpeer.FreeUDPPort()))
 	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s",
-		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_JAEGER_COMPACT_LISTEN="+compact)
+		"LOOKOUT_JAEGER_COMPACT_LISTEN="+compact)
 	eventually(t, 20*time.Second, "the relay listening", func() bool { return strings.Contains(a.logs(), "span relay listening") })
 	name := "lk-trace-relay-" + runID
 	service := "orders-" + runID
-	runSpanSender(t, name, compact, service, 10)
+	runSpanSender(t, name, compact, service, 10,
+		"--label", "lookout.check.web=http://:8080/", "--label", "lookout.check.web.interval=1s")
 	id := docker(t, "inspect", "-f", "{{.Id}}", name)
+
+	// The check's span and the service's server span for the check's request are one
+	// trace: the service took the probe's uber-trace-id as its parent.
+	eventually(t, 60*time.Second, "the service's server span a child of the check's span", func() bool {
+		traces, _ := j.Traces(service, 200)
+		for _, tr := range traces {
+			probe := map[string]bool{}
+			for _, s := range tr.Spans {
+				if tr.Processes[s.ProcessID].ServiceName == "lookout" && s.OperationName == "check web" &&
+					testpeer.Tag(s.Tags, "container.name") == name {
+					probe[s.SpanID] = true
+				}
+			}
+			for _, s := range tr.Spans {
+				if tr.Processes[s.ProcessID].ServiceName == service && s.OperationName == "GET /" &&
+					len(s.References) == 1 && s.References[0].RefType == "CHILD_OF" && probe[s.References[0].SpanID] {
+					return true
+				}
+			}
+		}
+		return false
+	})
 
 	var parentLinked bool
 	eventually(t, 60*time.Second, "the container's spans in Jaeger, tagged with the container", func() bool {

@@ -232,6 +232,25 @@ type boundedProtocol struct {
 
 var errTooMany = errors.New("collection longer than the packet")
 
+// invalidType is no thrift type: thrift.Skip fails on it.
+const invalidType thrift.TType = 0x7f
+
+// ReadFieldBegin reports a failed read with an invalid type too: thrift.Skip ignores the
+// error and would read the zero type, STOP, as the end of a struct that consumed nothing,
+// so a list claiming millions of structs at the end of a packet would be walked through.
+func (p boundedProtocol) ReadFieldBegin(ctx context.Context) (string, thrift.TType, int16, error) {
+	name, t, id, err := p.TProtocol.ReadFieldBegin(ctx)
+	if err != nil {
+		t = invalidType
+	}
+	return name, t, id, err
+}
+
+// Skip skips unknown fields through the bounds above (the protocol's own Skip would not).
+func (p boundedProtocol) Skip(ctx context.Context, t thrift.TType) error {
+	return thrift.SkipDefaultDepth(ctx, p, t)
+}
+
 func (p boundedProtocol) ReadListBegin(ctx context.Context) (thrift.TType, int, error) {
 	t, n, err := p.TProtocol.ReadListBegin(ctx)
 	if err == nil && n > p.buf.Len() {

@@ -6,10 +6,14 @@
 //	JAEGER_AGENT    host:port of the agent (required)
 //	SERVICE         service name (default spansender)
 //	RATE            spans per second (default 10)
+//
+// It also answers HTTP on :8080 and traces each request as a server span, a child of
+// the caller's span when the request carries an uber-trace-id header (a Lookout check).
 package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -17,6 +21,7 @@ import (
 	"time"
 
 	"github.com/opentracing/opentracing-go"
+	"github.com/opentracing/opentracing-go/ext"
 	"github.com/uber/jaeger-client-go"
 )
 
@@ -38,6 +43,7 @@ func main() {
 	tracer, closer := jaeger.NewTracer(service, jaeger.NewConstSampler(true),
 		jaeger.NewRemoteReporter(transport, jaeger.ReporterOptions.BufferFlushInterval(100*time.Millisecond)))
 	defer closer.Close()
+	go serve(tracer)
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	tick := time.NewTicker(time.Second / time.Duration(rate))
@@ -53,5 +59,22 @@ func main() {
 		child := tracer.StartSpan("query", opentracing.ChildOf(parent.Context()))
 		child.Finish()
 		parent.Finish()
+	}
+}
+
+func serve(tracer opentracing.Tracer) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var opts []opentracing.StartSpanOption
+		if parent, err := tracer.Extract(opentracing.HTTPHeaders, opentracing.HTTPHeadersCarrier(r.Header)); err == nil {
+			opts = append(opts, opentracing.ChildOf(parent))
+		}
+		span := tracer.StartSpan(r.Method+" "+r.URL.Path, opts...)
+		ext.SpanKindRPCServer.Set(span)
+		ext.HTTPStatusCode.Set(span, 200)
+		_, _ = w.Write([]byte("ok\n"))
+		span.Finish()
+	})
+	if err := http.ListenAndServe(":8080", h); err != nil {
+		fmt.Fprintln(os.Stderr, "spansender:", err)
 	}
 }
