@@ -2,6 +2,7 @@ package resources
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -226,10 +227,11 @@ func dockerPoint(info system.Info, t time.Time) metric.Point {
 		}, t)
 }
 
+// withTag returns a copy of tags with k=v added.
 func withTag(tags map[string]string, k, v string) map[string]string {
-	out := make(map[string]string, len(tags)+1)
-	for key, val := range tags {
-		out[key] = val
+	out := maps.Clone(tags)
+	if out == nil {
+		out = map[string]string{}
 	}
 	out[k] = v
 	return out

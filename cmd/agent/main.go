@@ -479,8 +479,14 @@ func newResources(cfg config.Config, dc *client.Client, inv resources.Containers
 	case resources.SourceAPI:
 		readers = append(readers, resources.NewAPI(dc))
 	}
+	// A one-shot stats call waits in the daemon for its next 1 s collection tick, not on
+	// this process's CPU: in api mode many wait at once, or 200 containers take minutes.
+	concurrency := 4
+	if cfg.Resources == resources.SourceAPI {
+		concurrency = 64
+	}
 	return resources.New(sink, inv, dc, resources.Options{Interval: time.Duration(cfg.Interval),
-		PerDevice: cfg.ResourcesPerDevice, Log: log}, readers...), nil
+		PerDevice: cfg.ResourcesPerDevice, Concurrency: concurrency, Log: log}, readers...), nil
 }
 
 // agentHealth is /healthz: connected to Docker and reporting within three intervals.
