@@ -5,12 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
 // Vectors computed with sha512sum, e.g.
@@ -38,6 +36,8 @@ type authServer struct {
 	key, user, pass string
 	pongKey         string // the key the server's own digest is made with (a server that does not know the key: another)
 	upstream        string
+	oneShot         bool          // HELO says keepalive false
+	helos           *atomic.Int32 // counts the handshakes, if set
 }
 
 func (s authServer) start(t *testing.T) string {
@@ -69,9 +69,12 @@ func (s authServer) serve(c net.Conn) {
 	helo = appendMapHeader(helo, 3)
 	helo = appendBin(appendStr(helo, "nonce"), nonce)
 	helo = appendBin(appendStr(helo, "auth"), userSalt)
-	helo = append(appendStr(helo, "keepalive"), 0xc3)
+	helo = append(appendStr(helo, "keepalive"), map[bool]byte{true: 0xc2, false: 0xc3}[s.oneShot])
 	if _, err := c.Write(helo); err != nil {
 		return
+	}
+	if s.helos != nil {
+		s.helos.Add(1)
 	}
 	r := bufio.NewReader(c)
 	v, err := readValue(r, 0)
@@ -107,16 +110,7 @@ func (s authServer) serve(c net.Conn) {
 // refuses a wrong key or password and one without a key, a server that does not know the
 // key is refused by the client, and the right key and password deliver the record.
 func TestHandshake(t *testing.T) {
-	root, _ := filepath.Abs("..")
-	bin, err := testpeer.FluentdBin(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv, err := testpeer.StartFluentd(bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rcv.Stop()
+	rcv := startReceiver(t)
 	addr := authServer{key: "k3y", pongKey: "k3y", user: "alice", pass: "pa55", upstream: rcv.Addr}.start(t)
 	liar := authServer{key: "k3y", pongKey: "guessed", upstream: rcv.Addr}.start(t)
 	b := &batch{tag: "t", records: []Record{{Time: time.Unix(1700000000, 7), Source: "stdout", Log: []byte("with key")}}}
@@ -164,5 +158,27 @@ func TestHandshake(t *testing.T) {
 	}
 	if len(recs) != 2 || string(recs[0].Log()) != "with key" || recs[0].Tag != "t" {
 		t.Fatalf("records %+v: want the record twice", recs)
+	}
+}
+
+// TestHandshakeKeepalive: a server that says keepalive false gets a new connection, and a
+// new handshake, for each message; one that keeps connections gets one handshake.
+func TestHandshakeKeepalive(t *testing.T) {
+	rcv := startReceiver(t)
+	b := &batch{tag: "t", records: []Record{{Time: time.Unix(1700000000, 0), Source: "stdout", Log: []byte("x")}}}
+	for _, oneShot := range []bool{false, true} {
+		var helos atomic.Int32
+		addr := authServer{key: "k3y", pongKey: "k3y", upstream: rcv.Addr, oneShot: oneShot, helos: &helos}.start(t)
+		c := &conn{network: "tcp", addr: addr, auth: &Auth{SharedKey: "k3y", SelfHostname: "agent-1"}, timeout: 5 * time.Second}
+		for i := 0; i < 3; i++ {
+			chunk := newChunkID()
+			if err := c.send(t.Context(), encodeForward(nil, b, nil, 0, chunk), chunk); err != nil {
+				t.Fatalf("keepalive %v, send %d: %v", !oneShot, i, err)
+			}
+		}
+		c.close()
+		if want := map[bool]int32{false: 1, true: 3}[oneShot]; helos.Load() != want {
+			t.Errorf("keepalive %v: %d handshakes for 3 messages, want %d", !oneShot, helos.Load(), want)
+		}
 	}
 }
