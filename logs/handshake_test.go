@@ -3,6 +3,7 @@ package logs
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -179,6 +180,36 @@ func TestHandshakeKeepalive(t *testing.T) {
 		c.close()
 		if want := map[bool]int32{false: 1, true: 3}[oneShot]; helos.Load() != want {
 			t.Errorf("keepalive %v: %d handshakes for 3 messages, want %d", !oneShot, helos.Load(), want)
+		}
+	}
+}
+
+// TestReadValue: the MessagePack forms of the handshake decode; truncated, unknown and too
+// deeply nested input is an error.
+func TestReadValue(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want string
+	}{
+		{"\x05", "5"},
+		{"\xff", "-1"},
+		{"\xd1\xff\x38", "-200"},
+		{"\xce\x00\x01\x00\x00", "65536"},
+		{"\xc3", "true"},
+		{"\xc0", "<nil>"},
+		{"\xc4\x02\x00\xff", "\"\\x00\\xff\""},
+		{"\x92\xa4HELO\x81\xa5nonce\xa1n", `[]interface {}{"HELO", map[string]interface {}{"nonce":"n"}}`},
+	} {
+		v, err := readValue(bufio.NewReader(strings.NewReader(c.in)), 0)
+		got := fmt.Sprintf("%#v", v)
+		if err != nil || got != c.want {
+			t.Errorf("readValue(%q) = %s, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	for _, in := range []string{"", "\x92\xa4HELO", "\xa5abc", "\xcd\x01", "\xca\x00\x00\x00\x00",
+		"\x91\x91\x91\x91\x91\x91\x90", "\x81\x01\x02"} {
+		if v, err := readValue(bufio.NewReader(strings.NewReader(in)), 0); err == nil {
+			t.Errorf("readValue(%q) = %v, want an error", in, v)
 		}
 	}
 }
