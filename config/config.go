@@ -70,7 +70,8 @@ type Fluentd struct {
 	TLS           bool     `yaml:"tls"`
 	TLSCAFile     string   `yaml:"tls_ca_file"`
 	TLSSkipVerify bool     `yaml:"tls_skip_verify"`
-	// The forward protocol's shared-key handshake, done when the server asks for it.
+	// With a shared key each connection does the forward protocol's shared-key handshake
+	// (Fluentd's <security>: the server must greet with HELO).
 	SharedKeyFile string `yaml:"shared_key_file"`
 	Username      string `yaml:"username"`
 	PasswordFile  string `yaml:"password_file"`
