@@ -70,6 +70,15 @@ type Fluentd struct {
 	TLS           bool     `yaml:"tls"`
 	TLSCAFile     string   `yaml:"tls_ca_file"`
 	TLSSkipVerify bool     `yaml:"tls_skip_verify"`
+	// With a shared key each connection does the forward protocol's shared-key handshake
+	// (Fluentd's <security>: the server must greet with HELO).
+	SharedKeyFile string `yaml:"shared_key_file"`
+	Username      string `yaml:"username"`
+	PasswordFile  string `yaml:"password_file"`
+	SelfHostname  string `yaml:"self_hostname"` // empty: the node's hostname
+	// SharedKey and Password are read from SharedKeyFile and PasswordFile by LoadSecrets.
+	SharedKey string `yaml:"-"`
+	Password  string `yaml:"-"`
 }
 
 // Output is one destination for line protocol.
@@ -249,6 +258,10 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 	set("LOOKOUT_FLUENTD_TLS", boolean(&c.Fluentd.TLS))
 	set("LOOKOUT_FLUENTD_TLS_CA_FILE", str(&c.Fluentd.TLSCAFile))
 	set("LOOKOUT_FLUENTD_TLS_SKIP_VERIFY", boolean(&c.Fluentd.TLSSkipVerify))
+	set("LOOKOUT_FLUENTD_SHARED_KEY_FILE", str(&c.Fluentd.SharedKeyFile))
+	set("LOOKOUT_FLUENTD_USERNAME", str(&c.Fluentd.Username))
+	set("LOOKOUT_FLUENTD_PASSWORD_FILE", str(&c.Fluentd.PasswordFile))
+	set("LOOKOUT_FLUENTD_SELF_HOSTNAME", str(&c.Fluentd.SelfHostname))
 
 	set("LOOKOUT_JAEGER_ENDPOINT", str(&c.Traces.JaegerEndpoint))
 	set("LOOKOUT_JAEGER_COMPACT_LISTEN", str(&c.Traces.CompactListen))
@@ -266,7 +279,7 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 	})
 	defaultTraces(&c.Traces)
 
-	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD"} {
+	for _, secret := range []string{"LOOKOUT_INFLUXDB_TOKEN", "LOOKOUT_INFLUXDB_PASSWORD", "LOOKOUT_FLUENTD_SHARED_KEY", "LOOKOUT_FLUENTD_PASSWORD"} {
 		if getenv(secret) != "" {
 			errs = append(errs, fmt.Errorf("%s is set: secrets are read from files only; set %s_FILE to a file holding it (a Docker secret under /run/secrets)", secret, secret))
 		}
@@ -402,6 +415,10 @@ func (c *Config) LoadSecrets() error {
 		o := &c.Outputs[i]
 		read(fmt.Sprintf("outputs[%d].password_file (LOOKOUT_INFLUXDB_PASSWORD_FILE)", i), o.PasswordFile, &o.Password)
 		read(fmt.Sprintf("outputs[%d].token_file (LOOKOUT_INFLUXDB_TOKEN_FILE)", i), o.TokenFile, &o.Token)
+	}
+	if c.Fluentd.Address != "" {
+		read("fluentd.shared_key_file (LOOKOUT_FLUENTD_SHARED_KEY_FILE)", c.Fluentd.SharedKeyFile, &c.Fluentd.SharedKey)
+		read("fluentd.password_file (LOOKOUT_FLUENTD_PASSWORD_FILE)", c.Fluentd.PasswordFile, &c.Fluentd.Password)
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,5 +233,47 @@ func TestFluentdTLSConfig(t *testing.T) {
 	cfg, _ := Load("", func(k string) string { return env[k] }, nil)
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "TLS needs a TCP address") {
 		t.Errorf("TLS over a unix socket: %v", err)
+	}
+}
+
+func TestFluentdSharedKey(t *testing.T) {
+	dir := t.TempDir()
+	key, pass := filepath.Join(dir, "key"), filepath.Join(dir, "pass")
+	if err := os.WriteFile(key, []byte("k3y-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pass, []byte("pa55-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"LOOKOUT_FLUENTD_ADDRESS": "127.0.0.1:24224", "LOOKOUT_STATE_DIR": "/tmp/st",
+		"LOOKOUT_FLUENTD_SHARED_KEY_FILE": key, "LOOKOUT_FLUENTD_USERNAME": "alice", "LOOKOUT_FLUENTD_PASSWORD_FILE": pass,
+		"LOOKOUT_FLUENTD_SELF_HOSTNAME": "node-1"}
+	c, err := Load("", func(k string) string { return env[k] }, nil)
+	if err == nil {
+		err = errors.Join(c.Validate(), c.LoadSecrets())
+	}
+	if err != nil || c.Fluentd.SharedKey != "k3y-secret" || c.Fluentd.Password != "pa55-secret" ||
+		c.Fluentd.Username != "alice" || c.Fluentd.SelfHostname != "node-1" {
+		t.Fatalf("shared key settings: %+v, %v", c.Fluentd, err)
+	}
+
+	env = map[string]string{"LOOKOUT_FLUENTD_ADDRESS": "127.0.0.1:24224", "LOOKOUT_STATE_DIR": "/tmp/st",
+		"LOOKOUT_FLUENTD_SHARED_KEY": "k3y-secret", "LOOKOUT_FLUENTD_PASSWORD": "pa55-secret", "LOOKOUT_FLUENTD_USERNAME": "alice"}
+	c, err = Load("", func(k string) string { return env[k] }, nil)
+	err = errors.Join(err, c.Validate())
+	for _, want := range []string{"LOOKOUT_FLUENTD_SHARED_KEY is set: secrets are read from files only; set LOOKOUT_FLUENTD_SHARED_KEY_FILE",
+		"set LOOKOUT_FLUENTD_PASSWORD_FILE", "want both a username and LOOKOUT_FLUENTD_PASSWORD_FILE",
+		"fluentd.shared_key_file (LOOKOUT_FLUENTD_SHARED_KEY_FILE)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	if err != nil && (strings.Contains(err.Error(), "k3y-secret") || strings.Contains(err.Error(), "pa55-secret")) {
+		t.Errorf("the error shows a secret: %v", err)
+	}
+
+	f := Config{Fluentd: Fluentd{Address: "x:1", SharedKeyFile: filepath.Join(dir, "missing")}}
+	if err := f.LoadSecrets(); err == nil || !strings.Contains(err.Error(), "LOOKOUT_FLUENTD_SHARED_KEY_FILE") {
+		t.Errorf("a missing key file: %v", err)
 	}
 }

@@ -54,6 +54,12 @@ func (f Fluentd) validate(stateDir string) []error {
 	if f.TLS && strings.HasPrefix(f.Address, "unix://") {
 		bad("fluentd.tls (LOOKOUT_FLUENTD_TLS)", f.TLS, "TLS needs a TCP address")
 	}
+	if f.SharedKeyFile == "" && (f.Username != "" || f.PasswordFile != "" || f.SelfHostname != "") {
+		bad("fluentd.shared_key_file (LOOKOUT_FLUENTD_SHARED_KEY_FILE)", "", "username, password_file and self_hostname belong to the shared-key handshake: want a file holding the shared key")
+	}
+	if (f.Username == "") != (f.PasswordFile == "") {
+		bad("fluentd.username (LOOKOUT_FLUENTD_USERNAME)", f.Username, "want both a username and LOOKOUT_FLUENTD_PASSWORD_FILE, or neither")
+	}
 	if stateDir == "" {
 		errs = append(errs, errors.New(`state_dir (LOOKOUT_STATE_DIR)="": the log forwarder keeps its positions there; want a directory`))
 	}

@@ -17,8 +17,9 @@ const logImage = "lookout-logsvc:e2e"
 var logImageOnce sync.Once
 var logImageErr error
 
-// startFluentd builds the log test image once and starts a forward-protocol receiver.
-func startFluentd(t *testing.T) *testpeer.Fluentd {
+// startFluentd builds the log test image once and starts a forward-protocol receiver with
+// the flags args.
+func startFluentd(t *testing.T, args ...string) *testpeer.Fluentd {
 	t.Helper()
 	root, _ := filepath.Abs("..")
 	logImageOnce.Do(func() { logImageErr = testpeer.BuildImage(root, "logsvc", logImage) })
@@ -29,7 +30,7 @@ func startFluentd(t *testing.T) *testpeer.Fluentd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := testpeer.StartFluentd(bin, t.TempDir())
+	f, err := testpeer.StartFluentd(bin, t.TempDir(), args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,8 @@ type conn struct {
 	network, addr string
 	tls           *tls.Config // nil: plain TCP
 	timeout       time.Duration
+	auth          *Auth // nil: no shared key; a server that sends HELO is refused (errHELO)
+	oneShot       bool  // the server closes the connection after each message (HELO keepalive false)
 	c             net.Conn
 	r             *bufio.Reader
 }
@@ -88,9 +90,11 @@ func parseAddress(a string) (network, addr string, err error) {
 }
 
 // send writes msg and waits until Fluentd acknowledges chunk. Any error closes the
-// connection; the next send reconnects.
+// connection; the next send reconnects. With a shared key a new connection first waits for
+// the server's HELO and does the handshake, as Fluentd's out_forward does with <security>.
 func (c *conn) send(ctx context.Context, msg []byte, chunk string) error {
-	if c.c == nil {
+	fresh := c.c == nil
+	if fresh {
 		d := net.Dialer{Timeout: c.timeout}
 		var nc net.Conn
 		var err error
@@ -104,9 +108,21 @@ func (c *conn) send(ctx context.Context, msg []byte, chunk string) error {
 		}
 		c.c, c.r = nc, bufio.NewReader(nc)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Now()) })
+	nc := c.c // close sets c.c to nil before the deferred stop runs
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
 	defer stop()
 	_ = c.c.SetDeadline(time.Now().Add(c.timeout))
+	if fresh && c.auth != nil {
+		keepalive, err := c.auth.handshake(c.r, c.c)
+		c.oneShot = !keepalive
+		if err != nil {
+			c.close()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
 	if _, err := c.c.Write(msg); err != nil {
 		c.close()
 		return err
@@ -121,6 +137,9 @@ func (c *conn) send(ctx context.Context, msg []byte, chunk string) error {
 			return ctx.Err()
 		}
 		return err
+	}
+	if c.oneShot {
+		c.close()
 	}
 	return nil
 }

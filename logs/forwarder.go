@@ -36,6 +36,7 @@ type Docker interface {
 type Options struct {
 	Address       string             // host:port, tcp://host:port or unix:///path
 	TLS           *tls.Config        // nil: plain TCP
+	Auth          *Auth              // nil: no shared key (a server asking for the handshake is refused)
 	Tag           *template.Template // the agent's tag template (labels.ParseLogTag)
 	StateDir      string             // positions are kept in StateDir/logs
 	BufferLimit   int                // records read but not acknowledged, per container
@@ -231,7 +232,7 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string) {
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	fl := &follower{f: f, id: id, name: c.Name, tty: c.Tty, tag: tag, multiline: c.Config.Logs.Multiline,
-		cnt: cnt, cancel: cancel, idle: f.idle[id], conn: &conn{network: f.network, addr: f.addr, tls: f.opts.TLS, timeout: f.opts.Timeout}}
+		cnt: cnt, cancel: cancel, idle: f.idle[id], conn: &conn{network: f.network, addr: f.addr, tls: f.opts.TLS, auth: f.opts.Auth, timeout: f.opts.Timeout}}
 	fl.meta, fl.metaPairs = encodeMeta(recordFields(c, ch.Engine))
 	f.followers[id] = fl
 	f.active.Add(1)

@@ -76,16 +76,7 @@ func runForwarder(t *testing.T, docker Docker, addr, state string) (stop func())
 // TestResumeExactlyOnce: messages that share a timestamp, a restart of the forwarder
 // from its saved position, more messages: each arrives once, with Docker's fields.
 func TestResumeExactlyOnce(t *testing.T) {
-	root, _ := filepath.Abs("..")
-	bin, err := testpeer.FluentdBin(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv, err := testpeer.StartFluentd(bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rcv.Stop()
+	rcv := startReceiver(t)
 	state := t.TempDir()
 	logs := &fakeLogs{}
 	t0 := time.Unix(1700000000, 500)
@@ -156,4 +147,20 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// startReceiver starts the real forward-protocol receiver (peers/fluentd) for one test.
+func startReceiver(t *testing.T) *testpeer.Fluentd {
+	t.Helper()
+	root, _ := filepath.Abs("..")
+	bin, err := testpeer.FluentdBin(root)
+	var rcv *testpeer.Fluentd
+	if err == nil {
+		rcv, err = testpeer.StartFluentd(bin, t.TempDir())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rcv.Stop)
+	return rcv
 }

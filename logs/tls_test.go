@@ -10,11 +10,8 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
 // tlsFront terminates TLS with a fresh self-signed certificate for 127.0.0.1 and passes
@@ -56,16 +53,7 @@ func tlsFront(t *testing.T, addr string) (string, *x509.CertPool) {
 }
 
 func TestTLS(t *testing.T) {
-	root, _ := filepath.Abs("..")
-	bin, err := testpeer.FluentdBin(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv, err := testpeer.StartFluentd(bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rcv.Stop()
+	rcv := startReceiver(t)
 	front, pool := tlsFront(t, rcv.Addr)
 	b := &batch{tag: "t", records: []Record{{Time: time.Unix(1700000000, 7), Source: "stdout", Log: []byte("over tls")}}}
 	meta, n := encodeMeta([][2]string{{"container_id", "x"}})

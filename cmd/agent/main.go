@@ -211,7 +211,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		if err != nil {
 			return fmt.Errorf("logs: %w", err)
 		}
-		fwd, err = logs.New(dc, logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Tag: tag, StateDir: cfg.StateDir,
+		auth := fluentdAuth(ctx, cfg.Fluentd, dc)
+		if auth != nil { // never the key or the password
+			log.WithField("self_hostname", auth.SelfHostname).WithField("username", auth.Username).Info("logs: shared-key handshake on: Fluentd must ask for it (HELO)")
+		}
+		fwd, err = logs.New(dc, logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Auth: auth, Tag: tag, StateDir: cfg.StateDir,
 			BufferLimit: cfg.Fluentd.BufferLimit, BatchSize: cfg.Fluentd.BatchSize, MaxRecordSize: cfg.Fluentd.MaxRecordSize,
 			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout), Log: log})
 		if err != nil {
@@ -535,4 +539,24 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 		inputs = append(inputs, res)
 	}
 	return execd.Run(ctx, in, stdout, stderr, inputs...)
+}
+
+// fluentdAuth returns the shared-key handshake settings, nil without a shared key. The
+// hostname it introduces itself with defaults to the node's (Docker's), else the agent's.
+func fluentdAuth(ctx context.Context, f config.Fluentd, dc *client.Client) *logs.Auth {
+	if f.SharedKey == "" {
+		return nil
+	}
+	a := &logs.Auth{SharedKey: f.SharedKey, SelfHostname: f.SelfHostname, Username: f.Username, Password: f.Password}
+	if a.SelfHostname == "" {
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if info, err := dc.Info(ictx); err == nil {
+			a.SelfHostname = info.Name
+		}
+		cancel()
+	}
+	if a.SelfHostname == "" {
+		a.SelfHostname, _ = os.Hostname()
+	}
+	return a
 }

@@ -24,6 +24,8 @@ type Fluentd struct {
 	Out  string // the records file
 	cmd  *exec.Cmd
 	done chan struct{}
+
+	Args []string // more flags, e.g. -shared-key-file
 }
 
 // Record is one record the receiver got.
@@ -58,12 +60,13 @@ func FluentdBin(root string) (string, error) {
 	return bin, nil
 }
 
-// StartFluentd starts the receiver bin on a free loopback port, with its files in dir.
-func StartFluentd(bin, dir string) (*Fluentd, error) {
+// StartFluentd starts the receiver bin on a free loopback port, with its files in dir and
+// the flags args.
+func StartFluentd(bin, dir string, args ...string) (*Fluentd, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f := &Fluentd{Bin: bin, Dir: dir, Port: FreePort(), Out: filepath.Join(dir, "records.jsonl")}
+	f := &Fluentd{Bin: bin, Dir: dir, Port: FreePort(), Out: filepath.Join(dir, "records.jsonl"), Args: args}
 	f.Addr = fmt.Sprintf("127.0.0.1:%d", f.Port)
 	return f, f.Start()
 }
@@ -75,7 +78,7 @@ func (f *Fluentd) Start() error {
 	if err != nil {
 		return err
 	}
-	f.cmd = exec.Command(f.Bin, "-listen", f.Addr, "-out", f.Out)
+	f.cmd = exec.Command(f.Bin, append([]string{"-listen", f.Addr, "-out", f.Out}, f.Args...)...)
 	f.cmd.Stdout, f.cmd.Stderr = logf, logf
 	if err := f.cmd.Start(); err != nil {
 		logf.Close()

@@ -4,6 +4,7 @@ go 1.25.5
 
 require (
 	github.com/open-telemetry/opentelemetry-collector-contrib/receiver/fluentforwardreceiver v0.130.0
+	github.com/tinylib/msgp v1.3.0
 	go.opentelemetry.io/collector/component/componenttest v0.130.0
 	go.opentelemetry.io/collector/consumer v1.36.0
 	go.opentelemetry.io/collector/pdata v1.36.0
@@ -23,7 +24,6 @@ require (
 	github.com/philhofer/fwd v1.1.3-0.20240916144458-20a13a1f6b7c // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	github.com/stretchr/testify v1.10.0 // indirect
-	github.com/tinylib/msgp v1.3.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.1.0 // indirect
 	go.opentelemetry.io/collector/component v1.36.0 // indirect
 	go.opentelemetry.io/collector/consumer/consumererror v0.130.0 // indirect

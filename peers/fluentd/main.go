@@ -14,12 +14,20 @@
 // proxy in this program: on SIGINT/SIGTERM the proxy stops forwarding (unacknowledged data
 // stays with the clients, which send it again), the receiver drains what it read, and the
 // program exits once its consumer has been idle for 300 ms.
+//
+// With -shared-key-file the proxy first does the server side of the forward protocol's
+// shared-key handshake (HELO, check PING, PONG with its own digest), as Fluentd's in_forward
+// does with <security>, and passes on only connections that pass it; the receiver itself
+// does not implement the handshake.
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/sha512"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -28,12 +36,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/fluentforwardreceiver"
+	"github.com/tinylib/msgp/msgp"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -50,14 +60,24 @@ type line struct {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:24224", "TCP address to listen on")
 	out := flag.String("out", "", "file to append records to (default stdout)")
+	keyFile := flag.String("shared-key-file", "", "require the shared-key handshake with the key in this file")
 	flag.Parse()
-	if err := run(*listen, *out); err != nil {
+	key := ""
+	if *keyFile != "" {
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fluentd-receiver:", err)
+			os.Exit(1)
+		}
+		key = strings.TrimRight(string(b), "\r\n")
+	}
+	if err := run(*listen, *out, key); err != nil {
 		fmt.Fprintln(os.Stderr, "fluentd-receiver:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, outPath string) error {
+func run(listen, outPath, sharedKey string) error {
 	var w io.Writer = os.Stdout
 	if outPath != "" {
 		f, err := os.OpenFile(outPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -116,7 +136,7 @@ func run(listen, outPath string) error {
 	if err != nil {
 		return err
 	}
-	p := &proxy{conns: map[net.Conn]bool{}}
+	p := &proxy{conns: map[net.Conn]bool{}, sharedKey: sharedKey}
 	go p.serve(l, sock)
 	fmt.Fprintf(os.Stderr, "fluentd-receiver: listening on %s\n", l.Addr())
 
@@ -137,9 +157,10 @@ func run(listen, outPath string) error {
 
 // proxy forwards each TCP client to the receiver's unix socket.
 type proxy struct {
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	closed bool
+	mu        sync.Mutex
+	conns     map[net.Conn]bool
+	closed    bool
+	sharedKey string // "": no handshake
 }
 
 func (p *proxy) serve(l net.Listener, sock string) {
@@ -163,9 +184,19 @@ func (p *proxy) serve(l net.Listener, sock string) {
 		p.conns[c] = true
 		p.mu.Unlock()
 		go func() {
+			var r io.Reader = c
+			if p.sharedKey != "" {
+				var err error
+				if r, err = handshake(c, p.sharedKey); err != nil {
+					fmt.Fprintln(os.Stderr, "fluentd-receiver: handshake:", err)
+					c.Close()
+					u.Close()
+					return
+				}
+			}
 			// Everything read from the client is written before the next read, so when the
 			// client side closes, the receiver has all of it; it then reads to EOF.
-			_, _ = io.Copy(u, c)
+			_, _ = io.Copy(u, r)
 			_ = u.(*net.UnixConn).CloseWrite()
 		}()
 		go func() { _, _ = io.Copy(c, u); c.Close(); u.Close() }()
@@ -179,4 +210,55 @@ func (p *proxy) closeAll() {
 	for c := range p.conns {
 		c.Close()
 	}
+}
+
+// handshake does the server side of the shared-key handshake on c; it returns the reader
+// to go on with (it may hold bytes read past the PING).
+func handshake(c net.Conn, key string) (io.Reader, error) {
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	helo := msgp.AppendArrayHeader(nil, 2)
+	helo = msgp.AppendString(helo, "HELO")
+	helo = msgp.AppendMapHeader(helo, 3)
+	helo = msgp.AppendBytes(msgp.AppendString(helo, "nonce"), nonce)
+	helo = msgp.AppendString(msgp.AppendString(helo, "auth"), "")
+	helo = msgp.AppendBool(msgp.AppendString(helo, "keepalive"), true)
+	if _, err := c.Write(helo); err != nil {
+		return nil, err
+	}
+	r := msgp.NewReader(c)
+	if n, err := r.ReadArrayHeader(); err != nil || n != 6 {
+		return nil, fmt.Errorf("want PING, a 6-element array (%v)", err)
+	}
+	var ping [6]string
+	for i := range ping {
+		var err error
+		if ping[i], err = r.ReadString(); err != nil {
+			return nil, fmt.Errorf("PING field %d: %w", i, err)
+		}
+	}
+	digest := func(salt, host string) string {
+		h := sha512.New()
+		h.Write([]byte(salt + host))
+		h.Write(nonce)
+		h.Write([]byte(key))
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	pong := msgp.AppendString(msgp.AppendArrayHeader(nil, 5), "PONG")
+	ok := ping[0] == "PING" && ping[3] == digest(ping[2], ping[1])
+	if ok {
+		pong = msgp.AppendString(msgp.AppendString(msgp.AppendBool(pong, true), ""), "fluentd-receiver")
+		pong = msgp.AppendString(pong, digest(ping[2], "fluentd-receiver"))
+	} else {
+		pong = msgp.AppendString(msgp.AppendString(msgp.AppendString(msgp.AppendBool(pong, false), "shared_key mismatch"), ""), "")
+	}
+	if _, err := c.Write(pong); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("shared_key mismatch from %q", ping[1])
+	}
+	return r, nil
 }
