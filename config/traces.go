@@ -20,6 +20,7 @@ type Traces struct {
 	CompactListen string `yaml:"compact_listen"`
 	BinaryListen  string `yaml:"binary_listen"`
 	MaxPacketSize int    `yaml:"max_packet_size"`
+
 	// OTLPListen is the TCP address of the OTLP/HTTP receiver (POST /v1/traces); empty:
 	// not listening. OTLPMaxRequestSize bounds a request body (decompressed too).
 	OTLPListen         string   `yaml:"otlp_listen"`
