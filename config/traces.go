@@ -17,20 +17,20 @@ type Traces struct {
 	JaegerEndpoint string `yaml:"jaeger_endpoint"`
 	// CompactListen and BinaryListen are the relay's UDP addresses for jaeger.thrift
 	// compact (jaeger-agent's 6831) and binary (6832); empty: not listening.
-	CompactListen string `yaml:"compact_listen"`
-	BinaryListen  string `yaml:"binary_listen"`
-	MaxPacketSize int    `yaml:"max_packet_size"`
+	CompactListen string   `yaml:"compact_listen"`
+	BinaryListen  string   `yaml:"binary_listen"`
+	MaxPacketSize int      `yaml:"max_packet_size"`
+	BatchSize     int      `yaml:"batch_size"`
+	FlushInterval Duration `yaml:"flush_interval"`
+	QueueLimit    int      `yaml:"queue_limit"`
+	Timeout       Duration `yaml:"timeout"`
+	// Probes makes a span of every check run (default true when an endpoint is set).
+	Probes *bool `yaml:"probe_spans"`
 
 	// OTLPListen is the TCP address of the OTLP/HTTP receiver (POST /v1/traces); empty:
 	// not listening. OTLPMaxRequestSize bounds a request body (decompressed too).
-	OTLPListen         string   `yaml:"otlp_listen"`
-	OTLPMaxRequestSize int      `yaml:"otlp_max_request_size"`
-	BatchSize          int      `yaml:"batch_size"`
-	FlushInterval      Duration `yaml:"flush_interval"`
-	QueueLimit         int      `yaml:"queue_limit"`
-	Timeout            Duration `yaml:"timeout"`
-	// Probes makes a span of every check run (default true when an endpoint is set).
-	Probes *bool `yaml:"probe_spans"`
+	OTLPListen         string `yaml:"otlp_listen"`
+	OTLPMaxRequestSize int    `yaml:"otlp_max_request_size"`
 }
 
 // Enabled says whether spans go anywhere.
