@@ -145,6 +145,8 @@ func processKey(p *jaeger.Process) string {
 			fmt.Fprint(&b, *t.VBool)
 		case t.VDouble != nil:
 			fmt.Fprint(&b, *t.VDouble)
+		case t.VBinary != nil:
+			fmt.Fprintf(&b, "%x", t.VBinary)
 		}
 	}
 	return b.String()

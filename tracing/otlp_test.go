@@ -305,3 +305,12 @@ func TestOTLPReceiverOverHTTP(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+func TestProcessKeyTellsBinaryTagsApart(t *testing.T) {
+	p := func(b byte) *jaeger.Process {
+		return &jaeger.Process{ServiceName: "s", Tags: []*jaeger.Tag{{Key: "k", VType: jaeger.TagType_BINARY, VBinary: []byte{b}}}}
+	}
+	if processKey(p(1)) == processKey(p(2)) {
+		t.Error("processes with other binary resource attributes share a request")
+	}
+}
