@@ -267,6 +267,8 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 	set("LOOKOUT_JAEGER_COMPACT_LISTEN", str(&c.Traces.CompactListen))
 	set("LOOKOUT_JAEGER_BINARY_LISTEN", str(&c.Traces.BinaryListen))
 	set("LOOKOUT_JAEGER_MAX_PACKET_SIZE", integer(&c.Traces.MaxPacketSize))
+	set("LOOKOUT_OTLP_LISTEN", str(&c.Traces.OTLPListen))
+	set("LOOKOUT_OTLP_MAX_REQUEST_SIZE", integer(&c.Traces.OTLPMaxRequestSize))
 	set("LOOKOUT_JAEGER_TIMEOUT", dur(&c.Traces.Timeout))
 	set("LOOKOUT_SPANS_BATCH_SIZE", integer(&c.Traces.BatchSize))
 	set("LOOKOUT_SPANS_FLUSH_INTERVAL", dur(&c.Traces.FlushInterval))

@@ -214,6 +214,26 @@ func TestTracesConfig(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "set LOOKOUT_JAEGER_ENDPOINT") {
 		t.Errorf("a relay without an endpoint: %v", err)
 	}
+
+	env = map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://jaeger:14268", "LOOKOUT_OTLP_LISTEN": "172.17.0.1:4318"}
+	c, _ = Load("", func(k string) string { return env[k] }, nil)
+	if err := c.Validate(); err != nil || c.Traces.OTLPListen != "172.17.0.1:4318" || c.Traces.OTLPMaxRequestSize != 4<<20 {
+		t.Errorf("OTLP receiver: %v, %+v", err, c.Traces)
+	}
+	for _, bad := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"LOOKOUT_OTLP_LISTEN": "172.17.0.1:4318"}, "LOOKOUT_OTLP_LISTEN"},
+		{map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://j:14268", "LOOKOUT_OTLP_LISTEN": "4318"}, "such as 172.17.0.1:4318"},
+		{map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://j:14268", "LOOKOUT_OTLP_LISTEN": "bridge:4318"}, "want an IP address"},
+		{map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://j:14268", "LOOKOUT_OTLP_MAX_REQUEST_SIZE": "100"}, "LOOKOUT_OTLP_MAX_REQUEST_SIZE"},
+	} {
+		c, _ = Load("", func(k string) string { return bad.env[k] }, nil)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: error %v does not say %q", bad.env, err, bad.want)
+		}
+	}
 }
 
 func TestFluentdTLSConfig(t *testing.T) {

@@ -26,6 +26,11 @@ type Traces struct {
 	Timeout       Duration `yaml:"timeout"`
 	// Probes makes a span of every check run (default true when an endpoint is set).
 	Probes *bool `yaml:"probe_spans"`
+
+	// OTLPListen is the TCP address of the OTLP/HTTP receiver (POST /v1/traces); empty:
+	// not listening. OTLPMaxRequestSize bounds a request body (decompressed too).
+	OTLPListen         string `yaml:"otlp_listen"`
+	OTLPMaxRequestSize int    `yaml:"otlp_max_request_size"`
 }
 
 // Enabled says whether spans go anywhere.
@@ -37,6 +42,9 @@ func (t Traces) ProbeSpans() bool { return t.Enabled() && (t.Probes == nil || *t
 func defaultTraces(t *Traces) {
 	if t.MaxPacketSize == 0 {
 		t.MaxPacketSize = 65000
+	}
+	if t.OTLPMaxRequestSize == 0 {
+		t.OTLPMaxRequestSize = 4 << 20
 	}
 	if t.BatchSize == 0 {
 		t.BatchSize = 500
@@ -62,16 +70,17 @@ func (t Traces) validate(bad func(setting string, value any, allowed string)) {
 			bad("traces.jaeger_endpoint (LOOKOUT_JAEGER_ENDPOINT)", t.JaegerEndpoint, "want http://host:14268/api/traces (Jaeger collector, jaeger.thrift over HTTP) or https://…")
 		}
 	}
-	for _, l := range []struct{ setting, addr string }{
-		{"traces.compact_listen (LOOKOUT_JAEGER_COMPACT_LISTEN)", t.CompactListen},
-		{"traces.binary_listen (LOOKOUT_JAEGER_BINARY_LISTEN)", t.BinaryListen},
+	for _, l := range []struct{ setting, addr, example string }{
+		{"traces.compact_listen (LOOKOUT_JAEGER_COMPACT_LISTEN)", t.CompactListen, "172.17.0.1:6831"},
+		{"traces.binary_listen (LOOKOUT_JAEGER_BINARY_LISTEN)", t.BinaryListen, "172.17.0.1:6832"},
+		{"traces.otlp_listen (LOOKOUT_OTLP_LISTEN)", t.OTLPListen, "172.17.0.1:4318"},
 	} {
 		if l.addr == "" {
 			continue
 		}
 		host, port, err := net.SplitHostPort(l.addr)
 		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
-			bad(l.setting, l.addr, "want host:port, such as 172.17.0.1:6831 (an address only the node's containers reach)")
+			bad(l.setting, l.addr, "want host:port, such as "+l.example+" (an address only the node's containers reach)")
 			continue
 		}
 		if host != "" && net.ParseIP(host) == nil {
@@ -86,6 +95,9 @@ func (t Traces) validate(bad func(setting string, value any, allowed string)) {
 	}
 	if t.MaxPacketSize < 512 || t.MaxPacketSize > 65507 {
 		bad("traces.max_packet_size (LOOKOUT_JAEGER_MAX_PACKET_SIZE)", t.MaxPacketSize, "want 512 to 65507 bytes")
+	}
+	if t.OTLPMaxRequestSize < 1024 || t.OTLPMaxRequestSize > 64<<20 {
+		bad("traces.otlp_max_request_size (LOOKOUT_OTLP_MAX_REQUEST_SIZE)", t.OTLPMaxRequestSize, "want 1024 to 67108864 bytes")
 	}
 	if t.BatchSize < 1 {
 		bad("traces.batch_size (LOOKOUT_SPANS_BATCH_SIZE)", t.BatchSize, "want 1 or more")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -15,11 +16,35 @@ import (
 	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
+// senderImage is a test service's image, built once from its module in testdata.
+type senderImage struct {
+	dir, tag string
+	once     sync.Once
+	err      error
+}
+
 var (
-	spanSenderImage = "lookout-spansender:e2e"
-	spanSenderOnce  sync.Once
-	spanSenderErr   error
+	spanSender = &senderImage{dir: "testdata/spansender", tag: "lookout-spansender:e2e"}
+	otlpSender = &senderImage{dir: "testdata/otlpsender", tag: "lookout-otlpsender:e2e"}
 )
+
+// run starts the image as a monitored container with env and args.
+func (s *senderImage) run(t *testing.T, name string, env []string, args ...string) {
+	t.Helper()
+	s.once.Do(func() {
+		root, _ := filepath.Abs("..")
+		s.err = testpeer.BuildModuleImage(root, s.dir, s.tag)
+	})
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	a := []string{"run", "-d", "--name", name, "--label", "lookout-test.run=" + runID, "--label", "lookout.enable=true"}
+	for _, e := range env {
+		a = append(a, "-e", e)
+	}
+	docker(t, append(append(a, args...), s.tag)...)
+	t.Cleanup(func() { _, _ = exec.Command("docker", "rm", "-f", name).CombinedOutput() })
+}
 
 // startJaeger runs a Jaeger all-in-one of the test's own (from `make peers`).
 func startJaeger(t *testing.T) *testpeer.Jaeger {
@@ -63,17 +88,7 @@ func bridgeGateway(t *testing.T) string {
 // runSpanSender starts testdata/spansender: a service using jaeger-client-go over UDP.
 func runSpanSender(t *testing.T, name, agentAddr, service string, rate int, args ...string) {
 	t.Helper()
-	spanSenderOnce.Do(func() {
-		root, _ := filepath.Abs("..")
-		spanSenderErr = testpeer.BuildModuleImage(root, "testdata/spansender", spanSenderImage)
-	})
-	if spanSenderErr != nil {
-		t.Fatal(spanSenderErr)
-	}
-	a := append([]string{"run", "-d", "--name", name, "--label", "lookout-test.run=" + runID, "--label", "lookout.enable=true",
-		"-e", "JAEGER_AGENT=" + agentAddr, "-e", "SERVICE=" + service, "-e", "RATE=" + strconv.Itoa(rate)}, args...)
-	docker(t, append(a, spanSenderImage)...)
-	t.Cleanup(func() { _, _ = exec.Command("docker", "rm", "-f", name).CombinedOutput() })
+	spanSender.run(t, name, []string{"JAEGER_AGENT=" + agentAddr, "SERVICE=" + service, "RATE=" + strconv.Itoa(rate)}, args...)
 }
 
 // lastField returns the newest value of an integer field of a measurement in the agent's
@@ -290,5 +305,86 @@ func TestTracesCollectorOutageHoldsThenDrops(t *testing.T) {
 	eventually(t, 30*time.Second, "the queue drained", func() bool {
 		q := lastField(a, "lookout_spans_export", "queued")
 		return q >= 0 && q < limit
+	})
+}
+
+func TestTracesOTLPTagsTheSendingContainer(t *testing.T) {
+	j := startJaeger(t)
+	gw := bridgeGateway(t)
+	listen := net.JoinHostPort(gw, strconv.Itoa(testpeer.FreePort()))
+	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s",
+		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_OTLP_LISTEN="+listen)
+	eventually(t, 20*time.Second, "the OTLP receiver listening", func() bool { return strings.Contains(a.logs(), "OTLP receiver listening") })
+	name := "lk-trace-otlp-" + runID
+	service := "billing-" + runID
+	// The OpenTelemetry SDK's otlptracehttp exporter, protobuf and gzip, to the receiver.
+	otlpSender.run(t, name, []string{"OTLP_ENDPOINT=" + listen, "SERVICE=" + service, "RATE=5"})
+	id := docker(t, "inspect", "-f", "{{.Id}}", name)
+
+	var seen string // what Jaeger had last, for the failure message
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last seen in Jaeger: %s", seen)
+		}
+	})
+	eventually(t, 60*time.Second, "the SDK's spans in Jaeger, tagged with the container, service and parent links kept", func() bool {
+		spans, procs := spansOf(t, j, service)
+		byID := map[string]testpeer.Span{}
+		for _, s := range spans {
+			byID[s.SpanID] = s
+		}
+		if len(spans) > 0 {
+			seen = fmt.Sprintf("%d spans; %+v of %+v", len(spans), spans[0], procs[0])
+		}
+		for i, s := range spans {
+			p := procs[i]
+			if p.ServiceName != service || testpeer.Tag(p.Tags, "container.name") != name ||
+				testpeer.Tag(p.Tags, "container.id") != id || testpeer.Tag(p.Tags, "container.image.name") != "lookout-otlpsender" ||
+				testpeer.Tag(p.Tags, "host.name") == "" || testpeer.Tag(p.Tags, "deployment.environment") != "e2e" {
+				continue
+			}
+			var parent testpeer.Span
+			if len(s.References) == 1 && s.References[0].RefType == "CHILD_OF" {
+				parent = byID[s.References[0].SpanID]
+			}
+			if s.OperationName == "query" && parent.OperationName == "handle" &&
+				testpeer.Tag(s.Tags, "span.kind") == "client" && testpeer.Tag(s.Tags, "error") == "true" &&
+				testpeer.Tag(s.Tags, "otel.status_description") == "row not found" &&
+				testpeer.Tag(s.Tags, "otel.scope.name") == "otlpsender" && testpeer.Tag(parent.Tags, "span.kind") == "server" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Bad requests from the host: answered, counted, and the receiver goes on.
+	post := func(ctype string, body string) int {
+		resp, err := http.Post("http://"+listen+"/v1/traces", ctype, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := post("application/x-protobuf", "\xff\xff not protobuf"); c != http.StatusBadRequest {
+		t.Errorf("malformed request: %d, want 400", c)
+	}
+	if c := post("application/json", `{"resourceSpans":[]}`); c != http.StatusUnsupportedMediaType {
+		t.Errorf("JSON request: %d, want 415", c)
+	}
+	after := time.Now().UnixMicro()
+	eventually(t, 20*time.Second, "lookout_spans_otlp counting them", func() bool {
+		return lastField(a, "lookout_spans_otlp", "requests_malformed") == 1 &&
+			lastField(a, "lookout_spans_otlp", "requests_unsupported_media_type") == 1 &&
+			lastField(a, "lookout_spans_otlp", "spans_received") > 0
+	})
+	eventually(t, 30*time.Second, "spans sent after the bad requests in Jaeger", func() bool {
+		spans, _ := spansOf(t, j, service)
+		for _, s := range spans {
+			if s.StartTime > after {
+				return true
+			}
+		}
+		return false
 	})
 }

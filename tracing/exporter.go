@@ -84,20 +84,36 @@ func NewExporter(cfg ExporterConfig) (*Exporter, error) {
 // Export queues spans of proc. It never blocks: when they do not all fit, none is queued,
 // they are counted as dropped (queue full) and Export returns false.
 func (e *Exporter) Export(proc *jaeger.Process, spans []*jaeger.Span) bool {
-	if len(spans) == 0 {
+	return e.ExportBatches([]*jaeger.Batch{{Process: proc, Spans: spans}})
+}
+
+// ExportBatches queues the spans of every batch, all or none, as Export does.
+func (e *Exporter) ExportBatches(batches []*jaeger.Batch) bool {
+	n := 0
+	for _, b := range batches {
+		n += len(b.Spans)
+	}
+	if n == 0 {
 		return true
 	}
-	key := processKey(proc)
+	keys := make([]string, len(batches))
+	for i, b := range batches {
+		keys[i] = processKey(b.Process)
+	}
 	e.mu.Lock()
-	if e.queued+len(spans) > e.cfg.QueueLimit {
+	if e.queued+n > e.cfg.QueueLimit {
 		e.mu.Unlock()
-		e.droppedFull.Add(uint64(len(spans)))
+		e.droppedFull.Add(uint64(n))
 		return false
 	}
 	// Entries are never appended to: the flusher may be sending one (flushOne groups
 	// entries of equal processes into one request).
-	e.queue = append(e.queue, entry{key: key, proc: proc, spans: spans})
-	e.queued += len(spans)
+	for i, b := range batches {
+		if len(b.Spans) > 0 {
+			e.queue = append(e.queue, entry{key: keys[i], proc: b.Process, spans: b.Spans})
+		}
+	}
+	e.queued += n
 	full := e.queued >= e.cfg.BatchSize
 	e.mu.Unlock()
 	if full {
@@ -129,6 +145,8 @@ func processKey(p *jaeger.Process) string {
 			fmt.Fprint(&b, *t.VBool)
 		case t.VDouble != nil:
 			fmt.Fprint(&b, *t.VDouble)
+		case t.VBinary != nil:
+			fmt.Fprintf(&b, "%x", t.VBinary)
 		}
 	}
 	return b.String()

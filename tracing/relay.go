@@ -55,10 +55,7 @@ type Relay struct {
 	cfg   RelayConfig
 	sink  Sink
 	conns []relayConn
-
-	mu   sync.RWMutex
-	byIP map[netip.Addr]*sender
-	ips  map[string][]netip.Addr // container ID -> its addresses in byIP
+	senders
 
 	packets, spans, tooLarge, malformed, dropped, unknown atomic.Uint64
 }
@@ -74,6 +71,37 @@ type sender struct {
 	keys map[string]bool
 }
 
+// senders maps the addresses of the inventory's containers to their tags: it tells the
+// receivers which container sent a packet or request.
+type senders struct {
+	mu   sync.RWMutex
+	byIP map[netip.Addr]*sender
+	ips  map[string][]netip.Addr // container ID -> its addresses in byIP
+}
+
+func newSenders() senders {
+	return senders{byIP: map[netip.Addr]*sender{}, ips: map[string][]netip.Addr{}}
+}
+
+// lookup returns the container with the address ip, or nil.
+func (x *senders) lookup(ip netip.Addr) *sender {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.byIP[ip.Unmap()]
+}
+
+// retag returns tags without those the sender sets, followed by the sender's: the
+// container's own metadata wins over what its service claims.
+func (s *sender) retag(tags []*jaeger.Tag) []*jaeger.Tag {
+	out := make([]*jaeger.Tag, 0, len(tags)+len(s.tags))
+	for _, t := range tags {
+		if t != nil && !s.keys[t.Key] {
+			out = append(out, t)
+		}
+	}
+	return append(out, s.tags...)
+}
+
 // NewRelay opens the configured UDP ports; Run reads them. Close them with Run's context.
 func NewRelay(cfg RelayConfig, sink Sink) (*Relay, error) {
 	if cfg.MaxPacketSize <= 0 {
@@ -82,7 +110,7 @@ func NewRelay(cfg RelayConfig, sink Sink) (*Relay, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.New()
 	}
-	r := &Relay{cfg: cfg, sink: sink, byIP: map[netip.Addr]*sender{}, ips: map[string][]netip.Addr{}}
+	r := &Relay{cfg: cfg, sink: sink, senders: newSenders()}
 	for _, l := range []struct {
 		addr  string
 		proto Protocol
@@ -163,19 +191,10 @@ func (r *Relay) Handle(pkt []byte, proto Protocol, from netip.Addr) {
 		return
 	}
 	r.spans.Add(uint64(len(b.Spans)))
-	r.mu.RLock()
-	s := r.byIP[from.Unmap()]
-	r.mu.RUnlock()
-	if s == nil {
+	if s := r.lookup(from); s == nil {
 		r.unknown.Add(1)
 	} else {
-		tags := make([]*jaeger.Tag, 0, len(b.Process.Tags)+len(s.tags))
-		for _, t := range b.Process.Tags {
-			if t != nil && !s.keys[t.Key] {
-				tags = append(tags, t)
-			}
-		}
-		b.Process.Tags = append(tags, s.tags...)
+		b.Process.Tags = s.retag(b.Process.Tags)
 	}
 	if !r.sink.Export(b.Process, b.Spans) {
 		r.dropped.Add(uint64(len(b.Spans)))
@@ -279,7 +298,7 @@ var _ inventory.Handler = (*Relay)(nil)
 
 // HandleChange implements inventory.Handler: it keeps the map from container addresses to
 // the tags of their spans. It never blocks.
-func (r *Relay) HandleChange(_ context.Context, ch inventory.Change) {
+func (x *senders) HandleChange(_ context.Context, ch inventory.Change) {
 	c := ch.Container
 	var s *sender
 	if ch.Kind != inventory.Gone && len(c.Networks) > 0 {
@@ -289,12 +308,12 @@ func (r *Relay) HandleChange(_ context.Context, ch inventory.Change) {
 			s.keys[t.Key] = true
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, ip := range r.ips[c.ID] {
-		delete(r.byIP, ip)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, ip := range x.ips[c.ID] {
+		delete(x.byIP, ip)
 	}
-	delete(r.ips, c.ID)
+	delete(x.ips, c.ID)
 	if s == nil {
 		return
 	}
@@ -304,8 +323,8 @@ func (r *Relay) HandleChange(_ context.Context, ch inventory.Change) {
 			continue
 		}
 		ip = ip.Unmap()
-		r.byIP[ip] = s
-		r.ips[c.ID] = append(r.ips[c.ID], ip)
+		x.byIP[ip] = s
+		x.ips[c.ID] = append(x.ips[c.ID], ip)
 	}
 }
 

@@ -112,6 +112,16 @@ func (s *recordingSink) Export(p *jaeger.Process, spans []*jaeger.Span) bool {
 	return true
 }
 
+func (s *recordingSink) ExportBatches(bs []*jaeger.Batch) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.full {
+		return false
+	}
+	s.batches = append(s.batches, bs...)
+	return true
+}
+
 func testContainer() *inventory.Container {
 	return &inventory.Container{ID: "c0ffee", Name: "api-1", ImageName: "example/api", ImageVersion: "1.2",
 		Service: "shop_api", Stack: "shop", Slot: "1", TaskID: "task1", NodeID: "node1", Monitored: true,

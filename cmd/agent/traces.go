@@ -20,6 +20,7 @@ type traces struct {
 	exp    *tracing.Exporter
 	probes *tracing.Probes
 	relay  *tracing.Relay
+	otlp   *tracing.OTLPReceiver
 }
 
 func newTraces(cfg config.Traces, log logrus.FieldLogger) (*traces, error) {
@@ -44,6 +45,13 @@ func newTraces(cfg config.Traces, log logrus.FieldLogger) (*traces, error) {
 		}
 		log.WithField("addresses", t.relay.Addrs()).Info("span relay listening")
 	}
+	if cfg.OTLPListen != "" {
+		t.otlp, err = tracing.NewOTLPReceiver(tracing.OTLPConfig{Addr: cfg.OTLPListen, MaxRequestSize: cfg.OTLPMaxRequestSize, Log: log}, t.exp)
+		if err != nil {
+			return nil, err
+		}
+		log.WithField("address", t.otlp.Addr().String()).Info("OTLP receiver listening")
+	}
 	return t, nil
 }
 
@@ -55,6 +63,9 @@ func (t *traces) wire(inv *inventory.Inventory, popts *probes.Options) {
 	}
 	if t.relay != nil {
 		inv.Subscribe(t.relay)
+	}
+	if t.otlp != nil {
+		inv.Subscribe(t.otlp)
 	}
 }
 
@@ -70,6 +81,9 @@ func (t *traces) sources() []collectors.Source {
 	if t.relay != nil {
 		out = append(out, t.relay)
 	}
+	if t.otlp != nil {
+		out = append(out, t.otlp)
+	}
 	return out
 }
 
@@ -79,6 +93,10 @@ func (t *traces) start(producers context.Context, producersWG *sync.WaitGroup, o
 	if t.relay != nil {
 		producersWG.Add(1)
 		go func() { defer producersWG.Done(); t.relay.Run(producers) }()
+	}
+	if t.otlp != nil {
+		producersWG.Add(1)
+		go func() { defer producersWG.Done(); t.otlp.Run(producers) }()
 	}
 	if t.exp != nil {
 		outputWG.Add(1)
