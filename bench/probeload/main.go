@@ -113,7 +113,9 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin string) error {
 		return nil
 	}
 	if err := start("lookout", lookoutBin, []string{"run"}, []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL,
-		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_FLUSH_INTERVAL=1s"}); err != nil {
+		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_FLUSH_INTERVAL=1s",
+		// The same work as Telegraf's http_response: checks only, no resource readings.
+		"LOOKOUT_RESOURCES=off"}); err != nil {
 		return err
 	}
 	quoted := make([]string, n)
