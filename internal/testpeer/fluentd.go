@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 )
@@ -22,8 +21,7 @@ type Fluentd struct {
 	Port int
 	Addr string // 127.0.0.1:Port
 	Out  string // the records file
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *process
 
 	Args []string // more flags, e.g. -shared-key-file
 }
@@ -74,56 +72,27 @@ func StartFluentd(bin, dir string, args ...string) (*Fluentd, error) {
 // Start starts (or restarts) the receiver on the same port and file; it returns when the
 // port accepts connections.
 func (f *Fluentd) Start() error {
-	logf, err := os.OpenFile(filepath.Join(f.Dir, "receiver.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	f.cmd = exec.Command(f.Bin, append([]string{"-listen", f.Addr, "-out", f.Out}, f.Args...)...)
-	f.cmd.Stdout, f.cmd.Stderr = logf, logf
-	if err := f.cmd.Start(); err != nil {
-		logf.Close()
-		return err
-	}
-	f.done = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); logf.Close(); close(done) }(f.cmd, f.done)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-f.done:
-			return fmt.Errorf("fluentd-receiver exited at start (log in %s)", f.Dir)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", f.Addr, time.Second); err == nil {
+	ready := func() bool {
+		c, err := net.DialTimeout("tcp", f.Addr, time.Second)
+		if err == nil {
 			c.Close()
-			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil
 	}
-	return fmt.Errorf("fluentd-receiver did not listen on %s (log in %s)", f.Addr, f.Dir)
+	var err error
+	f.proc, err = startProcess("fluentd-receiver", filepath.Join(f.Dir, "receiver.log"), nil, ready, 30*time.Second,
+		f.Bin, append([]string{"-listen", f.Addr, "-out", f.Out}, f.Args...)...)
+	return err
 }
 
 // Stop stops the receiver gracefully (every record it acknowledged is in Out) and waits.
 func (f *Fluentd) Stop() {
-	if f.cmd == nil {
-		return
-	}
-	_ = f.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-f.done:
-	case <-time.After(15 * time.Second):
-		_ = f.cmd.Process.Kill()
-		<-f.done
-	}
-	f.cmd = nil
+	f.proc.stop(15 * time.Second)
+	f.proc = nil
 }
 
 // Pid returns the receiver's process ID, 0 when stopped.
-func (f *Fluentd) Pid() int {
-	if f.cmd == nil || f.cmd.Process == nil {
-		return 0
-	}
-	return f.cmd.Process.Pid
-}
+func (f *Fluentd) Pid() int { return f.proc.pid() }
 
 // Records reads every record received so far; a line still being written is left out.
 func (f *Fluentd) Records() ([]Record, error) {

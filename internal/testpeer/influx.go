@@ -31,8 +31,7 @@ type Influx struct {
 	Dir  string
 	Port int
 	URL  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *process
 }
 
 // StartInflux runs influxd (from the Debian package influxdb) with data in dir.
@@ -68,43 +67,25 @@ bind-address = "127.0.0.1:%d"
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(filepath.Join(i.Dir, "influxd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	i.cmd = exec.Command("influxd", "-config", cf)
-	i.cmd.Stdout, i.cmd.Stderr = logf, logf
-	if err := i.cmd.Start(); err != nil {
-		return err
-	}
-	i.done = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); logf.Close(); close(done) }(i.cmd, i.done)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(i.URL + "/ping"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return nil
-			}
+	ping := &http.Client{Timeout: 2 * time.Second}
+	ready := func() bool {
+		resp, err := ping.Get(i.URL + "/ping")
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNoContent
 	}
-	return fmt.Errorf("influxd did not answer on %s (log in %s)", i.URL, i.Dir)
+	var err error
+	i.proc, err = startProcess("influxd", filepath.Join(i.Dir, "influxd.log"), nil, ready, 30*time.Second,
+		"influxd", "-config", cf)
+	return err
 }
 
 // Stop stops influxd and waits for it.
 func (i *Influx) Stop() {
-	if i.cmd == nil {
-		return
-	}
-	_ = i.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-i.done:
-	case <-time.After(10 * time.Second):
-		_ = i.cmd.Process.Kill()
-		<-i.done
-	}
-	i.cmd = nil
+	i.proc.stop(10 * time.Second)
+	i.proc = nil
 }
 
 // Row is one result row: column (or series tag) name -> value; numbers are json.Number.

@@ -44,8 +44,7 @@ type Jaeger struct {
 	QueryURL      string // http://127.0.0.1:PORT
 	CollectorGRPC string // 127.0.0.1:PORT, where jaeger-agent reports
 	args          []string
-	cmd           *exec.Cmd
-	done          chan struct{}
+	proc          *process
 }
 
 // StartJaeger runs bin (jaeger-all-in-one) with its log in dir.
@@ -94,38 +93,14 @@ func (j *Jaeger) Start() error {
 }
 
 func (j *Jaeger) start() error {
-	logf, err := os.OpenFile(j.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	j.cmd = exec.Command(j.Bin, j.args...)
-	j.cmd.Env = append(os.Environ(), "SPAN_STORAGE_TYPE=memory")
-	j.cmd.Stdout, j.cmd.Stderr = logf, logf
-	if err := j.cmd.Start(); err != nil {
-		logf.Close()
-		return err
-	}
-	j.done = make(chan struct{})
-	go func() { _ = j.cmd.Wait(); logf.Close(); close(j.done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-j.done:
-			b, _ := os.ReadFile(j.Log)
-			return fmt.Errorf("jaeger exited at start:\n%s", b)
-		default:
-		}
-		if _, err := j.Services(); err == nil && j.collectorUp() {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	j.Stop()
-	return fmt.Errorf("jaeger did not answer within 60s (log %s)", j.Log)
+	ready := func() bool { _, err := j.Services(); return err == nil && j.collectorUp() }
+	var err error
+	j.proc, err = startProcess("jaeger", j.Log, []string{"SPAN_STORAGE_TYPE=memory"}, ready, 60*time.Second, j.Bin, j.args...)
+	return err
 }
 
 func (j *Jaeger) collectorUp() bool {
-	c, err := net.DialTimeout("tcp", j.CollectorURL[len("http://"):len(j.CollectorURL)-len("/api/traces")], time.Second)
+	c, err := net.DialTimeout("tcp", strings.TrimSuffix(strings.TrimPrefix(j.CollectorURL, "http://"), "/api/traces"), time.Second)
 	if err != nil {
 		return false
 	}
@@ -135,11 +110,8 @@ func (j *Jaeger) collectorUp() bool {
 
 // Stop kills the process and waits for it.
 func (j *Jaeger) Stop() {
-	if j.cmd == nil || j.cmd.Process == nil {
-		return
-	}
-	_ = j.cmd.Process.Kill()
-	<-j.done
+	j.proc.stop(0)
+	j.proc = nil
 }
 
 // Trace is a trace as the query API returns it.
