@@ -69,6 +69,17 @@ func (c *Cgroup) Read(_ context.Context, t Target) (*container.StatsResponse, er
 		return nil, fmt.Errorf("container %s has no process", short(t.ID))
 	}
 	s := &container.StatsResponse{ID: t.ID, Name: "/" + t.Name, Read: time.Now()}
+	// The network file first: the cheapest read that can fail (the process just ended, or
+	// the host's /proc is not visible), before the cgroup files. A host-network container
+	// sees the host's interfaces, every other container's traffic included: like Docker's
+	// stats API, report no networks for it.
+	if t.NetworkMode != "host" {
+		nets, err := netDev(filepath.Join(c.proc, strconv.Itoa(t.Pid), "net", "dev"))
+		if err != nil {
+			return nil, err
+		}
+		s.Networks = nets
+	}
 	sys, cpus, err := c.systemCPU(s.Read)
 	if err != nil {
 		return nil, err
@@ -83,11 +94,6 @@ func (c *Cgroup) Read(_ context.Context, t Target) (*container.StatsResponse, er
 		c.forget(t.ID) // the container may have moved or gone: look again next time
 		return nil, err
 	}
-	nets, err := netDev(filepath.Join(c.proc, strconv.Itoa(t.Pid), "net", "dev"))
-	if err != nil {
-		return nil, err
-	}
-	s.Networks = nets
 	return s, nil
 }
 

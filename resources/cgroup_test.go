@@ -104,6 +104,10 @@ func TestCgroupV1(t *testing.T) {
 	if !reflect.DeepEqual(s.Networks, wantNet) {
 		t.Errorf("networks %+v, want %+v (no lo)", s.Networks, wantNet)
 	}
+	// A host-network container sees the host's interfaces: no networks, as Docker's API.
+	if hs, err := r.Read(context.Background(), Target{ID: testID, Name: "web", Pid: 42, NetworkMode: "host"}); err != nil || hs.Networks != nil {
+		t.Errorf("host network: networks %+v, err %v; want none", hs.Networks, err)
+	}
 }
 
 func TestCgroupV2SystemdDriver(t *testing.T) {

@@ -34,8 +34,9 @@ const (
 
 // Target is the container a Reader reads.
 type Target struct {
-	ID, Name string
-	Pid      int // the main process on the host
+	ID, Name    string
+	Pid         int    // the main process on the host
+	NetworkMode string // "host": the container shares the host's interfaces, which are not its own
 }
 
 // Reader reads one container's resource use as Docker's stats API reports it.
@@ -44,9 +45,11 @@ type Reader interface {
 	Read(ctx context.Context, t Target) (*container.StatsResponse, error)
 }
 
-// Containers is what the collector needs of the inventory.
+// Containers is what the collector needs of the inventory: the containers, and the
+// engine's name and version for their tags (the inventory keeps them current).
 type Containers interface {
 	Snapshot() []inventory.Container
+	Engine() inventory.Engine
 }
 
 // InfoClient is what the collector needs of the Docker client for the docker measurement.
@@ -71,13 +74,12 @@ type Collector struct {
 	readers []Reader
 	opts    Options
 
-	mu     sync.Mutex
-	prev   map[string]cpuPrev // by container ID
-	engine inventory.Engine   // from the last Info that answered
+	mu   sync.Mutex
+	prev map[string]cpuPrev // by container ID
 
-	gathers, errs, reads, fallbacks atomic.Uint64
-	lastContainers, lastGatherNs    atomic.Int64
-	readsBy                         map[string]*atomic.Uint64
+	gathers, errs                atomic.Uint64
+	lastContainers, lastGatherNs atomic.Int64
+	readsBy                      map[string]*atomic.Uint64 // successful reads by reader
 }
 
 // New returns a collector writing to sink (Run) or to the caller (Collect, Gather).
@@ -123,22 +125,18 @@ func (c *Collector) Run(ctx context.Context) {
 func (c *Collector) Collect(ctx context.Context) []metric.Point {
 	start := time.Now()
 	var out []metric.Point
-	var engine inventory.Engine
 	if c.info != nil {
 		ictx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 		info, err := c.info.Info(ictx)
 		cancel()
-		c.mu.Lock()
 		if err != nil {
 			c.errs.Add(1)
 			c.opts.Log.WithError(err).Debug("resources: docker info")
 		} else {
 			out = append(out, dockerPoint(info, start))
-			c.engine = inventory.Engine{Host: info.Name, ServerVersion: info.ServerVersion}
 		}
-		engine = c.engine // the last one known when Info fails
-		c.mu.Unlock()
 	}
+	engine := c.inv.Engine()
 	var targets []inventory.Container
 	for _, ct := range c.inv.Snapshot() {
 		if ct.Monitored && ct.State.Running && !ct.State.Paused && !ct.State.Restarting {
@@ -173,9 +171,9 @@ func (c *Collector) Collect(ctx context.Context) []metric.Point {
 }
 
 func (c *Collector) one(ctx context.Context, ct *inventory.Container, engine inventory.Engine) []metric.Point {
-	t := Target{ID: ct.ID, Name: ct.Name, Pid: ct.State.Pid}
+	t := Target{ID: ct.ID, Name: ct.Name, Pid: ct.State.Pid, NetworkMode: ct.NetworkMode}
 	var errs []error
-	for i, r := range c.readers {
+	for _, r := range c.readers {
 		rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 		s, err := r.Read(rctx, t)
 		cancel()
@@ -183,11 +181,7 @@ func (c *Collector) one(ctx context.Context, ct *inventory.Container, engine inv
 			errs = append(errs, fmt.Errorf("%s: %w", r.Name(), err))
 			continue
 		}
-		c.reads.Add(1)
 		c.readsBy[r.Name()].Add(1)
-		if i > 0 {
-			c.fallbacks.Add(1)
-		}
 		c.mu.Lock()
 		prev, ok := c.prev[ct.ID]
 		c.prev[ct.ID] = cpuPrev{total: s.CPUStats.CPUUsage.TotalUsage, system: s.CPUStats.SystemUsage}
@@ -230,16 +224,24 @@ func (c *Collector) forget(running []inventory.Container) {
 
 // Points reports the collector's own counters as lookout_resources (for collectors.Self).
 func (c *Collector) Points(now time.Time, tags map[string]string) []metric.Point {
-	fields := []metric.Field{
+	// reads and fallbacks (reads by a reader after the first) follow from the per-reader counts.
+	var reads, fallbacks uint64
+	var byReader []metric.Field
+	for i, r := range c.readers {
+		n := c.readsBy[r.Name()].Load()
+		reads += n
+		if i > 0 {
+			fallbacks += n
+		}
+		byReader = append(byReader, metric.Field{Key: r.Name() + "_reads", Value: n})
+	}
+	fields := append([]metric.Field{
 		{Key: "gathers", Value: c.gathers.Load()},
 		{Key: "containers", Value: c.lastContainers.Load()},
-		{Key: "reads", Value: c.reads.Load()},
+		{Key: "reads", Value: reads},
 		{Key: "errors", Value: c.errs.Load()},
-		{Key: "fallbacks", Value: c.fallbacks.Load()},
+		{Key: "fallbacks", Value: fallbacks},
 		{Key: "gather_time", Value: time.Duration(c.lastGatherNs.Load()).Seconds()},
-	}
-	for _, r := range c.readers {
-		fields = append(fields, metric.Field{Key: r.Name() + "_reads", Value: c.readsBy[r.Name()].Load()})
-	}
+	}, byReader...)
 	return []metric.Point{metric.New("lookout_resources", tags, fields, now)}
 }

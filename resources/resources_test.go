@@ -21,6 +21,10 @@ type fakeInv []inventory.Container
 
 func (f fakeInv) Snapshot() []inventory.Container { return append([]inventory.Container(nil), f...) }
 
+func (f fakeInv) Engine() inventory.Engine {
+	return inventory.Engine{Host: "node-1", ServerVersion: "20.10.24"}
+}
+
 type fakeInfo struct{ err error }
 
 func (f fakeInfo) Info(context.Context) (system.Info, error) {
