@@ -167,6 +167,7 @@ func (e *Exporter) Run(ctx context.Context) {
 			for e.flushOne(fctx, true) == nil {
 			}
 			cancel()
+			e.dropLeft()
 			return
 		case <-t.C:
 			partial = true // a tick sends what waited, full batch or not
@@ -308,6 +309,19 @@ func serializeBinary(ctx context.Context, b *jaeger.Batch) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// dropLeft counts, as send failures, and logs the spans still queued when the last flush
+// at shutdown ended (the collector was away, or the time ran out).
+func (e *Exporter) dropLeft() {
+	e.mu.Lock()
+	n := e.queued
+	e.queue, e.queued = nil, 0
+	e.mu.Unlock()
+	if n > 0 {
+		e.droppedSend.Add(uint64(n))
+		e.cfg.Log.WithField("spans", n).Warn("jaeger collector did not take the spans queued at shutdown; dropped")
+	}
 }
 
 // Stats are the exporter's counters.

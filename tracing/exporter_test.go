@@ -194,3 +194,22 @@ func TestExporterConcurrentExportsAllArrive(t *testing.T) {
 	}
 	fc.mu.Unlock()
 }
+
+func TestExporterCountsSpansLeftAtShutdown(t *testing.T) {
+	fc := &fakeCollector{}
+	fc.status.Store(http.StatusServiceUnavailable)
+	srv := httptest.NewServer(fc)
+	t.Cleanup(srv.Close)
+	e, err := NewExporter(ExporterConfig{Endpoint: srv.URL + "/api/traces", BatchSize: 100, Interval: time.Hour,
+		QueueLimit: 100, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Export(&jaeger.Process{ServiceName: "a"}, testBatch("a", 5).Spans)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stop at once: the last flush meets a collector that answers 503
+	e.Run(ctx)
+	if st := e.Stats(); st.Queued != 0 || st.DroppedSend != 5 || st.Forwarded != 0 {
+		t.Errorf("after shutdown with the collector away: %+v, want the 5 spans counted as dropped", st)
+	}
+}

@@ -56,9 +56,6 @@ func NewSpanContext() SpanContext {
 	return SpanContext{TraceHigh: rand.Uint64(), TraceLow: rand.Uint64(), SpanID: rand.Uint64() | 1}
 }
 
-// TraceID is the trace ID in hex, as Jaeger's API writes it.
-func (sc SpanContext) TraceID() string { return fmt.Sprintf("%016x%016x", sc.TraceHigh, sc.TraceLow) }
-
 // Headers returns the propagation headers of a sampled span: W3C traceparent and
 // Jaeger's uber-trace-id.
 func (sc SpanContext) Headers() http.Header {
