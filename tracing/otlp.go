@@ -38,8 +38,9 @@ const OTLPPath = "/v1/traces"
 
 // OTLPConfig configures an OTLPReceiver.
 type OTLPConfig struct {
-	Addr           string // "host:port" to listen on (plain HTTP)
-	MaxRequestSize int    // body bytes at most, compressed and decompressed; 0 means DefaultMaxOTLPRequestSize
+	Addr           string   // "host:port" to listen on (plain HTTP)
+	MaxRequestSize int      // body bytes at most, compressed and decompressed; 0 means DefaultMaxOTLPRequestSize
+	Senders        *Senders // who sent a request; nil: a map of its own (subscribe the receiver)
 	Log            logrus.FieldLogger
 }
 
@@ -59,7 +60,7 @@ type OTLPReceiver struct {
 	sink BatchSink
 	ln   net.Listener
 	srv  *http.Server
-	senders
+	*Senders
 
 	requests, spans, malformed, tooLarge, unsupported, queueFull, badSpans, unknown atomic.Uint64
 }
@@ -76,7 +77,10 @@ func NewOTLPReceiver(cfg OTLPConfig, sink BatchSink) (*OTLPReceiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OTLP receiver on %s: %w", cfg.Addr, err)
 	}
-	o := &OTLPReceiver{cfg: cfg, sink: sink, ln: ln, senders: newSenders()}
+	if cfg.Senders == nil {
+		cfg.Senders = NewSenders()
+	}
+	o := &OTLPReceiver{cfg: cfg, sink: sink, ln: ln, Senders: cfg.Senders}
 	mux := http.NewServeMux()
 	mux.Handle(OTLPPath, o)
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,

@@ -41,9 +41,10 @@ const DefaultMaxPacketSize = 65000
 
 // RelayConfig configures a Relay.
 type RelayConfig struct {
-	CompactAddr   string // "host:port" for jaeger.thrift compact (jaeger-agent's 6831); "" for none
-	BinaryAddr    string // "host:port" for jaeger.thrift binary (6832); "" for none
-	MaxPacketSize int    // larger packets are dropped and counted; 0 means DefaultMaxPacketSize
+	CompactAddr   string   // "host:port" for jaeger.thrift compact (jaeger-agent's 6831); "" for none
+	BinaryAddr    string   // "host:port" for jaeger.thrift binary (6832); "" for none
+	MaxPacketSize int      // larger packets are dropped and counted; 0 means DefaultMaxPacketSize
+	Senders       *Senders // who sent a packet; nil: a map of its own (subscribe the relay)
 	Log           logrus.FieldLogger
 }
 
@@ -55,7 +56,7 @@ type Relay struct {
 	cfg   RelayConfig
 	sink  Sink
 	conns []relayConn
-	senders
+	*Senders
 
 	packets, spans, tooLarge, malformed, dropped, unknown atomic.Uint64
 }
@@ -71,20 +72,22 @@ type sender struct {
 	keys map[string]bool
 }
 
-// senders maps the addresses of the inventory's containers to their tags: it tells the
-// receivers which container sent a packet or request.
-type senders struct {
+// Senders maps the addresses of the inventory's containers to their tags: it tells the
+// receivers which container sent a packet or request. One Senders, subscribed once to the
+// inventory, serves the UDP relay and the OTLP receiver.
+type Senders struct {
 	mu   sync.RWMutex
 	byIP map[netip.Addr]*sender
 	ips  map[string][]netip.Addr // container ID -> its addresses in byIP
 }
 
-func newSenders() senders {
-	return senders{byIP: map[netip.Addr]*sender{}, ips: map[string][]netip.Addr{}}
+// NewSenders returns an empty map; subscribe it to the inventory.
+func NewSenders() *Senders {
+	return &Senders{byIP: map[netip.Addr]*sender{}, ips: map[string][]netip.Addr{}}
 }
 
 // lookup returns the container with the address ip, or nil.
-func (x *senders) lookup(ip netip.Addr) *sender {
+func (x *Senders) lookup(ip netip.Addr) *sender {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.byIP[ip.Unmap()]
@@ -110,7 +113,10 @@ func NewRelay(cfg RelayConfig, sink Sink) (*Relay, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.New()
 	}
-	r := &Relay{cfg: cfg, sink: sink, senders: newSenders()}
+	if cfg.Senders == nil {
+		cfg.Senders = NewSenders()
+	}
+	r := &Relay{cfg: cfg, sink: sink, Senders: cfg.Senders}
 	for _, l := range []struct {
 		addr  string
 		proto Protocol
@@ -294,11 +300,11 @@ func (p boundedProtocol) ReadMapBegin(ctx context.Context) (thrift.TType, thrift
 	return k, v, n, err
 }
 
-var _ inventory.Handler = (*Relay)(nil)
+var _ inventory.Handler = (*Senders)(nil)
 
 // HandleChange implements inventory.Handler: it keeps the map from container addresses to
 // the tags of their spans. It never blocks.
-func (x *senders) HandleChange(_ context.Context, ch inventory.Change) {
+func (x *Senders) HandleChange(_ context.Context, ch inventory.Change) {
 	c := ch.Container
 	var s *sender
 	if ch.Kind != inventory.Gone && len(c.Networks) > 0 {

@@ -21,6 +21,9 @@ type traces struct {
 	probes *tracing.Probes
 	relay  *tracing.Relay
 	otlp   *tracing.OTLPReceiver
+	// senders maps container addresses to their tags for the relay and the OTLP
+	// receiver alike: one map, subscribed once.
+	senders *tracing.Senders
 }
 
 func newTraces(cfg config.Traces, log logrus.FieldLogger) (*traces, error) {
@@ -29,6 +32,7 @@ func newTraces(cfg config.Traces, log logrus.FieldLogger) (*traces, error) {
 		return t, nil
 	}
 	var err error
+	t.senders = tracing.NewSenders()
 	t.exp, err = tracing.NewExporter(tracing.ExporterConfig{Endpoint: cfg.JaegerEndpoint, BatchSize: cfg.BatchSize,
 		Interval: time.Duration(cfg.FlushInterval), QueueLimit: cfg.QueueLimit, Timeout: time.Duration(cfg.Timeout), Log: log})
 	if err != nil {
@@ -39,14 +43,14 @@ func newTraces(cfg config.Traces, log logrus.FieldLogger) (*traces, error) {
 	}
 	if cfg.CompactListen != "" || cfg.BinaryListen != "" {
 		t.relay, err = tracing.NewRelay(tracing.RelayConfig{CompactAddr: cfg.CompactListen, BinaryAddr: cfg.BinaryListen,
-			MaxPacketSize: cfg.MaxPacketSize, Log: log}, t.exp)
+			MaxPacketSize: cfg.MaxPacketSize, Senders: t.senders, Log: log}, t.exp)
 		if err != nil {
 			return nil, err
 		}
 		log.WithField("addresses", t.relay.Addrs()).Info("span relay listening")
 	}
 	if cfg.OTLPListen != "" {
-		t.otlp, err = tracing.NewOTLPReceiver(tracing.OTLPConfig{Addr: cfg.OTLPListen, MaxRequestSize: cfg.OTLPMaxRequestSize, Log: log}, t.exp)
+		t.otlp, err = tracing.NewOTLPReceiver(tracing.OTLPConfig{Addr: cfg.OTLPListen, MaxRequestSize: cfg.OTLPMaxRequestSize, Senders: t.senders, Log: log}, t.exp)
 		if err != nil {
 			return nil, err
 		}
@@ -61,11 +65,8 @@ func (t *traces) wire(inv *inventory.Inventory, popts *probes.Options) {
 		inv.Subscribe(t.probes)
 		popts.Tracer = t.probes
 	}
-	if t.relay != nil {
-		inv.Subscribe(t.relay)
-	}
-	if t.otlp != nil {
-		inv.Subscribe(t.otlp)
+	if t.relay != nil || t.otlp != nil {
+		inv.Subscribe(t.senders)
 	}
 }
 
