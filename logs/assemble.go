@@ -20,12 +20,11 @@ type Record struct {
 
 // pending is a record being assembled on one stream.
 type pending struct {
-	start  Position // the position before its first message
-	ts     time.Time
-	buf    []byte
-	total  int  // bytes seen, kept or not
-	joined bool // a multiline record already holding one line (the next is joined with "\n")
-	open   bool
+	start Position // the position before its first message
+	ts    time.Time
+	buf   []byte
+	total int // bytes seen, kept or not
+	open  bool
 }
 
 // assembler joins Docker's 16 KiB pieces per stream, then, with a multiline pattern, the

@@ -256,7 +256,11 @@ func (fl *follower) deliver(ctx context.Context, b *batch) error {
 	f.total.bytes.Add(uint64(b.bytes))
 	pos := b.records[len(b.records)-1].Pos
 	if err := f.store.save(fl.id, pos); err != nil {
-		f.opts.Log.WithError(err).Warn("logs: cannot save the position")
+		// Delivered, but a restart now would send this batch again: counted, logged once.
+		if fl.cnt.positionErrors.Add(1) == 1 {
+			f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: cannot save the position")
+		}
+		f.total.positionErrors.Add(1)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -150,5 +149,3 @@ func (c *conn) close() {
 		c.c, c.r = nil, nil
 	}
 }
-
-var errStopped = errors.New("stopped")

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/inventory"
@@ -89,6 +90,7 @@ const (
 type counters struct {
 	tags                                      map[string]string
 	lines, bytes, retried, dropped, truncated atomic.Uint64
+	positionErrors                            atomic.Uint64 // acknowledged batches whose position was not saved
 }
 
 // New returns a forwarder; it creates the state directory and checks it is writable.
@@ -182,7 +184,9 @@ func (f *Forwarder) Run(ctx context.Context) {
 				f.idle[id] = min(2*f.idle[id], maxIdle)
 				f.notBefore[id] = time.Time{}
 			}
-			if ch, ok := f.latest[id]; ok && ch.Kind == inventory.Gone {
+			// Gone: by the inventory's word, or by Docker's (no such container) when the
+			// inventory's one Gone notice was dropped on a full queue.
+			if ch, ok := f.latest[id]; (ok && ch.Kind == inventory.Gone) || errdefs.IsNotFound(d.err) {
 				f.forget(id)
 			}
 		case <-tick.C:
@@ -307,7 +311,7 @@ func (f *Forwarder) Points(now time.Time, tags map[string]string) []metric.Point
 func (c *counters) fields() []metric.Field {
 	return []metric.Field{{Key: "lines", Value: c.lines.Load()}, {Key: "bytes", Value: c.bytes.Load()},
 		{Key: "retried", Value: c.retried.Load()}, {Key: "dropped", Value: c.dropped.Load()},
-		{Key: "truncated", Value: c.truncated.Load()}}
+		{Key: "truncated", Value: c.truncated.Load()}, {Key: "position_errors", Value: c.positionErrors.Load()}}
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -3,16 +3,19 @@ package logs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/internal/testpeer"
@@ -163,4 +166,44 @@ func startReceiver(t *testing.T) *testpeer.Fluentd {
 	}
 	t.Cleanup(rcv.Stop)
 	return rcv
+}
+
+// goneLogs answers as Docker does for a container that no longer exists.
+type goneLogs struct{ calls atomic.Int64 }
+
+func (g *goneLogs) ContainerLogs(context.Context, string, container.LogsOptions) (io.ReadCloser, error) {
+	g.calls.Add(1)
+	return nil, errdefs.NotFound(errors.New("No such container: c0ffee"))
+}
+
+// TestForgetsAContainerDockerNoLongerHas: the inventory's Gone notice for a container was
+// lost (a full queue); Docker's "no such container" makes the forwarder forget it all the
+// same, instead of keeping its counters and retrying it every second.
+func TestForgetsAContainerDockerNoLongerHas(t *testing.T) {
+	docker := &goneLogs{}
+	f, err := New(docker, Options{Address: "127.0.0.1:1", StateDir: t.TempDir(), FromStart: true, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	f.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: &inventory.Container{ID: "c0ffee", Name: "app",
+		Image: "example/app:1", Monitored: true, State: container.State{Running: true}}})
+	perContainer := func() int {
+		n := 0
+		for _, p := range f.Points(time.Now(), nil) {
+			if p.Name == "lookout_logs" {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(20 * time.Second); docker.calls.Load() == 0 || perContainer() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d log requests answered 'no such container', %d per-container point(s) remain",
+				docker.calls.Load(), perContainer())
+		}
+	}
 }
