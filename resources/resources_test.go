@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/system"
 
+	"github.com/lookout-agent/lookout/execd"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
@@ -243,4 +245,25 @@ type fakeInfoToggle struct{ err error }
 
 func (f *fakeInfoToggle) Info(ctx context.Context) (system.Info, error) {
 	return fakeInfo{err: f.err}.Info(ctx)
+}
+
+// TestGatherSaysWhatItCouldNotRead: under Telegraf (lookout execd) no lookout_resources
+// point is shipped, so a gather that could not read a container says so in its error,
+// and still adds what it read.
+func TestGatherSaysWhatItCouldNotRead(t *testing.T) {
+	inv := fakeInv{running("c1", "web", true), running("c2", "api", true)}
+	c := New(nil, inv, fakeInfo{}, Options{}, &fakeReader{name: "fake", fail: map[string]bool{"c2": true}})
+	var out, errs bytes.Buffer
+	acc := execd.NewAccumulator(&out, &errs)
+	err := c.Gather(acc)
+	_ = acc.Flush()
+	if err == nil || !strings.Contains(err.Error(), "1 read(s) failed") {
+		t.Errorf("gather error %v, want it to count the one container it could not read", err)
+	}
+	if !strings.Contains(out.String(), "docker_container_mem,") || !strings.Contains(out.String(), "container_name=web") {
+		t.Errorf("the readable container's points are missing:\n%s", out.String())
+	}
+	if err := New(nil, fakeInv{running("c1", "web", true)}, fakeInfo{}, Options{}, &fakeReader{name: "fake"}).Gather(acc); err != nil {
+		t.Errorf("a gather that read everything: %v", err)
+	}
 }
