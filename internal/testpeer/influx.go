@@ -6,7 +6,6 @@ package testpeer
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,16 +14,6 @@ import (
 	"strings"
 	"time"
 )
-
-// FreePort returns a TCP port free on 127.0.0.1 now.
-func FreePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // Influx is an influxd process with its data in Dir, listening on 127.0.0.1:Port.
 type Influx struct {

@@ -24,16 +24,6 @@ func JaegerBin(root, name string) (string, error) {
 	return p, nil
 }
 
-// FreeUDPPort returns a UDP port free on 127.0.0.1 now.
-func FreeUDPPort() int {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		panic(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // Jaeger is a Jaeger all-in-one process (collector, in-memory storage, query API) with
 // every port on 127.0.0.1: CollectorURL takes jaeger.thrift over HTTP, QueryURL answers
 // the query API. Stop and Start again keep the ports (spans kept in memory are lost).
