@@ -171,15 +171,28 @@ func (h *Health) newRuns(c *inventory.Container, tags map[string]string) []metri
 	if st == nil {
 		return nil
 	}
-	var out []metric.Point
-	for _, run := range c.State.Health.Log {
-		if run == nil || !run.Start.After(st.lastRun) || run.End.IsZero() {
-			continue
-		}
-		st.lastRun = run.Start
+	runs, last := NewRuns(c.State.Health.Log, st.lastRun)
+	st.lastRun = last
+	out := make([]metric.Point, 0, len(runs))
+	for _, run := range runs {
 		out = append(out, NativeResult(run).Point(tags))
 	}
 	return out
+}
+
+// NewRuns returns the finished runs of a health log that started after last, and the
+// start of the latest of them (last when there is none): Docker keeps the last five
+// runs, so every change shows some already reported.
+func NewRuns(log []*container.HealthcheckResult, last time.Time) ([]*container.HealthcheckResult, time.Time) {
+	var runs []*container.HealthcheckResult
+	for _, run := range log {
+		if run == nil || !run.Start.After(last) || run.End.IsZero() {
+			continue
+		}
+		last = run.Start
+		runs = append(runs, run)
+	}
+	return runs, last
 }
 
 // NativeResult turns one HEALTHCHECK run into a check result. Docker's exit codes: 0

@@ -264,6 +264,7 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 	set("LOOKOUT_FLUENTD_SELF_HOSTNAME", str(&c.Fluentd.SelfHostname))
 
 	set("LOOKOUT_JAEGER_ENDPOINT", str(&c.Traces.JaegerEndpoint))
+	set("LOOKOUT_JAEGER_PROTOCOL", str(&c.Traces.Protocol))
 	set("LOOKOUT_JAEGER_COMPACT_LISTEN", str(&c.Traces.CompactListen))
 	set("LOOKOUT_JAEGER_BINARY_LISTEN", str(&c.Traces.BinaryListen))
 	set("LOOKOUT_JAEGER_MAX_PACKET_SIZE", integer(&c.Traces.MaxPacketSize))

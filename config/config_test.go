@@ -209,6 +209,12 @@ func TestTracesConfig(t *testing.T) {
 		}
 	}
 
+	env = map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://jaeger:4318", "LOOKOUT_JAEGER_PROTOCOL": "otlp"}
+	c, _ = Load("", func(k string) string { return env[k] }, nil)
+	if err := c.Validate(); err != nil || c.Traces.JaegerEndpoint != "http://jaeger:4318/v1/traces" || c.Traces.Protocol != "otlp" {
+		t.Errorf("OTLP export: %v, %+v", err, c.Traces)
+	}
+
 	env = map[string]string{"LOOKOUT_JAEGER_COMPACT_LISTEN": "127.0.0.1:6831"}
 	c, _ = Load("", func(k string) string { return env[k] }, nil)
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "set LOOKOUT_JAEGER_ENDPOINT") {
@@ -228,6 +234,7 @@ func TestTracesConfig(t *testing.T) {
 		{map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://j:14268", "LOOKOUT_OTLP_LISTEN": "4318"}, "such as 172.17.0.1:4318"},
 		{map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://j:14268", "LOOKOUT_OTLP_LISTEN": "bridge:4318"}, "want an IP address"},
 		{map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://j:14268", "LOOKOUT_OTLP_MAX_REQUEST_SIZE": "100"}, "LOOKOUT_OTLP_MAX_REQUEST_SIZE"},
+		{map[string]string{"LOOKOUT_JAEGER_ENDPOINT": "http://j:4317", "LOOKOUT_JAEGER_PROTOCOL": "grpc"}, `LOOKOUT_JAEGER_PROTOCOL)="grpc": want "thrift"`},
 	} {
 		c, _ = Load("", func(k string) string { return bad.env[k] }, nil)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), bad.want) {

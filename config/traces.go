@@ -12,9 +12,12 @@ import (
 // takes the node's services' spans, and the batching in between. Everything is off while
 // JaegerEndpoint is empty.
 type Traces struct {
-	// JaegerEndpoint is the collector's jaeger.thrift HTTP endpoint
-	// (http://jaeger:14268/api/traces; a URL without a path gets /api/traces).
+	// JaegerEndpoint is where spans go: with Protocol "thrift" (the default) the
+	// collector's jaeger.thrift HTTP endpoint (http://jaeger:14268/api/traces), with
+	// "otlp" an OTLP/HTTP endpoint (http://jaeger:4318/v1/traces, or an OpenTelemetry
+	// Collector's). A URL without a path gets the protocol's path.
 	JaegerEndpoint string `yaml:"jaeger_endpoint"`
+	Protocol       string `yaml:"jaeger_protocol"`
 	// CompactListen and BinaryListen are the relay's UDP addresses for jaeger.thrift
 	// compact (jaeger-agent's 6831) and binary (6832); empty: not listening.
 	CompactListen string   `yaml:"compact_listen"`
@@ -58,8 +61,14 @@ func defaultTraces(t *Traces) {
 	if t.Timeout == 0 {
 		t.Timeout = Duration(5 * time.Second)
 	}
+	if t.Protocol == "" {
+		t.Protocol = "thrift"
+	}
 	if u, err := url.Parse(t.JaegerEndpoint); err == nil && u.Host != "" && (u.Path == "" || u.Path == "/") {
 		u.Path = "/api/traces"
+		if t.Protocol == "otlp" {
+			u.Path = "/v1/traces"
+		}
 		t.JaegerEndpoint = u.String()
 	}
 }
@@ -67,8 +76,11 @@ func defaultTraces(t *Traces) {
 func (t Traces) validate(bad func(setting string, value any, allowed string)) {
 	if t.JaegerEndpoint != "" {
 		if u, err := url.Parse(t.JaegerEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("traces.jaeger_endpoint (LOOKOUT_JAEGER_ENDPOINT)", t.JaegerEndpoint, "want http://host:14268/api/traces (Jaeger collector, jaeger.thrift over HTTP) or https://…")
+			bad("traces.jaeger_endpoint (LOOKOUT_JAEGER_ENDPOINT)", t.JaegerEndpoint, "want http://host:14268/api/traces (Jaeger collector, jaeger.thrift over HTTP), http://host:4318/v1/traces (OTLP/HTTP) or https://…")
 		}
+	}
+	if t.Protocol != "thrift" && t.Protocol != "otlp" {
+		bad("traces.jaeger_protocol (LOOKOUT_JAEGER_PROTOCOL)", t.Protocol, `want "thrift" (jaeger.thrift over HTTP, Jaeger's /api/traces) or "otlp" (OTLP/HTTP protobuf, /v1/traces)`)
 	}
 	for _, l := range []struct{ setting, addr, example string }{
 		{"traces.compact_listen (LOOKOUT_JAEGER_COMPACT_LISTEN)", t.CompactListen, "172.17.0.1:6831"},

@@ -117,10 +117,24 @@ func spansOf(t *testing.T, j *testpeer.Jaeger, service string) (spans []testpeer
 	return spans, procs
 }
 
+// Probe spans reach Jaeger over each protocol the exporter speaks: jaeger.thrift to the
+// collector's /api/traces, and OTLP/HTTP to its OTLP receiver (which Jaeger converts back:
+// the same tags must come out).
 func TestTracesProbeSpans(t *testing.T) {
+	for _, p := range []string{"thrift", "otlp"} {
+		t.Run(p, func(t *testing.T) { testProbeSpans(t, p) })
+	}
+}
+
+func testProbeSpans(t *testing.T, protocol string) {
 	j := startJaeger(t)
-	name := "lk-trace-probe-" + runID
-	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s")
+	name := "lk-trace-probe-" + protocol + "-" + runID
+	endpoint := j.CollectorURL
+	if protocol == "otlp" {
+		endpoint = j.OTLPURL
+	}
+	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+endpoint, "LOOKOUT_JAEGER_PROTOCOL="+protocol,
+		"LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s")
 	runContainer(t, name, "--label", "lookout.enable=true", "--label", "lookout.tags.team=payments",
 		"--label", "lookout.check.web=http://:8080/health", "--label", "lookout.check.web.interval=1s",
 		"--label", "lookout.check.strict=http://:8080/health", "--label", "lookout.check.strict.interval=1s",
@@ -177,6 +191,9 @@ func TestTracesProbeSpans(t *testing.T) {
 		t.Errorf("probe spans lack host.name")
 	}
 	eventually(t, 10*time.Second, "lookout_spans_probes counted", func() bool { return lastField(a, "lookout_spans_probes", "spans") > 0 })
+	if f := lastField(a, "lookout_spans_export", "dropped_send_failure"); f != 0 {
+		t.Errorf("dropped_send_failure=%d over %s, want 0", f, protocol)
+	}
 }
 
 func TestTracesRelayTagsTheSendingContainer(t *testing.T) {

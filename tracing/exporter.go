@@ -1,7 +1,8 @@
 // Package tracing sends spans to Jaeger: a span for every check the agent runs or sees
 // Docker run (Probes, Native), and the spans the node's services send to the agent's
 // node-local relay (Relay), tagged with the sending container. All of them leave through
-// one Exporter, which batches them to Jaeger's collector over jaeger.thrift HTTP.
+// one Exporter, which batches them to Jaeger's collector over jaeger.thrift HTTP or to
+// any OTLP/HTTP endpoint (Jaeger's own, an OpenTelemetry Collector).
 //
 // The wire types are those of github.com/uber/jaeger-client-go/thrift-gen: the client is
 // archived, but its generated thrift types are exactly what jaeger-agent's UDP ports and
@@ -28,9 +29,16 @@ import (
 	"github.com/lookout-agent/lookout/metric"
 )
 
+// The protocols the Exporter speaks.
+const (
+	ProtocolThrift = "thrift" // jaeger.thrift binary over HTTP, to Jaeger's /api/traces
+	ProtocolOTLP   = "otlp"   // OTLP/HTTP protobuf (gzip), to /v1/traces
+)
+
 // ExporterConfig configures an Exporter.
 type ExporterConfig struct {
-	Endpoint   string        // the collector's jaeger.thrift HTTP endpoint: http://host:14268/api/traces
+	Endpoint   string        // http://host:14268/api/traces (thrift) or http://host:4318/v1/traces (otlp)
+	Protocol   string        // ProtocolThrift (the default when empty) or ProtocolOTLP
 	BatchSize  int           // spans per request at most; a full batch is sent at once
 	Interval   time.Duration // a partial batch is sent after this long
 	QueueLimit int           // spans held (waiting or being retried) at most; more are dropped and counted
@@ -38,8 +46,9 @@ type ExporterConfig struct {
 	Log        logrus.FieldLogger
 }
 
-// Exporter queues spans (bounded, in spans) and sends them to the collector in batches,
-// one request per distinct process. A batch the collector did not take (no connection,
+// Exporter queues spans (bounded, in spans) and sends them to the collector in batches:
+// over jaeger.thrift one request per distinct process (a thrift Batch has one process),
+// over OTLP one request with a ResourceSpans per process. A batch the collector did not take (no connection,
 // 5xx, 429) stays at the head of the queue and is retried with backoff, so while the
 // collector is away spans are held up to QueueLimit and later ones are dropped and
 // counted; a batch it refused (another 4xx) is dropped and counted.
@@ -65,7 +74,13 @@ type entry struct {
 // NewExporter checks cfg and returns an exporter; Run sends.
 func NewExporter(cfg ExporterConfig) (*Exporter, error) {
 	if !strings.HasPrefix(cfg.Endpoint, "http://") && !strings.HasPrefix(cfg.Endpoint, "https://") {
-		return nil, fmt.Errorf("jaeger endpoint %q: want http://host:port/api/traces", cfg.Endpoint)
+		return nil, fmt.Errorf("spans endpoint %q: want http://host:port/api/traces (thrift) or http://host:port/v1/traces (otlp)", cfg.Endpoint)
+	}
+	if cfg.Protocol == "" {
+		cfg.Protocol = ProtocolThrift
+	}
+	if cfg.Protocol != ProtocolThrift && cfg.Protocol != ProtocolOTLP {
+		return nil, protocolError(cfg.Protocol)
 	}
 	if cfg.BatchSize < 1 || cfg.QueueLimit < cfg.BatchSize || cfg.Interval <= 0 {
 		return nil, fmt.Errorf("spans: batch size %d, queue limit %d, interval %s: want batch size 1 or more, queue limit at least the batch size, interval above 0",
@@ -186,7 +201,7 @@ func (e *Exporter) Run(ctx context.Context) {
 			if !errors.Is(err, errNothing) {
 				backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second)
 				retryAt = time.Now().Add(backoff)
-				e.cfg.Log.WithError(err).WithField("retry_in", backoff).Warn("jaeger collector did not take spans; holding them")
+				e.cfg.Log.WithError(err).WithField("retry_in", backoff).Warn("collector did not take spans; holding them")
 			}
 			break
 		}
@@ -232,19 +247,28 @@ func (e *Exporter) flushOne(ctx context.Context, partial bool) error {
 		return errNothing
 	}
 
+	// One request per process over thrift, one for all over OTLP.
+	var reqs [][]*jaeger.Batch
+	for _, k := range order {
+		if e.cfg.Protocol == ProtocolOTLP && len(reqs) > 0 {
+			reqs[0] = append(reqs[0], groups[k])
+		} else {
+			reqs = append(reqs, []*jaeger.Batch{groups[k]})
+		}
+	}
 	var sendErr error
 	refused := 0
-	for _, k := range order {
-		g := groups[k]
-		err := e.send(ctx, g)
+	for _, r := range reqs {
+		rejected, err := e.send(ctx, r)
 		var re *refusedError
 		if errors.As(err, &re) {
-			refused += len(g.Spans)
-			e.cfg.Log.WithError(err).Warn("jaeger collector refused spans; dropped")
+			rejected = spansIn(r)
+			e.cfg.Log.WithError(err).Warn("collector refused spans; dropped")
 		} else if err != nil {
 			sendErr = err
 			break
 		}
+		refused += rejected
 	}
 	if sendErr != nil {
 		return sendErr // keep them all: groups already sent are sent again (at-least-once)
@@ -271,35 +295,75 @@ func (r *refusedError) Error() string {
 	return fmt.Sprintf("collector answered %d: %s", r.status, r.body)
 }
 
-func (e *Exporter) send(ctx context.Context, b *jaeger.Batch) error {
-	body, err := serializeBinary(ctx, b)
+func spansIn(bs []*jaeger.Batch) int {
+	n := 0
+	for _, b := range bs {
+		n += len(b.Spans)
+	}
+	return n
+}
+
+// send makes one request of batches (one batch over thrift). It returns the spans the
+// collector took the request but rejected (an OTLP partial success), a *refusedError
+// when it refused the request (drop it), another error when it should be sent again.
+func (e *Exporter) send(ctx context.Context, bs []*jaeger.Batch) (rejected int, err error) {
+	var body []byte
+	if e.cfg.Protocol == ProtocolOTLP {
+		body, err = encodeOTLP(bs)
+	} else {
+		body, err = serializeBinary(ctx, bs[0])
+	}
 	if err != nil {
-		return &refusedError{status: 0, body: "cannot encode the batch: " + err.Error()}
+		return 0, &refusedError{status: 0, body: "cannot encode the batch: " + err.Error()}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.Endpoint, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, err
 	}
-	req.Header.Set("Content-Type", "application/vnd.apache.thrift.binary")
+	if e.cfg.Protocol == ProtocolOTLP {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Content-Encoding", "gzip")
+	} else {
+		req.Header.Set("Content-Type", "application/vnd.apache.thrift.binary")
+	}
 	e.requests.Add(1)
 	resp, err := e.client.Do(req)
 	if err != nil {
 		e.failures.Add(1)
-		return err
+		return 0, err
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	_ = resp.Body.Close()
 	switch {
 	case resp.StatusCode < 300:
-		return nil
+		if e.cfg.Protocol != ProtocolOTLP {
+			return 0, nil
+		}
+		n, why := otlpRejected(msg)
+		if n > 0 {
+			e.cfg.Log.WithField("spans", n).WithField("reason", why).Warn("collector rejected some spans (OTLP partial success); dropped")
+		}
+		return int(min(max(n, 0), int64(spansIn(bs)))), nil
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 		e.failures.Add(1)
-		return fmt.Errorf("collector answered %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+		return 0, fmt.Errorf("collector answered %d: %s", resp.StatusCode, errorBody(msg))
 	default:
 		e.failures.Add(1)
-		return &refusedError{status: resp.StatusCode, body: strings.TrimSpace(string(msg))}
+		return 0, &refusedError{status: resp.StatusCode, body: errorBody(msg)}
 	}
+}
+
+// errorBody is what an error answer says, for the log: text as it is (up to 512 bytes),
+// anything else (an OTLP google.rpc.Status in protobuf) by its printable runs.
+func errorBody(msg []byte) string {
+	msg = msg[:min(len(msg), 512)]
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == 0xfffd {
+			return ' '
+		}
+		return r
+	}, string(msg)))
 }
 
 // serializeBinary encodes b with thrift's binary protocol, as /api/traces wants it.
@@ -320,7 +384,7 @@ func (e *Exporter) dropLeft() {
 	e.mu.Unlock()
 	if n > 0 {
 		e.droppedSend.Add(uint64(n))
-		e.cfg.Log.WithField("spans", n).Warn("jaeger collector did not take the spans queued at shutdown; dropped")
+		e.cfg.Log.WithField("spans", n).Warn("collector did not take the spans queued at shutdown; dropped")
 	}
 }
 

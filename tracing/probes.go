@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 
 	"github.com/lookout-agent/lookout/collectors"
@@ -156,16 +155,8 @@ func (p *Probes) HandleChange(_ context.Context, ch inventory.Change) {
 	if !c.Monitored || c.State.Health == nil {
 		return
 	}
-	var runs []*container.HealthcheckResult
 	p.mu.Lock()
-	last := p.lastRuns[c.ID]
-	for _, run := range c.State.Health.Log {
-		if run == nil || !run.Start.After(last) || run.End.IsZero() {
-			continue
-		}
-		last = run.Start
-		runs = append(runs, run)
-	}
+	runs, last := collectors.NewRuns(c.State.Health.Log, p.lastRuns[c.ID])
 	p.lastRuns[c.ID] = last
 	p.mu.Unlock()
 	for _, run := range runs {

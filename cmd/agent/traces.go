@@ -33,7 +33,7 @@ func newTraces(cfg config.Traces, log logrus.FieldLogger) (*traces, error) {
 	}
 	var err error
 	t.senders = tracing.NewSenders()
-	t.exp, err = tracing.NewExporter(tracing.ExporterConfig{Endpoint: cfg.JaegerEndpoint, BatchSize: cfg.BatchSize,
+	t.exp, err = tracing.NewExporter(tracing.ExporterConfig{Endpoint: cfg.JaegerEndpoint, Protocol: cfg.Protocol, BatchSize: cfg.BatchSize,
 		Interval: time.Duration(cfg.FlushInterval), QueueLimit: cfg.QueueLimit, Timeout: time.Duration(cfg.Timeout), Log: log})
 	if err != nil {
 		return nil, err

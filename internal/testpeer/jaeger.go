@@ -31,6 +31,7 @@ type Jaeger struct {
 	Bin           string
 	Log           string // file the process writes to
 	CollectorURL  string // http://127.0.0.1:PORT/api/traces
+	OTLPURL       string // http://127.0.0.1:PORT/v1/traces, the collector's OTLP/HTTP receiver
 	QueryURL      string // http://127.0.0.1:PORT
 	CollectorGRPC string // 127.0.0.1:PORT, where jaeger-agent reports
 	args          []string
@@ -40,15 +41,16 @@ type Jaeger struct {
 // StartJaeger runs bin (jaeger-all-in-one) with its log in dir.
 func StartJaeger(bin, dir string) (*Jaeger, error) {
 	hp := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
-	collector, query, grpc := FreePort(), FreePort(), FreePort()
+	collector, query, grpc, otlp := FreePort(), FreePort(), FreePort(), FreePort()
 	j := &Jaeger{Bin: bin, Log: filepath.Join(dir, "jaeger.log"), CollectorGRPC: hp(grpc),
 		CollectorURL: fmt.Sprintf("http://127.0.0.1:%d/api/traces", collector),
+		OTLPURL:      fmt.Sprintf("http://127.0.0.1:%d/v1/traces", otlp),
 		QueryURL:     fmt.Sprintf("http://127.0.0.1:%d", query)}
 	j.args = []string{
 		"--collector.http-server.host-port=" + hp(collector),
 		"--collector.grpc-server.host-port=" + hp(grpc),
 		"--collector.otlp.grpc.host-port=" + hp(FreePort()),
-		"--collector.otlp.http.host-port=" + hp(FreePort()),
+		"--collector.otlp.http.host-port=" + hp(otlp),
 		"--collector.zipkin.host-port=",
 		"--query.http-server.host-port=" + hp(query),
 		"--query.grpc-server.host-port=" + hp(FreePort()),
