@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// TestGlobalStackOnSwarm deploys deploy/global-stack.yml with a locally built image on a
-// single-node swarm and finds the agent's report of a monitored service in its logs. The
-// service's task is re-created: its container_name tag must stay the same.
-func TestGlobalStackOnSwarm(t *testing.T) {
+// ensureSwarm makes this engine a single-node swarm for the test, and leaves it at the
+// end unless it was one before.
+func ensureSwarm(t *testing.T) {
+	t.Helper()
 	state := docker(t, "info", "--format", "{{.Swarm.LocalNodeState}}")
 	if state != "active" {
 		out, err := exec.Command("docker", "swarm", "init", "--advertise-addr", "127.0.0.1").CombinedOutput()
@@ -22,6 +22,25 @@ func TestGlobalStackOnSwarm(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = exec.Command("docker", "swarm", "leave", "--force").Run() })
 	}
+}
+
+// removeService removes a Swarm service and waits for its containers to go.
+func removeService(name string) {
+	_ = exec.Command("docker", "service", "rm", name).Run()
+	for i := 0; i < 50; i++ {
+		out, _ := exec.Command("docker", "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+name).Output()
+		if len(strings.TrimSpace(string(out))) == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestGlobalStackOnSwarm deploys deploy/global-stack.yml with a locally built image on a
+// single-node swarm and finds the agent's report of a monitored service in its logs. The
+// service's task is re-created: its container_name tag must stay the same.
+func TestGlobalStackOnSwarm(t *testing.T) {
+	ensureSwarm(t)
 	// The image, from the static binary, with the repository's Dockerfile.
 	ctx := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(ctx, "bin"), 0o755)

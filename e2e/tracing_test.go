@@ -415,3 +415,56 @@ func TestTracesOTLPTagsTheSendingContainer(t *testing.T) {
 		return false
 	})
 }
+
+// On Swarm, a service on an overlay network sends its spans to the node's docker_gwbridge
+// gateway, where the agent (on the host network) listens. The packets come from the
+// task's docker_gwbridge address, which the task's container inspection does not show:
+// the inventory reads it from the network, and the spans arrive tagged with the task.
+func TestTracesRelayOnSwarm(t *testing.T) {
+	ensureSwarm(t)
+	j := startJaeger(t)
+	gw := docker(t, "network", "inspect", "docker_gwbridge", "-f", "{{(index .IPAM.Config 0).Gateway}}")
+	compact := net.JoinHostPort(gw, strconv.Itoa(testpeer.FreeUDPPort()))
+	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s",
+		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_JAEGER_COMPACT_LISTEN="+compact)
+	eventually(t, 20*time.Second, "the relay listening", func() bool { return strings.Contains(a.logs(), "span relay listening") })
+
+	spanSender.once.Do(func() {
+		root, _ := filepath.Abs("..")
+		spanSender.err = testpeer.BuildModuleImage(root, spanSender.dir, spanSender.tag)
+	})
+	if spanSender.err != nil {
+		t.Fatal(spanSender.err)
+	}
+	netName := "lknet" + runID
+	svc := "lkspans" + runID
+	service := "swarm-orders-" + runID
+	docker(t, "network", "create", "-d", "overlay", "--attachable", "--label", "lookout-test.run="+runID, netName)
+	t.Cleanup(func() { removeService(svc); _ = exec.Command("docker", "network", "rm", netName).Run() })
+	docker(t, "service", "create", "--detach", "--name", svc, "--network", netName, "--label", "lookout-test.run="+runID,
+		"--container-label", "lookout.enable=true", "--container-label", "lookout-test.run="+runID,
+		"-e", "JAEGER_AGENT="+compact, "-e", "SERVICE="+service, "-e", "RATE=10", spanSender.tag)
+
+	var seen string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last seen in Jaeger: %s", seen)
+		}
+	})
+	eventually(t, 90*time.Second, "the task's spans in Jaeger tagged with its container, service and node", func() bool {
+		spans, procs := spansOf(t, j, service)
+		for i := range spans {
+			p := procs[i]
+			seen = fmt.Sprintf("%d spans; process %+v", len(spans), p)
+			if testpeer.Tag(p.Tags, "docker.swarm.service.name") == svc && strings.HasPrefix(testpeer.Tag(p.Tags, "container.name"), svc+".1.") &&
+				testpeer.Tag(p.Tags, "docker.swarm.task.slot") == "1" && testpeer.Tag(p.Tags, "docker.swarm.node.id") != "" &&
+				testpeer.Tag(p.Tags, "container.image.name") == "lookout-spansender" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := lastField(a, "lookout_spans_relay", "packets_unknown_sender"); n > 0 {
+		t.Logf("%d packets from an unknown sender (sent before the task was inspected)", n)
+	}
+}

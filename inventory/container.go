@@ -34,7 +34,12 @@ type Container struct {
 
 	NetworkMode string
 	Networks    map[string]string // network name -> IPv4 address
-	Created     time.Time
+	// BridgeIP is a Swarm task's address on docker_gwbridge, the bridge its traffic to
+	// the node and beyond leaves by: the source address of what it sends to an address of
+	// the node, such as the bridge's gateway (172.18.0.1). Docker's container inspection
+	// does not show it; the inventory reads it from the network's inspection.
+	BridgeIP string
+	Created  time.Time
 
 	State        container.State
 	RestartCount int

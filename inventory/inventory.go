@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/system"
 	"github.com/sirupsen/logrus"
 
@@ -28,6 +30,7 @@ import (
 type Client interface {
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
 	Info(ctx context.Context) (system.Info, error)
 	ClientVersion() string
@@ -84,6 +87,9 @@ type Inventory struct {
 	connected  bool
 	lastEvent  int64           // TimeNano of the newest event handled
 	seenAtLast map[string]bool // events handled at lastEvent, to skip them when replayed
+
+	bridgeMu  sync.Mutex
+	bridgeIPs map[string]string // container ID -> address on docker_gwbridge, from its last inspection
 
 	reconnects, events, eventsDropped, relists, inspectErrors, labelProblems atomic.Uint64
 	lastContact                                                              atomic.Int64
@@ -243,10 +249,11 @@ func (inv *Inventory) session(ctx context.Context) error {
 const inspectWorkers = 4
 
 type inspectResult struct {
-	id     string
-	action string // "" for a refresh (reported as Seen), "health_log" after a probe run
-	resp   container.InspectResponse
-	err    error
+	id       string
+	action   string // "" for a refresh (reported as Seen), "health_log" after a probe run
+	resp     container.InspectResponse
+	bridgeIP string // a Swarm task's docker_gwbridge address
+	err      error
 }
 
 // inspectPool runs inspections on workers. pending (touched only by the event loop)
@@ -281,6 +288,7 @@ func newInspectPool(ctx context.Context, inv *Inventory, workers int) *inspectPo
 					r := inspectResult{id: id, err: err}
 					if err == nil {
 						r.resp = v.(container.InspectResponse)
+						r.bridgeIP = inv.bridgeIP(ctx, r.resp)
 					}
 					select {
 					case p.results <- r:
@@ -336,7 +344,7 @@ func (inv *Inventory) applyInspect(ctx context.Context, p *inspectPool, r inspec
 		return
 	}
 	action := req.action
-	c := inv.store(r.resp)
+	c := inv.store(r.resp, r.bridgeIP)
 	if !c.Monitored {
 		return
 	}
@@ -445,13 +453,49 @@ func (inv *Inventory) inspect(ctx context.Context, id string) (*Container, error
 		inv.inspectErrors.Add(1)
 		return nil, err
 	}
-	return inv.store(v.(container.InspectResponse)), nil
+	resp := v.(container.InspectResponse)
+	return inv.store(resp, inv.bridgeIP(ctx, resp)), nil
+}
+
+// GatewayBridge is the bridge network through which Swarm tasks reach their node.
+const GatewayBridge = "docker_gwbridge"
+
+// bridgeIP returns the address on docker_gwbridge of a running Swarm task, or "". The
+// addresses of every container on the bridge are read with one network inspection and
+// kept; the network is inspected again only for a task it did not list.
+func (inv *Inventory) bridgeIP(ctx context.Context, resp container.InspectResponse) string {
+	if resp.ContainerJSONBase == nil || resp.Config == nil || resp.Config.Labels["com.docker.swarm.task.id"] == "" ||
+		resp.State == nil || !resp.State.Running || (resp.HostConfig != nil && resp.HostConfig.NetworkMode.IsHost()) {
+		return ""
+	}
+	inv.bridgeMu.Lock()
+	defer inv.bridgeMu.Unlock()
+	if ip, ok := inv.bridgeIPs[resp.ID]; ok {
+		return ip
+	}
+	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
+		return inv.client.NetworkInspect(c, GatewayBridge, network.InspectOptions{})
+	})
+	if err != nil {
+		inv.log.WithError(err).WithField("container", strings.TrimPrefix(resp.Name, "/")).
+			Debug("no docker_gwbridge address for the Swarm task: its spans cannot be told by their source address")
+		return ""
+	}
+	ips := map[string]string{}
+	for id, ep := range v.(network.Inspect).Containers {
+		if p, err := netip.ParsePrefix(ep.IPv4Address); err == nil {
+			ips[id] = p.Addr().String()
+		}
+	}
+	inv.bridgeIPs = ips
+	return ips[resp.ID]
 }
 
 // store keeps what an inspection says of a container, and reports its label problems the
 // first time it is seen.
-func (inv *Inventory) store(resp container.InspectResponse) *Container {
+func (inv *Inventory) store(resp container.InspectResponse, bridgeIP string) *Container {
 	c := FromInspect(resp, inv.opts.MonitorAll)
+	c.BridgeIP = bridgeIP
 	inv.mu.Lock()
 	old := inv.containers[c.ID]
 	inv.containers[c.ID] = c

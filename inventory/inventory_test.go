@@ -14,6 +14,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
 	"github.com/sirupsen/logrus"
@@ -37,6 +38,8 @@ type fakeDocker struct {
 	lists      int
 	infos      int
 	inspects   map[string]int
+	bridge     map[string]string // container ID -> IPv4Address on docker_gwbridge ("172.18.0.3/16")
+	netInspect int
 
 	subs chan *eventSub // one per Events call, in order
 }
@@ -146,6 +149,21 @@ func (f *fakeDocker) Info(ctx context.Context) (system.Info, error) {
 }
 
 func (f *fakeDocker) ClientVersion() string { return "1.51" }
+
+func (f *fakeDocker) NetworkInspect(ctx context.Context, id string, _ network.InspectOptions) (network.Inspect, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.netInspect++
+	if id != GatewayBridge || f.bridge == nil {
+		return network.Inspect{}, fmt.Errorf("Error response from daemon: network %s not found", id)
+	}
+	n := network.Inspect{Name: id, Containers: map[string]network.EndpointResource{
+		"ingress-sbox": {Name: "gateway_ingress-sbox", IPv4Address: "172.18.0.2/16"}}}
+	for cid, a := range f.bridge {
+		n.Containers[cid] = network.EndpointResource{Name: "gateway_" + cid[:4], IPv4Address: a}
+	}
+	return n, nil
+}
 
 func (f *fakeDocker) set(c container.InspectResponse) {
 	f.mu.Lock()
@@ -815,5 +833,42 @@ func TestRunReturnsWhenCancelled(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// A Swarm task's docker_gwbridge address, which its inspection does not show, comes from
+// the network's inspection: one for every task it already listed, another only for a task
+// it did not list; containers that are not running Swarm tasks cost none.
+func TestSwarmTaskBridgeAddress(t *testing.T) {
+	task := func(id string) container.InspectResponse {
+		return ctr(id, map[string]string{"lookout.enable": "true", "com.docker.swarm.task.id": "t-" + id,
+			"com.docker.swarm.service.name": "web"}, false)
+	}
+	plain := ctr("plain0001", map[string]string{"lookout.enable": "true"}, false)
+	stopped := task("stopped01")
+	stopped.State.Running = false
+	f := newFake(task("task0001"), task("task0002"), plain, stopped)
+	f.bridge = map[string]string{"task0001": "172.18.0.3/16", "task0002": "172.18.0.4/16"}
+	inv := New(f, Options{})
+	ctx := context.Background()
+	for id, want := range map[string]string{"task0001": "172.18.0.3", "task0002": "172.18.0.4", "plain0001": "", "stopped01": ""} {
+		c, err := inv.inspect(ctx, id)
+		if err != nil || c.BridgeIP != want {
+			t.Errorf("%s: bridge address %q (%v), want %q", id, c.BridgeIP, err, want)
+		}
+	}
+	if f.netInspect != 1 {
+		t.Errorf("%d network inspections, want 1 for both tasks", f.netInspect)
+	}
+	f.set(task("task0003"))
+	f.bridge["task0003"] = "172.18.0.5/16"
+	if c, _ := inv.inspect(ctx, "task0003"); c.BridgeIP != "172.18.0.5" || f.netInspect != 2 {
+		t.Errorf("a new task: %q after %d network inspections, want 172.18.0.5 after 2", c.BridgeIP, f.netInspect)
+	}
+	// No docker_gwbridge (not a Swarm node any more): no address, and the task is still stored.
+	f.bridge = nil
+	f.set(task("task0004"))
+	if c, err := inv.inspect(ctx, "task0004"); err != nil || c.BridgeIP != "" || c.Service != "web" {
+		t.Errorf("without the network: %+v, %v", c, err)
 	}
 }

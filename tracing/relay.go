@@ -302,12 +302,20 @@ func (p boundedProtocol) ReadMapBegin(ctx context.Context) (thrift.TType, thrift
 
 var _ inventory.Handler = (*Senders)(nil)
 
-// HandleChange implements inventory.Handler: it keeps the map from container addresses to
-// the tags of their spans. It never blocks.
+// HandleChange implements inventory.Handler: it keeps the map from container addresses
+// (on every network, and a Swarm task's docker_gwbridge address, the source of what it
+// sends to the node) to the tags of their spans. It never blocks.
 func (x *Senders) HandleChange(_ context.Context, ch inventory.Change) {
 	c := ch.Container
+	addrs := make([]string, 0, len(c.Networks)+1)
+	for _, a := range c.Networks {
+		addrs = append(addrs, a)
+	}
+	if c.BridgeIP != "" {
+		addrs = append(addrs, c.BridgeIP)
+	}
 	var s *sender
-	if ch.Kind != inventory.Gone && len(c.Networks) > 0 {
+	if ch.Kind != inventory.Gone && len(addrs) > 0 {
 		m := ContainerTags(c, ch.Engine)
 		s = &sender{tags: sortedTags(m), keys: map[string]bool{}}
 		for _, t := range s.tags {
@@ -323,7 +331,7 @@ func (x *Senders) HandleChange(_ context.Context, ch inventory.Change) {
 	if s == nil {
 		return
 	}
-	for _, a := range c.Networks {
+	for _, a := range addrs {
 		ip, err := netip.ParseAddr(a)
 		if err != nil {
 			continue

@@ -125,8 +125,8 @@ func (s *recordingSink) ExportBatches(bs []*jaeger.Batch) bool {
 func testContainer() *inventory.Container {
 	return &inventory.Container{ID: "c0ffee", Name: "api-1", ImageName: "example/api", ImageVersion: "1.2",
 		Service: "shop_api", Stack: "shop", Slot: "1", TaskID: "task1", NodeID: "node1", Monitored: true,
-		Networks: map[string]string{"bridge": "172.17.0.5", "shop_net": "10.0.1.7"},
-		Config:   labels.Config{Tags: map[string]string{"team": "payments"}}}
+		Networks: map[string]string{"bridge": "172.17.0.5", "shop_net": "10.0.1.7"}, BridgeIP: "172.18.0.4",
+		Config: labels.Config{Tags: map[string]string{"team": "payments"}}}
 }
 
 func processTags(p *jaeger.Process) map[string]string {
@@ -153,12 +153,16 @@ func TestRelayTagsTheSendingContainer(t *testing.T) {
 	r.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: c, Engine: inventory.Engine{Host: "node-a"}})
 	pkt := encodeEmitBatch(t, testBatch("svc", 2), Compact)
 	r.Handle(pkt, Compact, netip.MustParseAddr("10.0.1.7"))
+	r.Handle(pkt, Compact, netip.MustParseAddr("172.18.0.4")) // its docker_gwbridge address (a Swarm task sending to the node)
 	r.Handle(pkt, Compact, netip.MustParseAddr("172.17.0.9")) // nobody we know
 	r.Handle(make([]byte, 1001), Compact, netip.MustParseAddr("10.0.1.7"))
 	r.Handle([]byte("junk"), Binary, netip.MustParseAddr("10.0.1.7"))
 
-	if len(sink.batches) != 2 {
-		t.Fatalf("sink got %d batches, want 2", len(sink.batches))
+	if len(sink.batches) != 3 {
+		t.Fatalf("sink got %d batches, want 3", len(sink.batches))
+	}
+	if a, b := processTags(sink.batches[0].Process), processTags(sink.batches[1].Process); b["container.id"] != "c0ffee" || len(a) != len(b) {
+		t.Errorf("from the bridge address: %v, want the tags of the overlay address: %v", b, a)
 	}
 	got := processTags(sink.batches[0].Process)
 	want := map[string]string{"hostname": "abc", "container.id": "c0ffee", "container.name": "api-1",
@@ -170,11 +174,11 @@ func TestRelayTagsTheSendingContainer(t *testing.T) {
 			t.Errorf("process tag %s=%q, want %q (all: %v)", k, got[k], v, got)
 		}
 	}
-	if other := processTags(sink.batches[1].Process); other["container.name"] != "spoofed" || other["container.id"] != "" {
+	if other := processTags(sink.batches[2].Process); other["container.name"] != "spoofed" || other["container.id"] != "" {
 		t.Errorf("a packet from an unknown address was tagged: %v", other)
 	}
 	st := r.Stats()
-	if st.Packets != 4 || st.Spans != 4 || st.TooLarge != 1 || st.Malformed != 1 || st.UnknownSender != 1 {
+	if st.Packets != 5 || st.Spans != 6 || st.TooLarge != 1 || st.Malformed != 1 || st.UnknownSender != 1 {
 		t.Errorf("stats %+v", st)
 	}
 
@@ -182,7 +186,8 @@ func TestRelayTagsTheSendingContainer(t *testing.T) {
 	r.HandleChange(context.Background(), inventory.Change{Kind: inventory.Gone, Container: c})
 	sink.full = true
 	r.Handle(pkt, Compact, netip.MustParseAddr("10.0.1.7"))
-	if st := r.Stats(); st.UnknownSender != 2 || st.DroppedSpans != 2 {
+	r.Handle(pkt, Compact, netip.MustParseAddr("172.18.0.4"))
+	if st := r.Stats(); st.UnknownSender != 3 || st.DroppedSpans != 4 {
 		t.Errorf("after the container went and the sink filled: %+v", st)
 	}
 }
