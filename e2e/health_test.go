@@ -2,9 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
 func influxEnv(db string, extra ...string) []string {
@@ -137,7 +142,19 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	after := "lk-after-" + runID
 	runContainer(t, before, "--label", "lookout.enable=true")
 	px := startProxy(t, "/var/run/docker.sock")
-	a := startAgent(t, influxEnv(db, "LOOKOUT_DOCKER_HOST=tcp://"+px.addr)...)
+	metrics := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort())
+	a := startAgent(t, influxEnv(db, "LOOKOUT_DOCKER_HOST=tcp://"+px.addr, "LOOKOUT_METRICS_ADDRESS="+metrics)...)
+	healthz := func() (int, string) {
+		c := http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://" + metrics + "/healthz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	eventually(t, 20*time.Second, "/healthz 200 while connected", func() bool { code, _ := healthz(); return code == 200 })
 	runContainer(t, after, "--label", "lookout.enable=true")
 	for _, n := range []string{before, after} {
 		n := n
@@ -149,6 +166,9 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	eventually(t, 10*time.Second, "the agent to notice the outage", func() bool {
 		return strings.Contains(a.logs(), "lost the Docker Engine")
 	})
+	if code, body := healthz(); code != 503 || !strings.Contains(body, "not connected") {
+		t.Errorf("/healthz during the outage: %d %q, want 503 naming the lost connection", code, body)
+	}
 	docker(t, "exec", before, "/testsvc", "set", "unhealthy")
 	time.Sleep(1500 * time.Millisecond) // let Docker record the unhealthy transition
 	docker(t, "exec", before, "/testsvc", "set", "healthy")
@@ -157,6 +177,7 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	px.restore(t)
 
+	eventually(t, 20*time.Second, "/healthz 200 again after the reconnect", func() bool { code, _ := healthz(); return code == 200 })
 	eventually(t, 40*time.Second, "transitions made during the outage", func() bool {
 		return hasSubsequence(healthSequence(t, db, before), "healthy", "unhealthy", "healthy")
 	})
