@@ -69,7 +69,7 @@ type Handler interface {
 // Options configure an Inventory.
 type Options struct {
 	MonitorAll bool          // monitor containers without lookout.enable (an explicit false still opts out)
-	Refresh    time.Duration // how often every monitored container is re-inspected and reported as Seen
+	Refresh    time.Duration // how often containers are listed and the monitored ones reported as Seen
 	Timeout    time.Duration // per Docker API call
 	Log        logrus.FieldLogger
 }
@@ -90,6 +90,11 @@ type Inventory struct {
 
 	bridgeMu  sync.Mutex
 	bridgeIPs map[string]string // container ID -> address on docker_gwbridge, from its last inspection
+
+	// refreshes counts periodic refreshes (the event loop's alone); stale says an event or
+	// an inspection was dropped since the last full one, so the next must be full.
+	refreshes int
+	stale     atomic.Bool
 
 	reconnects, events, eventsDropped, relists, inspectErrors, labelProblems atomic.Uint64
 	lastContact                                                              atomic.Int64
@@ -163,7 +168,10 @@ func (inv *Inventory) session(ctx context.Context) error {
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))}
+	// Container events, and network events for connect and disconnect: a container's
+	// addresses change without a container event.
+	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("type", string(events.NetworkEventType)))}
 	if since > 0 {
 		opts.Since = fmt.Sprintf("%d.%09d", since/1e9, since%1e9)
 	}
@@ -191,7 +199,7 @@ func (inv *Inventory) session(ctx context.Context) error {
 				select {
 				case queue <- queued{msg: m}:
 				default:
-					inv.eventsDropped.Add(1)
+					inv.dropped()
 					select {
 					case overflow <- struct{}{}:
 					default:
@@ -317,7 +325,7 @@ func (p *inspectPool) request(id, action string) {
 	case p.reqs <- id:
 		p.pending[id] = pendingInspect{action: action, known: known}
 	default:
-		p.inv.eventsDropped.Add(1) // the next refresh catches up
+		p.inv.dropped() // the next refresh catches up
 	}
 }
 
@@ -355,19 +363,40 @@ func (inv *Inventory) applyInspect(ctx context.Context, p *inspectPool, r inspec
 	inv.notify(ctx, ch)
 }
 
-// refresh lists containers, reports the vanished ones as Gone, and has every monitored
-// (or new) container inspected by the pool and reported as Seen.
+// fullRefreshEvery is how often (in refreshes) every monitored container is inspected
+// again, whatever the list says: the safety net for a change no event told of.
+const fullRefreshEvery = 6
+
+// dropped counts an event or inspection request that did not fit its queue and makes the
+// next refresh a full one.
+func (inv *Inventory) dropped() {
+	inv.eventsDropped.Add(1)
+	inv.stale.Store(true)
+}
+
+// refresh lists containers and reports the vanished ones as Gone. New containers, and
+// monitored ones whose state in the list differs from what the inventory holds, are
+// inspected by the pool and reported as Seen; the other monitored ones are reported as
+// Seen as they are: events (container and network connect/disconnect) keep them up to
+// date, and an inspection costs the daemon and the agent a 5 KB JSON document each. Every
+// fullRefreshEvery-th refresh, or after a dropped event, inspects them all.
 func (inv *Inventory) refresh(ctx context.Context, p *inspectPool) error {
-	ids, err := inv.list(ctx)
+	ids, states, err := inv.list(ctx)
 	if err != nil {
 		return err
 	}
+	inv.refreshes++
+	full := inv.refreshes%fullRefreshEvery == 0 || inv.stale.Swap(false)
+	now := time.Now()
 	for _, id := range ids {
 		inv.mu.Lock()
 		known := inv.containers[id]
 		inv.mu.Unlock()
-		if known == nil || known.Monitored {
+		switch {
+		case known == nil || (known.Monitored && (full || string(known.State.Status) != states[id])):
 			p.request(id, "")
+		case known.Monitored:
+			inv.notify(ctx, Change{Kind: Seen, Time: now, Container: known})
 		}
 	}
 	return nil
@@ -386,7 +415,7 @@ func (inv *Inventory) withTimeout(ctx context.Context, f func(context.Context) (
 // relist inspects every container, reports the monitored ones as Seen, and reports as
 // Gone those that vanished since the last list.
 func (inv *Inventory) relist(ctx context.Context) error {
-	ids, err := inv.list(ctx)
+	ids, _, err := inv.list(ctx)
 	if err != nil {
 		return err
 	}
@@ -413,26 +442,26 @@ func (inv *Inventory) relist(ctx context.Context) error {
 }
 
 // list lists every container, forgets those that vanished since the last list (reporting
-// the monitored ones as Gone) and returns the IDs present.
-func (inv *Inventory) list(ctx context.Context) ([]string, error) {
+// the monitored ones as Gone) and returns the IDs present and their states ("running", …).
+func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, error) {
 	inv.relists.Add(1)
 	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
 		return inv.client.ContainerList(c, container.ListOptions{All: true})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return nil, nil, fmt.Errorf("list containers: %w", err)
 	}
 	now := time.Now()
-	present := map[string]bool{}
+	present := map[string]string{}
 	var ids []string
 	for _, s := range v.([]container.Summary) {
-		present[s.ID] = true
+		present[s.ID] = string(s.State)
 		ids = append(ids, s.ID)
 	}
 	inv.mu.Lock()
 	var gone []*Container
 	for id, c := range inv.containers {
-		if !present[id] {
+		if _, ok := present[id]; !ok {
 			delete(inv.containers, id)
 			if c.Monitored {
 				gone = append(gone, c)
@@ -443,7 +472,7 @@ func (inv *Inventory) list(ctx context.Context) ([]string, error) {
 	for _, c := range gone {
 		inv.notify(ctx, Change{Kind: Gone, Action: "destroy", Time: now, Container: c})
 	}
-	return ids, nil
+	return ids, present, nil
 }
 
 // inspect fetches one container and stores it.
@@ -513,7 +542,8 @@ func (inv *Inventory) store(resp container.InspectResponse, bridgeIP string) *Co
 // handleEvent updates the container an event is about and tells the handlers.
 func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue chan queued, pool *inspectPool) {
 	inv.events.Add(1)
-	key := m.Actor.ID + "|" + string(m.Action)
+	// A network event's actor is the network; the container is an attribute.
+	key := m.Actor.ID + "|" + string(m.Action) + "|" + m.Actor.Attributes["container"]
 	inv.mu.Lock()
 	switch {
 	case m.TimeNano < inv.lastEvent:
@@ -527,6 +557,14 @@ func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue c
 		inv.seenAtLast = map[string]bool{}
 	}
 	inv.seenAtLast[key] = true
+	if m.Type == events.NetworkEventType {
+		known := inv.containers[m.Actor.Attributes["container"]]
+		inv.mu.Unlock()
+		if known != nil && known.Monitored && (m.Action == events.ActionConnect || m.Action == events.ActionDisconnect) {
+			pool.request(known.ID, "") // its addresses changed: inspect again, report as Seen
+		}
+		return
+	}
 	known := inv.containers[m.Actor.ID]
 	inv.mu.Unlock()
 
@@ -580,7 +618,7 @@ func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue c
 				select {
 				case queue <- queued{recheck: id}:
 				default:
-					inv.eventsDropped.Add(1)
+					inv.dropped()
 				}
 			})
 		}

@@ -72,7 +72,7 @@ func (f *fakeDocker) ContainerList(ctx context.Context, _ container.ListOptions)
 	}
 	var out []container.Summary
 	for id, c := range f.containers {
-		out = append(out, container.Summary{ID: id, Names: []string{c.Name}, Image: c.Config.Image})
+		out = append(out, container.Summary{ID: id, Names: []string{c.Name}, Image: c.Config.Image, State: c.State.Status})
 	}
 	f.mu.Unlock()
 	if block {
@@ -402,8 +402,8 @@ func TestInitialListReportsMonitoredOnly(t *testing.T) {
 			if got := len(h.inv.Snapshot()); got != 3 {
 				t.Errorf("Snapshot has %d containers, want all 3", got)
 			}
-			if got := s.opts.Filters.Get("type"); !slices.Equal(got, []string{"container"}) {
-				t.Errorf("events filter type = %v, want [container]", got)
+			if got := s.opts.Filters.Get("type"); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"container", "network"}) {
+				t.Errorf("events filter type = %v, want [container network]", got)
 			}
 			if s.opts.Since != "" {
 				t.Errorf("first subscription Since = %q, want empty", s.opts.Since)
@@ -493,7 +493,7 @@ func TestReconnectResumesWithoutDuplicates(t *testing.T) {
 	if want := fmt.Sprintf("%d.%09d", t2/1e9, t2%1e9); s2.opts.Since != want || want != "1714557602.000000042" {
 		t.Errorf("reconnect Since = %q, want %q (the last event handled)", s2.opts.Since, want)
 	}
-	if got := s2.opts.Filters.Get("type"); !slices.Equal(got, []string{"container"}) {
+	if got := s2.opts.Filters.Get("type"); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"container", "network"}) {
 		t.Errorf("reconnect filter type = %v", got)
 	}
 	select {
@@ -870,5 +870,65 @@ func TestSwarmTaskBridgeAddress(t *testing.T) {
 	f.set(task("task0004"))
 	if c, err := inv.inspect(ctx, "task0004"); err != nil || c.BridgeIP != "" || c.Service != "web" {
 		t.Errorf("without the network: %+v, %v", c, err)
+	}
+}
+
+// A periodic refresh reports every monitored container as Seen but inspects only those
+// whose state in the list differs from what the inventory holds, and every one of them
+// only every fullRefreshEvery-th time.
+func TestRefreshInspectsOnlyWhatChanged(t *testing.T) {
+	f := newFake(ctr("a", enabled, false), ctr("b", enabled, false))
+	h := start(t, f, Options{Refresh: 5 * time.Millisecond})
+	h.connected(t)
+	waitFor(t, "20 refreshes", func() bool { l, _ := f.counts(); return l >= 21 })
+	lists, _ := f.counts()
+	// One inspection at the first list, one per full refresh, one in flight at most.
+	if n, most := f.inspected("a"), 1+(lists-1)/fullRefreshEvery+1; n > most || n < 2 {
+		t.Errorf("a inspected %d times in %d lists, want 2 to %d", n, lists, most)
+	}
+	if n := len(h.rec.find(Seen, "a", "")); n < lists-2 {
+		t.Errorf("a reported Seen %d times in %d lists", n, lists)
+	}
+
+	// A change no event told of, seen in the list: inspected at the next refresh.
+	b := ctr("b", enabled, false)
+	b.State.Status, b.State.Running = container.StateExited, false
+	f.set(b)
+	waitFor(t, "b seen exited", func() bool {
+		for _, ch := range h.rec.find(Seen, "b", "") {
+			if ch.Container.State.Status == container.StateExited {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// A network connect or disconnect changes a container's addresses without a container
+// event: the network event has it inspected again.
+func TestNetworkConnectReinspects(t *testing.T) {
+	f := newFake(ctr("a", enabled, false), ctr("u", nil, false))
+	h := start(t, f, Options{})
+	s := h.connected(t)
+	before, beforeU := f.inspected("a"), f.inspected("u")
+	a := ctr("a", enabled, false)
+	a.NetworkSettings = &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"backend": {IPAddress: "10.0.9.4"}}}
+	f.set(a)
+	net := events.Message{Type: events.NetworkEventType, Action: events.ActionConnect, TimeNano: 5_000_000_042,
+		Actor: events.Actor{ID: "netid", Attributes: map[string]string{"container": "a", "name": "backend", "type": "overlay"}}}
+	netU := net
+	netU.Actor.Attributes = map[string]string{"container": "u", "name": "backend"}
+	send(t, s, net, netU)
+	waitFor(t, "a seen with its new address", func() bool {
+		for _, ch := range h.rec.find(Seen, "a", "") {
+			if ch.Container.Networks["backend"] == "10.0.9.4" {
+				return true
+			}
+		}
+		return false
+	})
+	h.sync(t, s, "a", 6_000_000_000)
+	if f.inspected("a") < before+1 || f.inspected("u") != beforeU {
+		t.Errorf("inspections: a %d -> %d, unmonitored u %d -> %d", before, f.inspected("a"), beforeU, f.inspected("u"))
 	}
 }

@@ -37,6 +37,7 @@ type Cgroup struct {
 	sysCPUs uint32
 	absent  map[string]bool // optional files this kernel does not have (CFQ's blkio files)
 	perCPU  bool
+	files   openFiles // the cgroup files of the containers read, kept open
 }
 
 // sysTTL is how long one reading of the host's CPU time serves: one gather reads it once.
@@ -113,6 +114,7 @@ func (c *Cgroup) systemCPU(now time.Time) (uint64, uint32, error) {
 
 // forget drops what is remembered of a container (its cgroup directories).
 func (c *Cgroup) forget(id string) {
+	c.files.close(func(k string) bool { return k != id })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.dirs {
@@ -124,6 +126,7 @@ func (c *Cgroup) forget(id string) {
 
 // Forget implements the collector's forgetting of containers that stopped running.
 func (c *Cgroup) Forget(keep func(id string) bool) {
+	c.files.close(keep)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.dirs {
@@ -157,7 +160,7 @@ func (c *Cgroup) dir(t Target, controller string) (string, error) {
 func (c *Cgroup) findDir(t Target, controller string) (string, error) {
 	base := filepath.Join(c.root, controller)
 	var candidates []string
-	if b, err := os.ReadFile(filepath.Join(c.proc, strconv.Itoa(t.Pid), "cgroup")); err == nil {
+	if b, err := readFile(filepath.Join(c.proc, strconv.Itoa(t.Pid), "cgroup")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			parts := strings.SplitN(line, ":", 3)
 			if len(parts) != 3 || parts[2] == "/" { // "/": a private cgroup namespace hides the path
@@ -194,23 +197,23 @@ func (c *Cgroup) readV1(s *container.StatsResponse, t Target) error {
 		return err
 	}
 	u := &s.CPUStats.CPUUsage
-	if u.TotalUsage, err = readUint(filepath.Join(cpuacct, "cpuacct.usage")); err != nil {
+	if u.TotalUsage, err = c.readUint(t.ID, filepath.Join(cpuacct, "cpuacct.usage")); err != nil {
 		return err
 	}
 	if c.perCPU {
-		if b, err := os.ReadFile(filepath.Join(cpuacct, "cpuacct.usage_percpu")); err == nil {
+		if b, err := c.files.read(t.ID, filepath.Join(cpuacct, "cpuacct.usage_percpu")); err == nil {
 			for _, f := range strings.Fields(string(b)) {
 				v, _ := strconv.ParseUint(f, 10, 64)
 				u.PercpuUsage = append(u.PercpuUsage, v)
 			}
 		}
 	}
-	if kv, err := readKV(filepath.Join(cpuacct, "cpuacct.stat")); err == nil {
+	if kv, err := c.readKV(t.ID, filepath.Join(cpuacct, "cpuacct.stat")); err == nil {
 		u.UsageInUsermode = kv["user"] * uint64(time.Second) / c.ticks
 		u.UsageInKernelmode = kv["system"] * uint64(time.Second) / c.ticks
 	}
 	if cpu, err := c.dir(t, "cpu"); err == nil {
-		if kv, err := readKV(filepath.Join(cpu, "cpu.stat")); err == nil {
+		if kv, err := c.readKV(t.ID, filepath.Join(cpu, "cpu.stat")); err == nil {
 			s.CPUStats.ThrottlingData = container.ThrottlingData{Periods: kv["nr_periods"],
 				ThrottledPeriods: kv["nr_throttled"], ThrottledTime: kv["throttled_time"]}
 		}
@@ -221,32 +224,32 @@ func (c *Cgroup) readV1(s *container.StatsResponse, t Target) error {
 		return err
 	}
 	m := &s.MemoryStats
-	if m.Usage, err = readUint(filepath.Join(mem, "memory.usage_in_bytes")); err != nil {
+	if m.Usage, err = c.readUint(t.ID, filepath.Join(mem, "memory.usage_in_bytes")); err != nil {
 		return err
 	}
-	m.MaxUsage, _ = readUint(filepath.Join(mem, "memory.max_usage_in_bytes"))
-	m.Failcnt, _ = readUint(filepath.Join(mem, "memory.failcnt"))
-	limit, _ := readUint(filepath.Join(mem, "memory.limit_in_bytes"))
+	m.MaxUsage, _ = c.readUint(t.ID, filepath.Join(mem, "memory.max_usage_in_bytes"))
+	m.Failcnt, _ = c.readUint(t.ID, filepath.Join(mem, "memory.failcnt"))
+	limit, _ := c.readUint(t.ID, filepath.Join(mem, "memory.limit_in_bytes"))
 	m.Limit = min(limit, c.machineMem)
-	if m.Stats, err = readKV(filepath.Join(mem, "memory.stat")); err != nil {
+	if m.Stats, err = c.readKV(t.ID, filepath.Join(mem, "memory.stat")); err != nil {
 		return err
 	}
 
 	if pids, err := c.dir(t, "pids"); err == nil {
-		s.PidsStats.Current, _ = readUint(filepath.Join(pids, "pids.current"))
-		s.PidsStats.Limit, _ = readUint(filepath.Join(pids, "pids.max")) // "max" reads as 0: no limit
+		s.PidsStats.Current, _ = c.readUint(t.ID, filepath.Join(pids, "pids.current"))
+		s.PidsStats.Limit, _ = c.readUint(t.ID, filepath.Join(pids, "pids.max")) // "max" reads as 0: no limit
 	}
 
 	if blkio, err := c.dir(t, "blkio"); err == nil {
 		b := &s.BlkioStats
-		b.IoServiceBytesRecursive = c.readBlkioV1(blkio, "io_service_bytes_recursive")
-		b.IoServicedRecursive = c.readBlkioV1(blkio, "io_serviced_recursive")
-		b.IoQueuedRecursive = c.readBlkioV1(blkio, "io_queued_recursive")
-		b.IoServiceTimeRecursive = c.readBlkioV1(blkio, "io_service_time_recursive")
-		b.IoWaitTimeRecursive = c.readBlkioV1(blkio, "io_wait_time_recursive")
-		b.IoMergedRecursive = c.readBlkioV1(blkio, "io_merged_recursive")
-		b.IoTimeRecursive = c.readBlkioV1(blkio, "time_recursive")
-		b.SectorsRecursive = c.readBlkioV1(blkio, "sectors_recursive")
+		b.IoServiceBytesRecursive = c.readBlkioV1(t.ID, blkio, "io_service_bytes_recursive")
+		b.IoServicedRecursive = c.readBlkioV1(t.ID, blkio, "io_serviced_recursive")
+		b.IoQueuedRecursive = c.readBlkioV1(t.ID, blkio, "io_queued_recursive")
+		b.IoServiceTimeRecursive = c.readBlkioV1(t.ID, blkio, "io_service_time_recursive")
+		b.IoWaitTimeRecursive = c.readBlkioV1(t.ID, blkio, "io_wait_time_recursive")
+		b.IoMergedRecursive = c.readBlkioV1(t.ID, blkio, "io_merged_recursive")
+		b.IoTimeRecursive = c.readBlkioV1(t.ID, blkio, "time_recursive")
+		b.SectorsRecursive = c.readBlkioV1(t.ID, blkio, "sectors_recursive")
 	}
 	return nil
 }
@@ -254,7 +257,7 @@ func (c *Cgroup) readV1(s *container.StatsResponse, t Target) error {
 // readBlkioV1 reads blkio.<name>, falling back to blkio.throttle.<name> as containerd
 // does when the CFQ files are absent or empty (every kernel without CFQ). A file missing
 // from an existing directory is missing from every cgroup: it is not tried again.
-func (c *Cgroup) readBlkioV1(dir, name string) []container.BlkioStatEntry {
+func (c *Cgroup) readBlkioV1(id, dir, name string) []container.BlkioStatEntry {
 	for _, f := range []string{"blkio." + name, "blkio.throttle." + name} {
 		c.mu.Lock()
 		skip := c.absent[f]
@@ -262,7 +265,7 @@ func (c *Cgroup) readBlkioV1(dir, name string) []container.BlkioStatEntry {
 		if skip {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, f))
+		b, err := c.files.read(id, filepath.Join(dir, f))
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, derr := os.Stat(dir); derr == nil {
 				c.mu.Lock()
@@ -322,7 +325,7 @@ func (c *Cgroup) readV2(s *container.StatsResponse, t Target) error {
 	if err != nil {
 		return err
 	}
-	kv, err := readKV(filepath.Join(dir, "cpu.stat"))
+	kv, err := c.readKV(t.ID, filepath.Join(dir, "cpu.stat"))
 	if err != nil {
 		return err
 	}
@@ -334,20 +337,20 @@ func (c *Cgroup) readV2(s *container.StatsResponse, t Target) error {
 		ThrottledPeriods: kv["nr_throttled"], ThrottledTime: kv["throttled_usec"] * 1000}
 
 	m := &s.MemoryStats
-	if m.Usage, err = readUint(filepath.Join(dir, "memory.current")); err != nil {
+	if m.Usage, err = c.readUint(t.ID, filepath.Join(dir, "memory.current")); err != nil {
 		return err
 	}
-	limit, err := readUint(filepath.Join(dir, "memory.max"))
+	limit, err := c.readUint(t.ID, filepath.Join(dir, "memory.max"))
 	if err != nil || limit == 0 {
 		limit = c.machineMem // "max": no limit
 	}
 	m.Limit = min(limit, c.machineMem)
-	if m.Stats, err = readKV(filepath.Join(dir, "memory.stat")); err != nil {
+	if m.Stats, err = c.readKV(t.ID, filepath.Join(dir, "memory.stat")); err != nil {
 		return err
 	}
-	s.PidsStats.Current, _ = readUint(filepath.Join(dir, "pids.current"))
-	s.PidsStats.Limit, _ = readUint(filepath.Join(dir, "pids.max"))
-	if b, err := os.ReadFile(filepath.Join(dir, "io.stat")); err == nil {
+	s.PidsStats.Current, _ = c.readUint(t.ID, filepath.Join(dir, "pids.current"))
+	s.PidsStats.Limit, _ = c.readUint(t.ID, filepath.Join(dir, "pids.max"))
+	if b, err := c.files.read(t.ID, filepath.Join(dir, "io.stat")); err == nil {
 		s.BlkioStats.IoServiceBytesRecursive, s.BlkioStats.IoServicedRecursive = parseIOStatV2(b)
 	}
 	return nil
@@ -383,7 +386,7 @@ func parseIOStatV2(b []byte) (bytesEntries, ios []container.BlkioStatEntry) {
 // systemCPU returns the host's CPU time in nanoseconds (the first seven fields of the
 // "cpu" line of /proc/stat, as Docker counts it) and the number of CPUs.
 func systemCPU(path string, ticks uint64) (uint64, uint32, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -420,7 +423,7 @@ func systemCPU(path string, ticks uint64) (uint64, uint32, error) {
 // netDev parses /proc/<pid>/net/dev: the interfaces of the container's network namespace,
 // loopback left out as Docker leaves it out.
 func netDev(path string) (map[string]container.NetworkStats, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -456,12 +459,26 @@ func machineMemory(path string) (uint64, error) {
 	return kv["MemTotal:"] * 1024, nil
 }
 
-// readKV reads "key value" lines (memory.stat, cpu.stat, cpuacct.stat, meminfo).
-func readKV(path string) (map[string]uint64, error) {
-	b, err := os.ReadFile(path)
+// readKV reads "key value" lines (memory.stat, cpu.stat, cpuacct.stat) of a cgroup file
+// of container id.
+func (c *Cgroup) readKV(id, path string) (map[string]uint64, error) {
+	b, err := c.files.read(id, path)
 	if err != nil {
 		return nil, err
 	}
+	return parseKV(b), nil
+}
+
+// readKV reads "key value" lines (meminfo).
+func readKV(path string) (map[string]uint64, error) {
+	b, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseKV(b), nil
+}
+
+func parseKV(b []byte) map[string]uint64 {
 	out := map[string]uint64{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -473,12 +490,13 @@ func readKV(path string) (map[string]uint64, error) {
 			out[f[0]] = v
 		}
 	}
-	return out, nil
+	return out
 }
 
-// readUint reads a file holding one number; "max" (no limit) reads as 0.
-func readUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+// readUint reads a cgroup file of container id holding one number; "max" (no limit)
+// reads as 0.
+func (c *Cgroup) readUint(id, path string) (uint64, error) {
+	b, err := c.files.read(id, path)
 	if err != nil {
 		return 0, err
 	}
