@@ -396,14 +396,27 @@ func TestTracesOTLPTagsTheSendingContainer(t *testing.T) {
 	if c := post("application/x-protobuf", "\xff\xff not protobuf"); c != http.StatusBadRequest {
 		t.Errorf("malformed request: %d, want 400", c)
 	}
-	if c := post("application/json", `{"resourceSpans":[]}`); c != http.StatusUnsupportedMediaType {
-		t.Errorf("JSON request: %d, want 415", c)
+	if c := post("text/plain", `resourceSpans`); c != http.StatusUnsupportedMediaType {
+		t.Errorf("text request: %d, want 415", c)
+	}
+	// OTLP/HTTP JSON (hex IDs), as browser and some language SDKs send it.
+	jsonService := "json-" + runID
+	jsonSpan := fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},`+
+		`"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"json op",`+
+		`"kind":2,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}]}]}]}`, jsonService, time.Now().UnixNano(), time.Now().UnixNano()+1e6)
+	if c := post("application/json", jsonSpan); c != http.StatusOK {
+		t.Errorf("JSON request: %d, want 200", c)
 	}
 	after := time.Now().UnixMicro()
 	eventually(t, 20*time.Second, "lookout_spans_otlp counting them", func() bool {
 		return lastField(a, "lookout_spans_otlp", "requests_malformed") == 1 &&
 			lastField(a, "lookout_spans_otlp", "requests_unsupported_media_type") == 1 &&
 			lastField(a, "lookout_spans_otlp", "spans_received") > 0
+	})
+	eventually(t, 30*time.Second, "the JSON request's span in Jaeger", func() bool {
+		spans, _ := spansOf(t, j, jsonService)
+		return len(spans) == 1 && spans[0].SpanID == "eee19b7ec3c1b174" && spans[0].TraceID == "5b8efff798038103d269b633813fc60c" &&
+			spans[0].OperationName == "json op" && testpeer.Tag(spans[0].Tags, "span.kind") == "server"
 	})
 	eventually(t, 30*time.Second, "spans sent after the bad requests in Jaeger", func() bool {
 		spans, _ := spansOf(t, j, service)

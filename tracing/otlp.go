@@ -115,20 +115,21 @@ func (o *OTLPReceiver) Run(ctx context.Context) {
 func (o *OTLPReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		otlpError(w, http.StatusMethodNotAllowed, "want POST")
+		otlpError(w, false, http.StatusMethodNotAllowed, "want POST")
 		return
 	}
 	o.requests.Add(1)
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/x-protobuf" {
+	asJSON := mt == "application/json"
+	if mt != "application/x-protobuf" && !asJSON {
 		o.unsupported.Add(1)
-		otlpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: only application/x-protobuf is taken (OTLP/HTTP JSON is not)", mt))
+		otlpError(w, false, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: want application/x-protobuf or application/json", mt))
 		return
 	}
 	limit := int64(o.cfg.MaxRequestSize)
 	if r.ContentLength > limit {
 		o.tooLarge.Add(1)
-		otlpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request of %d bytes: at most %d are taken", r.ContentLength, limit))
+		otlpError(w, asJSON, http.StatusRequestEntityTooLarge, fmt.Sprintf("request of %d bytes: at most %d are taken", r.ContentLength, limit))
 		return
 	}
 	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
@@ -137,31 +138,37 @@ func (o *OTLPReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			o.malformedRequest(w, r, fmt.Errorf("gzip: %w", err))
+			o.malformedRequest(w, r, asJSON, fmt.Errorf("gzip: %w", err))
 			return
 		}
 		body = zr
 	default:
 		o.unsupported.Add(1)
-		otlpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("content encoding %q: want gzip or none", enc))
+		otlpError(w, asJSON, http.StatusUnsupportedMediaType, fmt.Sprintf("content encoding %q: want gzip or none", enc))
 		return
 	}
 	buf, err := io.ReadAll(io.LimitReader(body, limit+1))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) || int64(len(buf)) > limit {
 		o.tooLarge.Add(1)
-		otlpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request above %d bytes (decompressed too)", limit))
+		otlpError(w, asJSON, http.StatusRequestEntityTooLarge, fmt.Sprintf("request above %d bytes (decompressed too)", limit))
 		return
 	}
 	if err != nil {
-		o.malformedRequest(w, r, err)
+		o.malformedRequest(w, r, asJSON, err)
 		return
 	}
 	// ExportTraceServiceRequest and TracesData are the same message on the wire (field 1:
-	// repeated ResourceSpans); TracesData's package spares the gRPC dependencies.
+	// repeated ResourceSpans) and in JSON (resourceSpans); TracesData's package spares the
+	// gRPC dependencies.
 	var req tracepb.TracesData
-	if err := proto.Unmarshal(buf, &req); err != nil {
-		o.malformedRequest(w, r, err)
+	if asJSON {
+		err = decodeOTLPJSON(buf, &req)
+	} else {
+		err = proto.Unmarshal(buf, &req)
+	}
+	if err != nil {
+		o.malformedRequest(w, r, asJSON, err)
 		return
 	}
 	var s *sender
@@ -177,26 +184,43 @@ func (o *OTLPReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !o.sink.ExportBatches(batches) {
 		o.queueFull.Add(1)
 		w.Header().Set("Retry-After", "1")
-		otlpError(w, http.StatusServiceUnavailable, "the agent's span queue is full; retry later")
+		otlpError(w, asJSON, http.StatusServiceUnavailable, "the agent's span queue is full; retry later")
+		return
+	}
+	if asJSON {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("{}")) // an empty ExportTraceServiceResponse
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK) // an empty ExportTraceServiceResponse: no bytes
 }
 
-func (o *OTLPReceiver) malformedRequest(w http.ResponseWriter, r *http.Request, err error) {
+func (o *OTLPReceiver) malformedRequest(w http.ResponseWriter, r *http.Request, asJSON bool, err error) {
 	if o.malformed.Add(1) == 1 {
 		o.cfg.Log.WithError(err).WithField("from", r.RemoteAddr).Warn("OTLP receiver: malformed request dropped (counted; logged once)")
 	}
-	otlpError(w, http.StatusBadRequest, "malformed OTLP protobuf request: "+err.Error())
+	otlpError(w, asJSON, http.StatusBadRequest, "malformed OTLP request: "+err.Error())
 }
 
-// otlpError answers with a google.rpc.Status in protobuf, as OTLP/HTTP wants: field 1
-// the code (gRPC's, roughly), field 2 the message.
-func otlpError(w http.ResponseWriter, status int, msg string) {
+// otlpError answers with a google.rpc.Status, as OTLP/HTTP wants, in the request's
+// encoding (protobuf unless it came as JSON): field 1 the code (gRPC's, roughly), field
+// 2 the message.
+func otlpError(w http.ResponseWriter, asJSON bool, status int, msg string) {
 	code := map[int]uint64{http.StatusBadRequest: 3, http.StatusRequestEntityTooLarge: 8, http.StatusServiceUnavailable: 14}[status]
 	if code == 0 {
 		code = 3 // INVALID_ARGUMENT
+	}
+	if asJSON {
+		b, _ := json.Marshal(struct {
+			Code    uint64 `json:"code"`
+			Message string `json:"message"`
+		}{code, msg})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(b)
+		return
 	}
 	var b []byte
 	b = protowire.AppendTag(b, 1, protowire.VarintType)

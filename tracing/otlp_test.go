@@ -249,7 +249,9 @@ func TestOTLPReceiverRefusals(t *testing.T) {
 		{"bad gzip", "application/x-protobuf", "gzip", good, 400, "gzip"},
 		{"too large", "application/x-protobuf", "", big, 413, "at most 4096"},
 		{"too large once unzipped", "application/x-protobuf", "gzip", gzipped(big), 413, "decompressed"},
-		{"json", "application/json", "", []byte(`{"resourceSpans":[]}`), 415, "JSON is not"},
+		{"text", "text/plain", "", []byte(`resourceSpans`), 415, "want application/x-protobuf or application/json"},
+		{"bad json", "application/json", "", []byte(`{"resourceSpans":[`), 400, `"code":3`},
+		{"json with a base64 id", "application/json", "", []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"AAAAAAAAAAEAAAAAAAAAAg==","spanId":"AAAAAAAAAAo="}]}]}]}`), 400, "want a hex string"},
 		{"brotli", "application/x-protobuf", "br", good, 415, "want gzip"},
 	}
 	for _, c := range cases {
@@ -259,7 +261,7 @@ func TestOTLPReceiverRefusals(t *testing.T) {
 		}
 	}
 	st := o.Stats()
-	if st.Malformed != 3 || st.TooLarge != 2 || st.Unsupported != 2 || len(sink.batches) != 0 {
+	if st.Malformed != 5 || st.TooLarge != 2 || st.Unsupported != 2 || len(sink.batches) != 0 {
 		t.Errorf("stats %+v, %d batches", st, len(sink.batches))
 	}
 

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +18,7 @@ import (
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -215,5 +219,62 @@ func TestNewExporterRejectsUnknownProtocol(t *testing.T) {
 	_, err := NewExporter(ExporterConfig{Endpoint: "http://x/v1/traces", Protocol: "grpc", BatchSize: 1, QueueLimit: 1, Interval: time.Second})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(`want "thrift"`)) {
 		t.Errorf("err %v", err)
+	}
+}
+
+// otlpJSON is what an SDK's OTLP/HTTP JSON exporter sends for req: protobuf's JSON
+// mapping, with trace and span IDs in hex.
+func otlpJSON(t *testing.T, req proto.Message) []byte {
+	t.Helper()
+	b, err := protojson.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if s, ok := e.(string); ok && (k == "traceId" || k == "spanId" || k == "parentSpanId") {
+					raw, _ := base64.StdEncoding.DecodeString(s)
+					x[k] = hex.EncodeToString(raw)
+					continue
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+	out, _ := json.Marshal(doc)
+	return out
+}
+
+// The same request as JSON and as protobuf makes the same batches; the answer is JSON.
+func TestOTLPReceiverTakesJSON(t *testing.T) {
+	viaProto, viaJSON := &recordingSink{}, &recordingSink{}
+	req := otlpRequest()
+	if w := post(newTestOTLP(t, viaProto), "10.0.1.7:1", "application/x-protobuf", "", marshal(t, req)); w.Code != 200 {
+		t.Fatalf("protobuf: %d %s", w.Code, w.Body)
+	}
+	body := otlpJSON(t, req)
+	if !bytes.Contains(body, []byte(`"spanId":"000000000000000a"`)) {
+		t.Fatalf("the JSON fixture has no hex span ID: %s", body)
+	}
+	w := post(newTestOTLP(t, viaJSON), "10.0.1.7:1", "application/json", "gzip", gzipped(body))
+	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" || w.Body.String() != "{}" {
+		t.Fatalf("JSON: %d %q %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	a, _ := json.Marshal(viaProto.batches)
+	b, _ := json.Marshal(viaJSON.batches)
+	if len(viaJSON.batches) != 1 || !bytes.Equal(a, b) {
+		t.Errorf("JSON made\n%s\nprotobuf made\n%s", b, a)
 	}
 }
