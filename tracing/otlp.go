@@ -44,10 +44,6 @@ type OTLPConfig struct {
 	Log            logrus.FieldLogger
 }
 
-// BatchSink takes batches all or none; it must not block (Exporter.ExportBatches).
-type BatchSink interface {
-	ExportBatches(batches []*jaeger.Batch) bool
-}
 
 // OTLPReceiver takes spans over OTLP/HTTP (POST /v1/traces, protobuf, optionally gzip),
 // as OpenTelemetry SDKs export them, adds to each resource the metadata of the container
@@ -57,7 +53,7 @@ type BatchSink interface {
 // the SDKs retry.
 type OTLPReceiver struct {
 	cfg  OTLPConfig
-	sink BatchSink
+	sink Sink
 	ln   net.Listener
 	srv  *http.Server
 	*Senders
@@ -66,7 +62,7 @@ type OTLPReceiver struct {
 }
 
 // NewOTLPReceiver listens on cfg.Addr; Run serves. Close it with Run's context.
-func NewOTLPReceiver(cfg OTLPConfig, sink BatchSink) (*OTLPReceiver, error) {
+func NewOTLPReceiver(cfg OTLPConfig, sink Sink) (*OTLPReceiver, error) {
 	if cfg.MaxRequestSize <= 0 {
 		cfg.MaxRequestSize = DefaultMaxOTLPRequestSize
 	}

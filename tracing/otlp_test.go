@@ -151,7 +151,7 @@ func TestConvertOTLP(t *testing.T) {
 	}
 }
 
-func newTestOTLP(t *testing.T, sink BatchSink) *OTLPReceiver {
+func newTestOTLP(t *testing.T, sink Sink) *OTLPReceiver {
 	t.Helper()
 	o, err := NewOTLPReceiver(OTLPConfig{Addr: "127.0.0.1:0", MaxRequestSize: 4096}, sink)
 	if err != nil {

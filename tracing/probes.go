@@ -21,9 +21,10 @@ import (
 // ServiceName is the Jaeger service of the spans Lookout makes itself.
 const ServiceName = "lookout"
 
-// Sink takes spans of one process; it must not block (Exporter.Export).
+// Sink takes batches of spans all or none and never blocks (the Exporter): false when it
+// had no room.
 type Sink interface {
-	Export(proc *jaeger.Process, spans []*jaeger.Span) bool
+	ExportBatches(batches []*jaeger.Batch) bool
 }
 
 // Probes makes a span of every check run: those the agent runs (StartCheck, for the probes
@@ -78,7 +79,7 @@ func (p *Probes) StartCheck(ctx context.Context, c *inventory.Container, eng inv
 func (p *Probes) emit(sc SpanContext, c *inventory.Container, eng inventory.Engine, r healthcheck.Result, kind string) {
 	s := CheckSpan(sc, c, eng, r, kind)
 	p.made.Add(1)
-	p.sink.Export(p.proc, []*jaeger.Span{s})
+	p.sink.ExportBatches([]*jaeger.Batch{{Process: p.proc, Spans: []*jaeger.Span{s}}})
 }
 
 // CheckSpan is the span of one check run r against container c: operation "check <name>",

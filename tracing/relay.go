@@ -202,7 +202,7 @@ func (r *Relay) Handle(pkt []byte, proto Protocol, from netip.Addr) {
 	} else {
 		b.Process.Tags = s.retag(b.Process.Tags)
 	}
-	if !r.sink.Export(b.Process, b.Spans) {
+	if !r.sink.ExportBatches([]*jaeger.Batch{b}) {
 		r.dropped.Add(uint64(len(b.Spans)))
 	}
 }

@@ -102,16 +102,6 @@ type recordingSink struct {
 	full    bool
 }
 
-func (s *recordingSink) Export(p *jaeger.Process, spans []*jaeger.Span) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.full {
-		return false
-	}
-	s.batches = append(s.batches, &jaeger.Batch{Process: p, Spans: spans})
-	return true
-}
-
 func (s *recordingSink) ExportBatches(bs []*jaeger.Batch) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
