@@ -433,6 +433,8 @@ func TestTracesOTLPTagsTheSendingContainer(t *testing.T) {
 // gateway, where the agent (on the host network) listens. The packets come from the
 // task's docker_gwbridge address, which the task's container inspection does not show:
 // the inventory reads it from the network, and the spans arrive tagged with the task.
+// The same address is where the agent probes the task: its overlay address is not
+// reachable from the host.
 func TestTracesRelayOnSwarm(t *testing.T) {
 	ensureSwarm(t)
 	j := startJaeger(t)
@@ -456,6 +458,7 @@ func TestTracesRelayOnSwarm(t *testing.T) {
 	t.Cleanup(func() { removeService(svc); _ = exec.Command("docker", "network", "rm", netName).Run() })
 	docker(t, "service", "create", "--detach", "--name", svc, "--network", netName, "--label", "lookout-test.run="+runID,
 		"--container-label", "lookout.enable=true", "--container-label", "lookout-test.run="+runID,
+		"--container-label", "lookout.check.web=http://:8080/", "--container-label", "lookout.check.web.interval=1s",
 		"-e", "JAEGER_AGENT="+compact, "-e", "SERVICE="+service, "-e", "RATE=10", spanSender.tag)
 
 	var seen string
@@ -472,6 +475,15 @@ func TestTracesRelayOnSwarm(t *testing.T) {
 			if testpeer.Tag(p.Tags, "docker.swarm.service.name") == svc && strings.HasPrefix(testpeer.Tag(p.Tags, "container.name"), svc+".1.") &&
 				testpeer.Tag(p.Tags, "docker.swarm.task.slot") == "1" && testpeer.Tag(p.Tags, "docker.swarm.node.id") != "" &&
 				testpeer.Tag(p.Tags, "container.image.name") == "lookout-spansender" {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, 30*time.Second, "the task's HTTP check passing through its docker_gwbridge address", func() bool {
+		for _, l := range strings.Split(a.out(), "\n") {
+			if strings.HasPrefix(l, "lookout_check,") && strings.Contains(l, ",check=web,") &&
+				strings.Contains(l, ",container_name="+svc+".1,") && strings.Contains(l, ",result=success") {
 				return true
 			}
 		}

@@ -10,8 +10,10 @@ import (
 
 // Target says where a check of a container goes. Only the container's own addresses are
 // targets: the address on the network the check names, else on the agent's probe
-// network, else on a network the agent's own container shares with it (agentNets), else
-// on the container's first network; loopback for host-network containers.
+// network, else on a network the agent's own container shares with it (agentNets), else,
+// for a Swarm task while the agent is in the host's network namespace (no networks of
+// its own), its docker_gwbridge address (its overlay addresses are not reachable from
+// the host), else on the container's first network; loopback for host-network containers.
 // A host written in the label is refused unless the agent's configuration allows it, so
 // that a label cannot turn the agent into a tool for reaching other machines.
 func Target(c *inventory.Container, chk labels.Check, probeNetwork string, agentNets []string, allowedHosts map[string]bool) (string, error) {
@@ -52,6 +54,9 @@ func targetHost(c *inventory.Container, chk labels.Check, probeNetwork string, a
 		if ip := c.Networks[n]; ip != "" && n != "ingress" {
 			return ip, nil
 		}
+	}
+	if len(agentNets) == 0 && c.BridgeIP != "" {
+		return c.BridgeIP, nil
 	}
 	for _, n := range nets {
 		if n != "ingress" {
