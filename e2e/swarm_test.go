@@ -74,8 +74,14 @@ func TestGlobalStackOnSwarm(t *testing.T) {
 	if out, err := deploy.CombinedOutput(); err != nil {
 		t.Fatalf("docker stack deploy: %v\n%s", err, out)
 	}
+	// The service on an overlay network of its own, which the agent (on the host network)
+	// does not share: its check goes to the task's docker_gwbridge address.
+	netName := "lkwebnet" + runID
+	docker(t, "network", "create", "-d", "overlay", "--label", "lookout-test.run="+runID, netName)
+	t.Cleanup(func() { removeService(web); _ = exec.Command("docker", "network", "rm", netName).Run() })
 	docker(t, "service", "create", "--detach", "--name", web, "--label", "lookout-test.run="+runID,
-		"--container-label", "lookout.enable=true",
+		"--network", netName, "--container-label", "lookout.enable=true",
+		"--container-label", "lookout.check.web=http://:8080/health", "--container-label", "lookout.check.web.interval=1s",
 		"--container-label", "lookout-test.run="+runID, "--health-interval", "500ms", testImage)
 
 	host := docker(t, "info", "--format", "{{.Name}}")
@@ -92,6 +98,16 @@ func TestGlobalStackOnSwarm(t *testing.T) {
 		return ids
 	}
 	eventually(t, 90*time.Second, "the agent's report of the service's task", func() bool { return len(tasks()) >= 1 })
+	eventually(t, 60*time.Second, "the agent's check of the task on its overlay network passing", func() bool {
+		out, _ := exec.Command("docker", "service", "logs", "--raw", stack+"_agent").Output()
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "lookout_check,") && strings.Contains(l, ",check=web,") &&
+				strings.Contains(l, ",container_name="+web+".1,") && strings.Contains(l, ",result=success") {
+				return true
+			}
+		}
+		return false
+	})
 
 	// Re-create the task: a new task ID, the same series.
 	docker(t, "service", "update", "--detach", "--force", web)
