@@ -99,7 +99,7 @@ func (h *Health) HandleChange(_ context.Context, ch inventory.Change) {
 
 func statusPoint(c *inventory.Container, tags map[string]string, t time.Time) metric.Point {
 	s := c.State
-	tags = withTag(tags, "container_status", string(s.Status))
+	tags = metric.WithTag(tags, "container_status", string(s.Status))
 	fields := []metric.Field{
 		{Key: "oomkilled", Value: s.OOMKilled},
 		{Key: "pid", Value: int64(s.Pid)},
@@ -139,7 +139,7 @@ func healthPoint(c *inventory.Container, tags map[string]string, t time.Time, ve
 	if verb == "health_status" && eventStatus != "" {
 		status = eventStatus // the transition itself, even if the container moved on since
 	}
-	tags = withTag(tags, "container_status", string(c.State.Status))
+	tags = metric.WithTag(tags, "container_status", string(c.State.Status))
 	fields := []metric.Field{
 		{Key: "health_status", Value: status},
 		{Key: "failing_streak", Value: int64(c.State.Health.FailingStreak)},
@@ -216,7 +216,7 @@ func NativeResult(run *container.HealthcheckResult) healthcheck.Result {
 }
 
 func eventPoint(c *inventory.Container, tags map[string]string, ch inventory.Change, verb, arg string) metric.Point {
-	tags = withTag(tags, "action", verb)
+	tags = metric.WithTag(tags, "action", verb)
 	name := c.SeriesName()
 	text := name + " " + verb
 	fields := []metric.Field{{Key: "container_id", Value: c.ID}}
@@ -251,15 +251,6 @@ func eventPoint(c *inventory.Container, tags map[string]string, ch inventory.Cha
 	}
 	fields = append(fields, metric.Field{Key: "text", Value: text})
 	return metric.New(MeasurementEvent, tags, fields, ch.Time)
-}
-
-func withTag(tags map[string]string, k, v string) map[string]string {
-	out := make(map[string]string, len(tags)+1)
-	for key, val := range tags {
-		out[key] = val
-	}
-	out[k] = v
-	return out
 }
 
 func boolInt(b bool) int64 {

@@ -27,7 +27,7 @@ func (l *LabelProblems) HandleChange(_ context.Context, ch inventory.Change) {
 	tags := ch.Container.Tags(ch.Engine)
 	points := make([]metric.Point, 0, len(ch.Container.Config.Problems))
 	for _, p := range ch.Container.Config.Problems {
-		points = append(points, metric.New("lookout_label_problem", withTag(tags, "key", p.Key), []metric.Field{
+		points = append(points, metric.New("lookout_label_problem", metric.WithTag(tags, "key", p.Key), []metric.Field{
 			{Key: "value", Value: p.Value},
 			{Key: "reason", Value: p.Reason},
 		}, ch.Time))

@@ -52,7 +52,7 @@ func (s *Self) report(now time.Time) {
 	tags := s.tags()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	agentTags := withTag(tags, "version", s.version)
+	agentTags := metric.WithTag(tags, "version", s.version)
 	points := []metric.Point{metric.New("lookout_agent", agentTags, []metric.Field{
 		{Key: "uptime_ns", Value: now.Sub(s.started).Nanoseconds()},
 		{Key: "goroutines", Value: int64(runtime.NumGoroutine())},

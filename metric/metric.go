@@ -82,3 +82,13 @@ func (p Point) FieldMap() map[string]any {
 	}
 	return m
 }
+
+// WithTag returns a copy of tags with k=v added (tags is not changed; nil is empty).
+func WithTag(tags map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(tags)+1)
+	for key, val := range tags {
+		out[key] = val
+	}
+	out[k] = v
+	return out
+}

@@ -2,7 +2,6 @@ package resources
 
 import (
 	"fmt"
-	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -79,14 +78,14 @@ func statsPoints(s *container.StatsResponse, tags map[string]string, prev *cpuPr
 	if prev != nil {
 		cpu = append(cpu, metric.Field{Key: "usage_percent", Value: cpuPercent(prev, s)})
 	}
-	out = append(out, metric.New(MeasurementCPU, withTag(tags, "cpu", "cpu-total"), cpu, t))
+	out = append(out, metric.New(MeasurementCPU, metric.WithTag(tags, "cpu", "cpu-total"), cpu, t))
 	if perDevice {
 		percpu := c.CPUUsage.PercpuUsage
 		if c.OnlineCPUs > 0 && int(c.OnlineCPUs) < len(percpu) {
 			percpu = percpu[:c.OnlineCPUs]
 		}
 		for i, v := range percpu {
-			out = append(out, metric.New(MeasurementCPU, withTag(tags, "cpu", fmt.Sprintf("cpu%d", i)),
+			out = append(out, metric.New(MeasurementCPU, metric.WithTag(tags, "cpu", fmt.Sprintf("cpu%d", i)),
 				[]metric.Field{{Key: "usage_total", Value: v}, {Key: "container_id", Value: id}}, t))
 		}
 	}
@@ -100,10 +99,10 @@ func statsPoints(s *container.StatsResponse, tags map[string]string, prev *cpuPr
 				total[i] += v[i]
 			}
 			if perDevice {
-				out = append(out, metric.New(MeasurementNet, withTag(tags, "network", name), netFields(v, id), t))
+				out = append(out, metric.New(MeasurementNet, metric.WithTag(tags, "network", name), netFields(v, id), t))
 			}
 		}
-		out = append(out, metric.New(MeasurementNet, withTag(tags, "network", "total"), netFields(total, id), t))
+		out = append(out, metric.New(MeasurementNet, metric.WithTag(tags, "network", "total"), netFields(total, id), t))
 	}
 
 	devices := blkioByDevice(s.BlkioStats)
@@ -114,11 +113,11 @@ func statsPoints(s *container.StatsResponse, tags map[string]string, prev *cpuPr
 			totals[k] += v
 		}
 		if perDevice {
-			out = append(out, metric.New(MeasurementBlkio, withTag(tags, "device", dev), blkioFields(fields, id), t))
+			out = append(out, metric.New(MeasurementBlkio, metric.WithTag(tags, "device", dev), blkioFields(fields, id), t))
 		}
 	}
 	// As Telegraf, the total is sent even with no device: then it holds container_id only.
-	out = append(out, metric.New(MeasurementBlkio, withTag(tags, "device", "total"), blkioFields(totals, id), t))
+	out = append(out, metric.New(MeasurementBlkio, metric.WithTag(tags, "device", "total"), blkioFields(totals, id), t))
 
 	pids := []metric.Field{{Key: "current", Value: s.PidsStats.Current}}
 	if s.PidsStats.Limit > 0 {
@@ -225,16 +224,6 @@ func dockerPoint(info system.Info, t time.Time) metric.Point {
 			{Key: "n_listener_events", Value: int64(info.NEventsListener)},
 			{Key: "memory_total", Value: info.MemTotal},
 		}, t)
-}
-
-// withTag returns a copy of tags with k=v added.
-func withTag(tags map[string]string, k, v string) map[string]string {
-	out := maps.Clone(tags)
-	if out == nil {
-		out = map[string]string{}
-	}
-	out[k] = v
-	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
