@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,6 +202,10 @@ func (e *Exporter) Run(ctx context.Context) {
 			if !errors.Is(err, errNothing) {
 				backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second)
 				retryAt = time.Now().Add(backoff)
+				var ra *retryAfterError
+				if errors.As(err, &ra) && ra.after > backoff {
+					retryAt = time.Now().Add(ra.after) // the collector's Retry-After, if longer
+				}
 				e.cfg.Log.WithError(err).WithField("retry_in", backoff).Warn("collector did not take spans; holding them")
 			}
 			break
@@ -286,6 +291,15 @@ func (e *Exporter) flushOne(ctx context.Context, partial bool) error {
 	return nil
 }
 
+// retryAfterError is a failure the collector said when to try again after.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (r *retryAfterError) Error() string { return r.err.Error() }
+func (r *retryAfterError) Unwrap() error { return r.err }
+
 type refusedError struct {
 	status int
 	body   string
@@ -332,9 +346,14 @@ func (e *Exporter) send(ctx context.Context, bs []*jaeger.Batch) (rejected int, 
 		e.failures.Add(1)
 		return 0, err
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	_ = resp.Body.Close()
+	// OTLP/HTTP: only 429, 502, 503 and 504 are worth another try; jaeger.thrift: any 5xx
+	// and 429, as before.
+	retry := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusBadGateway ||
+		resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout ||
+		(e.cfg.Protocol != ProtocolOTLP && resp.StatusCode >= 500)
 	switch {
 	case resp.StatusCode < 300:
 		if e.cfg.Protocol != ProtocolOTLP {
@@ -345,9 +364,13 @@ func (e *Exporter) send(ctx context.Context, bs []*jaeger.Batch) (rejected int, 
 			e.cfg.Log.WithField("spans", n).WithField("reason", why).Warn("collector rejected some spans (OTLP partial success); dropped")
 		}
 		return int(min(max(n, 0), int64(spansIn(bs)))), nil
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+	case retry:
 		e.failures.Add(1)
-		return 0, fmt.Errorf("collector answered %d: %s", resp.StatusCode, errorBody(msg))
+		err := fmt.Errorf("collector answered %d: %s", resp.StatusCode, errorBody(msg))
+		if secs, perr := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); perr == nil && secs > 0 {
+			return 0, &retryAfterError{err: err, after: min(time.Duration(secs)*time.Second, time.Minute)}
+		}
+		return 0, err
 	default:
 		e.failures.Add(1)
 		return 0, &refusedError{status: resp.StatusCode, body: errorBody(msg)}

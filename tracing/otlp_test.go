@@ -251,6 +251,7 @@ func TestOTLPReceiverRefusals(t *testing.T) {
 		{"too large once unzipped", "application/x-protobuf", "gzip", gzipped(big), 413, "decompressed"},
 		{"text", "text/plain", "", []byte(`resourceSpans`), 415, "want application/x-protobuf or application/json"},
 		{"bad json", "application/json", "", []byte(`{"resourceSpans":[`), 400, `"code":3`},
+		{"json and more", "application/json", "", []byte(`{"resourceSpans":[]} {}`), 400, "data after the JSON document"},
 		{"json with a base64 id", "application/json", "", []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"AAAAAAAAAAEAAAAAAAAAAg==","spanId":"AAAAAAAAAAo="}]}]}]}`), 400, "want a hex string"},
 		{"brotli", "application/x-protobuf", "br", good, 415, "want gzip"},
 	}
@@ -261,7 +262,7 @@ func TestOTLPReceiverRefusals(t *testing.T) {
 		}
 	}
 	st := o.Stats()
-	if st.Malformed != 5 || st.TooLarge != 2 || st.Unsupported != 2 || len(sink.batches) != 0 {
+	if st.Malformed != 6 || st.TooLarge != 2 || st.Unsupported != 2 || len(sink.batches) != 0 {
 		t.Errorf("stats %+v, %d batches", st, len(sink.batches))
 	}
 

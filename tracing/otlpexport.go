@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -98,7 +99,7 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 	tid := make([]byte, 16)
 	binary.BigEndian.PutUint64(tid[:8], uint64(s.TraceIdHigh))
 	binary.BigEndian.PutUint64(tid[8:], uint64(s.TraceIdLow))
-	sp := &tracepb.Span{TraceId: tid, SpanId: otlpSpanID(s.SpanId), Name: s.OperationName,
+	sp := &tracepb.Span{TraceId: tid, SpanId: otlpSpanID(s.SpanId), Name: validUTF8(s.OperationName),
 		Kind:              tracepb.Span_SPAN_KIND_UNSPECIFIED,
 		StartTimeUnixNano: uint64(max(s.StartTime, 0)) * 1000,
 		EndTimeUnixNano:   uint64(max(s.StartTime+s.Duration, 0)) * 1000}
@@ -118,7 +119,12 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 		lid := make([]byte, 16)
 		binary.BigEndian.PutUint64(lid[:8], uint64(r.TraceIdHigh))
 		binary.BigEndian.PutUint64(lid[8:], uint64(r.TraceIdLow))
-		sp.Links = append(sp.Links, &tracepb.Span_Link{TraceId: lid, SpanId: otlpSpanID(r.SpanId)})
+		refType := "follows_from"
+		if r.RefType == jaeger.SpanRefType_CHILD_OF {
+			refType = "child_of"
+		}
+		sp.Links = append(sp.Links, &tracepb.Span_Link{TraceId: lid, SpanId: otlpSpanID(r.SpanId),
+			Attributes: []*commonpb.KeyValue{strAttr("opentracing.ref_type", refType)}})
 	}
 	if parent != 0 {
 		sp.ParentSpanId = otlpSpanID(parent)
@@ -126,7 +132,8 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 
 	var scope [2]string
 	var isError bool
-	var statusCode, statusMsg string
+	var statusCode string
+	var desc *jaeger.Tag
 	sp.Attributes = make([]*commonpb.KeyValue, 0, len(s.Tags))
 	for _, t := range s.Tags {
 		if t == nil {
@@ -139,33 +146,47 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 				continue
 			}
 		case "error":
-			isError = t.GetVBool() || t.GetVStr() == "true"
-			continue
+			// As the Collector's translator: only a boolean true is the error status;
+			// anything else stays an attribute.
+			if t.GetVType() == jaeger.TagType_BOOL && t.GetVBool() {
+				isError = true
+				continue
+			}
 		case "otel.status_code":
 			statusCode = strings.ToUpper(t.GetVStr())
 			continue
 		case "otel.status_description":
-			statusMsg = t.GetVStr()
+			desc = t // the status message if there is a status, else an attribute
 			continue
 		case "w3c.tracestate":
-			sp.TraceState = t.GetVStr()
+			sp.TraceState = validUTF8(t.GetVStr())
 			continue
 		case "otel.scope.name", "otel.library.name":
-			scope[0] = t.GetVStr()
+			scope[0] = validUTF8(t.GetVStr())
 			continue
 		case "otel.scope.version", "otel.library.version":
-			scope[1] = t.GetVStr()
+			scope[1] = validUTF8(t.GetVStr())
 			continue
 		}
 		if kv := tagAttr(t); kv != nil {
 			sp.Attributes = append(sp.Attributes, kv)
 		}
 	}
+	// error=true is the last word, as in the Collector's translator; otherwise
+	// otel.status_code says.
+	msg := ""
+	if desc != nil {
+		msg = desc.GetVStr()
+	}
 	switch {
-	case statusCode == "ERROR" || (statusCode == "" && isError):
-		sp.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: statusMsg}
+	case isError || statusCode == "ERROR":
+		sp.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: validUTF8(msg)}
 	case statusCode == "OK":
-		sp.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK}
+		sp.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK, Message: validUTF8(msg)}
+	case statusCode == "" && desc != nil:
+		if kv := tagAttr(desc); kv != nil {
+			sp.Attributes = append(sp.Attributes, kv)
+		}
 	}
 	for _, l := range s.Logs {
 		if l == nil {
@@ -174,7 +195,7 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 		ev := &tracepb.Span_Event{TimeUnixNano: uint64(max(l.Timestamp, 0)) * 1000}
 		for _, f := range l.Fields {
 			if f != nil && f.Key == "event" && f.VStr != nil && ev.Name == "" {
-				ev.Name = *f.VStr
+				ev.Name = validUTF8(*f.VStr)
 				continue
 			}
 			if kv := tagAttr(f); kv != nil {
@@ -193,7 +214,17 @@ func otlpSpanID(id int64) []byte {
 }
 
 func strAttr(k, v string) *commonpb.KeyValue {
-	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	return &commonpb.KeyValue{Key: validUTF8(k), Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: validUTF8(v)}}}
+}
+
+// validUTF8 returns s with invalid UTF-8 replaced: a protobuf string must be valid UTF-8,
+// or the whole request fails to encode, while jaeger.thrift strings are any bytes a
+// client sent.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // tagAttr converts a tag to the attribute of its type; nil for a tag without a key.
@@ -212,9 +243,9 @@ func tagAttr(t *jaeger.Tag) *commonpb.KeyValue {
 	case jaeger.TagType_BINARY:
 		v.Value = &commonpb.AnyValue_BytesValue{BytesValue: t.GetVBinary()}
 	default:
-		v.Value = &commonpb.AnyValue_StringValue{StringValue: t.GetVStr()}
+		v.Value = &commonpb.AnyValue_StringValue{StringValue: validUTF8(t.GetVStr())}
 	}
-	return &commonpb.KeyValue{Key: t.Key, Value: v}
+	return &commonpb.KeyValue{Key: validUTF8(t.Key), Value: v}
 }
 
 // otlpRejected reads an ExportTraceServiceResponse: the spans its partial_success

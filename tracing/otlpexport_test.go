@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -186,7 +187,9 @@ func TestExporterOTLPStatus(t *testing.T) {
 	for _, tc := range []struct {
 		status        int
 		held, dropped bool
-	}{{http.StatusServiceUnavailable, true, false}, {http.StatusTooManyRequests, true, false}, {http.StatusBadRequest, false, true}} {
+	}{{http.StatusServiceUnavailable, true, false}, {http.StatusTooManyRequests, true, false}, {http.StatusBadGateway, true, false},
+		{http.StatusGatewayTimeout, true, false}, {http.StatusBadRequest, false, true},
+		{http.StatusInternalServerError, false, true}} { // OTLP/HTTP: 500 is not retryable
 		c := &otlpCollector{status: tc.status}
 		srv := httptest.NewServer(c)
 		e, err := NewExporter(ExporterConfig{Endpoint: srv.URL + "/v1/traces", Protocol: ProtocolOTLP, BatchSize: 1, QueueLimit: 10, Interval: time.Hour})
@@ -276,5 +279,75 @@ func TestOTLPReceiverTakesJSON(t *testing.T) {
 	b, _ := json.Marshal(viaJSON.batches)
 	if len(viaJSON.batches) != 1 || !bytes.Equal(a, b) {
 		t.Errorf("JSON made\n%s\nprotobuf made\n%s", b, a)
+	}
+}
+
+// The status and link rules of the Collector's jaeger translator: error=true wins over
+// otel.status_code; error that is not a boolean true, and a description without a status,
+// stay attributes; links say their reference type.
+func TestToOTLPStatusAndLinksAsTheCollector(t *testing.T) {
+	b := &jaeger.Batch{Process: &jaeger.Process{ServiceName: "s"}, Spans: []*jaeger.Span{
+		{TraceIdLow: 1, SpanId: 1, Tags: []*jaeger.Tag{boolTag("error", true), strTag("otel.status_code", "OK"), strTag("otel.status_description", "boom")}},
+		{TraceIdLow: 1, SpanId: 2, Tags: []*jaeger.Tag{boolTag("error", false), strTag("otel.status_description", "kept")},
+			References: []*jaeger.SpanRef{{RefType: jaeger.SpanRefType_CHILD_OF, TraceIdLow: 1, SpanId: 1},
+				{RefType: jaeger.SpanRefType_CHILD_OF, TraceIdLow: 9, SpanId: 7}, {RefType: jaeger.SpanRefType_FOLLOWS_FROM, TraceIdLow: 1, SpanId: 3}}},
+		{TraceIdLow: 1, SpanId: 3, Tags: []*jaeger.Tag{strTag("error", "true")}},
+	}}
+	spans := toOTLP(b).ScopeSpans[0].Spans
+	if st := spans[0].Status; st.GetCode() != tracepb.Status_STATUS_CODE_ERROR || st.GetMessage() != "boom" || len(spans[0].Attributes) != 0 {
+		t.Errorf("error=true with status OK: %v, attributes %v", st, spans[0].Attributes)
+	}
+	a := attrMap(spans[1].Attributes)
+	if spans[1].Status != nil || a["error"] == nil || a["error"].GetBoolValue() || a["otel.status_description"].GetStringValue() != "kept" {
+		t.Errorf("error=false: status %v, attributes %v", spans[1].Status, spans[1].Attributes)
+	}
+	if l := spans[1].Links; len(l) != 2 || attrMap(l[0].Attributes)["opentracing.ref_type"].GetStringValue() != "child_of" ||
+		attrMap(l[1].Attributes)["opentracing.ref_type"].GetStringValue() != "follows_from" || spans[1].ParentSpanId[7] != 1 {
+		t.Errorf("links %v, parent %x", l, spans[1].ParentSpanId)
+	}
+	if spans[2].Status != nil || attrMap(spans[2].Attributes)["error"].GetStringValue() != "true" {
+		t.Errorf("string error tag: status %v, attributes %v", spans[2].Status, spans[2].Attributes)
+	}
+}
+
+// jaeger.thrift strings are any bytes; a protobuf string must be UTF-8 or the whole
+// request fails to encode. One client's bad bytes must not cost the other spans.
+func TestEncodeOTLPRepairsInvalidUTF8(t *testing.T) {
+	bad := "op\xff\xfe"
+	good := &jaeger.Batch{Process: &jaeger.Process{ServiceName: "good"}, Spans: []*jaeger.Span{{TraceIdLow: 1, SpanId: 1, OperationName: "fine"}}}
+	evil := &jaeger.Batch{Process: &jaeger.Process{ServiceName: "svc\xff", Tags: []*jaeger.Tag{strTag("k\xff", bad)}},
+		Spans: []*jaeger.Span{{TraceIdLow: 2, SpanId: 2, OperationName: bad,
+			Tags: []*jaeger.Tag{strTag("a", bad), strTag("otel.scope.name", bad), strTag("w3c.tracestate", bad)},
+			Logs: []*jaeger.Log{{Fields: []*jaeger.Tag{strTag("event", bad), strTag("f", bad)}}}}}}
+	body, err := encodeOTLP([]*jaeger.Batch{good, evil})
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	zr, _ := gzip.NewReader(bytes.NewReader(body))
+	raw, _ := io.ReadAll(zr)
+	var req collectorpb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(raw, &req); err != nil || len(req.ResourceSpans) != 2 {
+		t.Fatalf("decode: %v, %d resources", err, len(req.ResourceSpans))
+	}
+	if n := req.ResourceSpans[1].ScopeSpans[0].Spans[0].Name; n != "op\uFFFD" {
+		t.Errorf("name %q", n)
+	}
+}
+
+func TestExporterHonoursRetryAfter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	e, err := NewExporter(ExporterConfig{Endpoint: srv.URL + "/v1/traces", Protocol: ProtocolOTLP, BatchSize: 1, QueueLimit: 10, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Export(&jaeger.Process{ServiceName: "a"}, []*jaeger.Span{{TraceIdLow: 1, SpanId: 1}})
+	err = e.flushOne(context.Background(), true)
+	var ra *retryAfterError
+	if !errors.As(err, &ra) || ra.after != 7*time.Second || e.Stats().Queued != 1 {
+		t.Errorf("err %v (%T), queued %d: want a retry after 7s, the span held", err, err, e.Stats().Queued)
 	}
 }

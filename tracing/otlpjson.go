@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -21,6 +22,9 @@ func decodeOTLPJSON(b []byte, req *tracepb.TracesData) error {
 	var doc map[string]any
 	if err := dec.Decode(&doc); err != nil {
 		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("data after the JSON document")
 	}
 	for _, rs := range list(doc["resourceSpans"]) {
 		for _, ss := range list(field(rs, "scopeSpans")) {
