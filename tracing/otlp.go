@@ -44,7 +44,6 @@ type OTLPConfig struct {
 	Log            logrus.FieldLogger
 }
 
-
 // OTLPReceiver takes spans over OTLP/HTTP (POST /v1/traces, protobuf, optionally gzip),
 // as OpenTelemetry SDKs export them, adds to each resource the metadata of the container
 // that sent the request (found by the connection's source address among the inventory's
