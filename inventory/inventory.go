@@ -70,6 +70,10 @@ type Handler interface {
 type Options struct {
 	MonitorAll bool          // monitor containers without lookout.enable (an explicit false still opts out)
 	Refresh    time.Duration // how often containers are listed and the monitored ones reported as Seen
+	// FullRefreshEvery is how often (in refreshes) every monitored container is inspected
+	// again, whatever the list says: the safety net for a change no event told of
+	// (default 6).
+	FullRefreshEvery int
 	Timeout    time.Duration // per Docker API call
 	Log        logrus.FieldLogger
 }
@@ -89,7 +93,7 @@ type Inventory struct {
 	seenAtLast map[string]bool // events handled at lastEvent, to skip them when replayed
 
 	bridgeMu  sync.Mutex
-	bridgeIPs map[string]string // container ID -> address on docker_gwbridge, from its last inspection
+	bridgeIPs map[string]bridgeAddr // container ID -> address on docker_gwbridge
 
 	// refreshes counts periodic refreshes (the event loop's alone); stale says an event or
 	// an inspection was dropped since the last full one, so the next must be full.
@@ -104,6 +108,9 @@ type Inventory struct {
 func New(client Client, opts Options) *Inventory {
 	if opts.Refresh <= 0 {
 		opts.Refresh = 10 * time.Second
+	}
+	if opts.FullRefreshEvery <= 0 {
+		opts.FullRefreshEvery = 6
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
@@ -278,6 +285,7 @@ type inspectPool struct {
 type pendingInspect struct {
 	action string
 	known  *Container // what the inventory held when the inspection was asked for
+	again  bool       // something changed after the inspection was asked for: ask once more
 }
 
 func newInspectPool(ctx context.Context, inv *Inventory, workers int) *inspectPool {
@@ -308,6 +316,18 @@ func newInspectPool(ctx context.Context, inv *Inventory, workers int) *inspectPo
 		}()
 	}
 	return p
+}
+
+// requestAfterChange asks for an inspection that must start after now: a container
+// change no container event carries (a network connect) may not be in the answer of an
+// inspection already under way, so that one is followed by another.
+func (p *inspectPool) requestAfterChange(id string) {
+	if prev, ok := p.pending[id]; ok {
+		prev.again = true
+		p.pending[id] = prev
+		return
+	}
+	p.request(id, "")
 }
 
 func (p *inspectPool) request(id, action string) {
@@ -353,6 +373,9 @@ func (inv *Inventory) applyInspect(ctx context.Context, p *inspectPool, r inspec
 	}
 	action := req.action
 	c := inv.store(r.resp, r.bridgeIP)
+	if req.again {
+		p.request(r.id, "")
+	}
 	if !c.Monitored {
 		return
 	}
@@ -362,10 +385,6 @@ func (inv *Inventory) applyInspect(ctx context.Context, p *inspectPool, r inspec
 	}
 	inv.notify(ctx, ch)
 }
-
-// fullRefreshEvery is how often (in refreshes) every monitored container is inspected
-// again, whatever the list says: the safety net for a change no event told of.
-const fullRefreshEvery = 6
 
 // dropped counts an event or inspection request that did not fit its queue and makes the
 // next refresh a full one.
@@ -379,14 +398,15 @@ func (inv *Inventory) dropped() {
 // inspected by the pool and reported as Seen; the other monitored ones are reported as
 // Seen as they are: events (container and network connect/disconnect) keep them up to
 // date, and an inspection costs the daemon and the agent a 5 KB JSON document each. Every
-// fullRefreshEvery-th refresh, or after a dropped event, inspects them all.
+// Options.FullRefreshEvery-th refresh, or after a dropped event, inspects them all.
 func (inv *Inventory) refresh(ctx context.Context, p *inspectPool) error {
 	ids, states, err := inv.list(ctx)
 	if err != nil {
 		return err
 	}
 	inv.refreshes++
-	full := inv.refreshes%fullRefreshEvery == 0 || inv.stale.Swap(false)
+	stale := inv.stale.Swap(false)
+	full := stale || inv.refreshes%inv.opts.FullRefreshEvery == 0
 	now := time.Now()
 	for _, id := range ids {
 		inv.mu.Lock()
@@ -415,6 +435,7 @@ func (inv *Inventory) withTimeout(ctx context.Context, f func(context.Context) (
 // relist inspects every container, reports the monitored ones as Seen, and reports as
 // Gone those that vanished since the last list.
 func (inv *Inventory) relist(ctx context.Context) error {
+	inv.stale.Store(false) // this is the full inspection a drop asks for
 	ids, _, err := inv.list(ctx)
 	if err != nil {
 		return err
@@ -459,16 +480,20 @@ func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, er
 		ids = append(ids, s.ID)
 	}
 	inv.mu.Lock()
-	var gone []*Container
+	var gone, vanished []*Container
 	for id, c := range inv.containers {
 		if _, ok := present[id]; !ok {
 			delete(inv.containers, id)
+			vanished = append(vanished, c)
 			if c.Monitored {
 				gone = append(gone, c)
 			}
 		}
 	}
 	inv.mu.Unlock()
+	for _, c := range vanished {
+		inv.forgetBridgeIP(c.ID)
+	}
 	for _, c := range gone {
 		inv.notify(ctx, Change{Kind: Gone, Action: "destroy", Time: now, Container: c})
 	}
@@ -499,8 +524,11 @@ func (inv *Inventory) bridgeIP(ctx context.Context, resp container.InspectRespon
 	}
 	inv.bridgeMu.Lock()
 	defer inv.bridgeMu.Unlock()
-	if ip, ok := inv.bridgeIPs[resp.ID]; ok {
-		return ip
+	// Known for this run of the container (a restart may give it another address), or
+	// read from the bridge's last inspection before this container was inspected.
+	if a, ok := inv.bridgeIPs[resp.ID]; ok && (a.startedAt == resp.State.StartedAt || a.startedAt == "") {
+		inv.bridgeIPs[resp.ID] = bridgeAddr{ip: a.ip, startedAt: resp.State.StartedAt}
+		return a.ip
 	}
 	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
 		return inv.client.NetworkInspect(c, GatewayBridge, network.InspectOptions{})
@@ -510,14 +538,42 @@ func (inv *Inventory) bridgeIP(ctx context.Context, resp container.InspectRespon
 			Debug("no docker_gwbridge address for the Swarm task: its spans cannot be told by their source address")
 		return ""
 	}
-	ips := map[string]string{}
+	if inv.bridgeIPs == nil {
+		inv.bridgeIPs = map[string]bridgeAddr{}
+	}
+	// Not on the bridge (a task without networks): known too, not looked up again until
+	// it restarts.
+	inv.bridgeIPs[resp.ID] = bridgeAddr{startedAt: resp.State.StartedAt}
 	for id, ep := range v.(network.Inspect).Containers {
-		if p, err := netip.ParsePrefix(ep.IPv4Address); err == nil {
-			ips[id] = p.Addr().String()
+		p, err := netip.ParsePrefix(ep.IPv4Address)
+		if err != nil {
+			continue
+		}
+		ip := p.Addr().String()
+		switch a, ok := inv.bridgeIPs[id]; {
+		case id == resp.ID:
+			inv.bridgeIPs[id] = bridgeAddr{ip: ip, startedAt: resp.State.StartedAt}
+		case !ok || a.ip != ip:
+			// Another container: its address now, for whichever run it is in (a
+			// container inspected during a re-list of a hundred tasks needs no lookup
+			// of its own).
+			inv.bridgeIPs[id] = bridgeAddr{ip: ip}
 		}
 	}
-	inv.bridgeIPs = ips
-	return ips[resp.ID]
+	return inv.bridgeIPs[resp.ID].ip
+}
+
+// bridgeAddr is a container's docker_gwbridge address ("" for none) for the run of the
+// container that started at startedAt ("": the run current when the bridge was last
+// inspected).
+type bridgeAddr struct{ ip, startedAt string }
+
+// forgetBridgeIP drops what is known of a container's docker_gwbridge address (it was
+// connected to or disconnected from the bridge, or it went).
+func (inv *Inventory) forgetBridgeIP(id string) {
+	inv.bridgeMu.Lock()
+	delete(inv.bridgeIPs, id)
+	inv.bridgeMu.Unlock()
 }
 
 // store keeps what an inspection says of a container, and reports its label problems the
@@ -561,7 +617,10 @@ func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue c
 		known := inv.containers[m.Actor.Attributes["container"]]
 		inv.mu.Unlock()
 		if known != nil && known.Monitored && (m.Action == events.ActionConnect || m.Action == events.ActionDisconnect) {
-			pool.request(known.ID, "") // its addresses changed: inspect again, report as Seen
+			if m.Actor.Attributes["name"] == GatewayBridge {
+				inv.forgetBridgeIP(known.ID)
+			}
+			pool.requestAfterChange(known.ID) // its addresses changed: inspect again, report as Seen
 		}
 		return
 	}
@@ -655,6 +714,7 @@ func (inv *Inventory) forget(id string) {
 	inv.mu.Lock()
 	delete(inv.containers, id)
 	inv.mu.Unlock()
+	inv.forgetBridgeIP(id)
 }
 
 func (inv *Inventory) notify(ctx context.Context, ch Change) {

@@ -865,6 +865,27 @@ func TestSwarmTaskBridgeAddress(t *testing.T) {
 	if c, _ := inv.inspect(ctx, "task0003"); c.BridgeIP != "172.18.0.5" || f.netInspect != 2 {
 		t.Errorf("a new task: %q after %d network inspections, want 172.18.0.5 after 2", c.BridgeIP, f.netInspect)
 	}
+	// Restarted, task0001 has another address, and its old one went to another task.
+	restarted := task("task0001")
+	restarted.State.StartedAt = "2024-05-01T11:00:00Z"
+	f.set(restarted)
+	f.bridge["task0001"], f.bridge["task0002"] = "172.18.0.9/16", "172.18.0.3/16"
+	if c, _ := inv.inspect(ctx, "task0001"); c.BridgeIP != "172.18.0.9" || f.netInspect != 3 {
+		t.Errorf("after a restart: %q after %d network inspections, want 172.18.0.9 after 3", c.BridgeIP, f.netInspect)
+	}
+	if c, _ := inv.inspect(ctx, "task0002"); c.BridgeIP != "172.18.0.3" {
+		t.Errorf("the task whose address moved: %q, want 172.18.0.3", c.BridgeIP)
+	}
+	// A running task not on the bridge is looked up once, not at every inspection.
+	n := f.netInspect
+	_, _ = inv.inspect(ctx, "stopped01") // not running: never looked up
+	lone := task("lone0001")
+	f.set(lone)
+	_, _ = inv.inspect(ctx, "lone0001")
+	_, _ = inv.inspect(ctx, "lone0001")
+	if f.netInspect != n+1 {
+		t.Errorf("a task not on the bridge cost %d network inspections, want 1", f.netInspect-n)
+	}
 	// No docker_gwbridge (not a Swarm node any more): no address, and the task is still stored.
 	f.bridge = nil
 	f.set(task("task0004"))
@@ -882,21 +903,66 @@ func TestRefreshInspectsOnlyWhatChanged(t *testing.T) {
 	h.connected(t)
 	waitFor(t, "20 refreshes", func() bool { l, _ := f.counts(); return l >= 21 })
 	lists, _ := f.counts()
-	// One inspection at the first list, one per full refresh, one in flight at most.
-	if n, most := f.inspected("a"), 1+(lists-1)/fullRefreshEvery+1; n > most || n < 2 {
+	// One inspection at the first list, one per full refresh (every sixth), one in flight at most.
+	if n, most := f.inspected("a"), 1+(lists-1)/6+1; n > most || n < 2 {
 		t.Errorf("a inspected %d times in %d lists, want 2 to %d", n, lists, most)
 	}
 	if n := len(h.rec.find(Seen, "a", "")); n < lists-2 {
 		t.Errorf("a reported Seen %d times in %d lists", n, lists)
 	}
 
-	// A change no event told of, seen in the list: inspected at the next refresh.
+}
+
+// A change no event told of, seen in the list, is inspected at the next refresh, not only
+// at the next full one.
+func TestRefreshInspectsAStateChangeInTheList(t *testing.T) {
+	f := newFake(ctr("a", enabled, false), ctr("b", enabled, false))
+	h := start(t, f, Options{Refresh: 5 * time.Millisecond, FullRefreshEvery: 1 << 30})
+	h.connected(t)
+	waitFor(t, "a refresh", func() bool { l, _ := f.counts(); return l >= 3 })
 	b := ctr("b", enabled, false)
 	b.State.Status, b.State.Running = container.StateExited, false
 	f.set(b)
 	waitFor(t, "b seen exited", func() bool {
 		for _, ch := range h.rec.find(Seen, "b", "") {
 			if ch.Container.State.Status == container.StateExited {
+				return true
+			}
+		}
+		return false
+	})
+	if n := f.inspected("a"); n != 1 {
+		t.Errorf("a, unchanged, inspected %d times, want once (at the first list)", n)
+	}
+}
+
+// A network connect while an inspection of the container is under way (its answer may
+// predate the connect) is followed by another inspection.
+func TestNetworkConnectDuringAnInspection(t *testing.T) {
+	f := newFake(ctr("a", enabled, true))
+	h := start(t, f, Options{})
+	s := h.connected(t)
+	release := f.hold("a")
+	send(t, s, ev("a", "health_status: healthy", 2_000_000_000)) // a health-log inspection, held
+	waitFor(t, "the held inspection", func() bool { return f.waiting("a") == 1 })
+	a := ctr("a", enabled, true)
+	a.NetworkSettings = &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"backend": {IPAddress: "10.0.9.4"}}}
+	f.set(a)
+	send(t, s, events.Message{Type: events.NetworkEventType, Action: events.ActionConnect, TimeNano: 3_000_000_000,
+		Actor: events.Actor{ID: "netid", Attributes: map[string]string{"container": "a", "name": "backend"}}})
+	waitFor(t, "the network event handled", func() bool { return field(t, h.inv, "events") >= 2 })
+	release()
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, ch := range h.rec.about("a") {
+				t.Logf("%v %s %v", ch.Kind, ch.Action, ch.Container.Networks)
+			}
+			t.Logf("inspections of a: %d", f.inspected("a"))
+		}
+	})
+	waitFor(t, "a seen with its new address", func() bool {
+		for _, ch := range h.rec.about("a") {
+			if ch.Container.Networks["backend"] == "10.0.9.4" {
 				return true
 			}
 		}
