@@ -74,8 +74,8 @@ type Options struct {
 	// again, whatever the list says: the safety net for a change no event told of
 	// (default 6).
 	FullRefreshEvery int
-	Timeout    time.Duration // per Docker API call
-	Log        logrus.FieldLogger
+	Timeout          time.Duration // per Docker API call
+	Log              logrus.FieldLogger
 }
 
 // Inventory watches the engine.
