@@ -48,6 +48,7 @@ const sysTTL = 500 * time.Millisecond
 // neither cgroup layout is found there.
 func NewCgroup(proc, root string, perCPU bool) (*Cgroup, error) {
 	c := &Cgroup{proc: proc, root: root, ticks: 100, dirs: map[string]string{}, absent: map[string]bool{}, perCPU: perCPU}
+	c.files.max = keepLimit()
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
 		c.v2 = true
 	} else if _, err := os.Stat(filepath.Join(root, "memory")); err != nil {
@@ -60,6 +61,9 @@ func NewCgroup(proc, root string, perCPU bool) (*Cgroup, error) {
 	c.machineMem = mem
 	return c, nil
 }
+
+// FilesOpen is the number of cgroup files kept open.
+func (c *Cgroup) FilesOpen() int { return c.files.count() }
 
 // Name implements Reader.
 func (c *Cgroup) Name() string { return SourceCgroup }

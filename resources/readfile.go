@@ -3,6 +3,7 @@ package resources
 import (
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -29,6 +30,19 @@ func readFile(path string) ([]byte, error) {
 type openFiles struct {
 	mu   sync.Mutex
 	byID map[string]*containerFiles
+	open atomic.Int64 // files kept open
+	max  int64        // keep no more (0: no limit); set before the first read
+}
+
+// keepLimit is how many files may be kept open: half the process's limit on open files,
+// the other half for the agent's sockets (Docker, outputs, relay, probes) and its
+// one-shot reads. Go raises the soft limit to the hard one at start.
+func keepLimit() int64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+		return 512
+	}
+	return int64(min(rl.Cur/2, 1<<20))
 }
 
 type containerFiles struct {
@@ -66,6 +80,10 @@ func (o *openFiles) read(id, path string) ([]byte, error) {
 		}
 		_ = syscall.Close(fd)
 		delete(cf.fds, path)
+		o.open.Add(-1)
+	}
+	if o.max > 0 && o.open.Load() >= o.max {
+		return readFile(path) // at the limit: read without keeping
 	}
 	fd, err := openRead(path)
 	if err != nil {
@@ -77,6 +95,7 @@ func (o *openFiles) read(id, path string) ([]byte, error) {
 		return nil, err
 	}
 	cf.fds[path] = fd
+	o.open.Add(1)
 	return b, nil
 }
 
@@ -96,23 +115,14 @@ func (o *openFiles) close(keep func(id string) bool) {
 		for _, fd := range cf.fds {
 			_ = syscall.Close(fd)
 		}
+		o.open.Add(-int64(len(cf.fds)))
 		cf.fds, cf.closed = nil, true
 		cf.mu.Unlock()
 	}
 }
 
-// count is the number of files open.
-func (o *openFiles) count() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	n := 0
-	for _, cf := range o.byID {
-		cf.mu.Lock()
-		n += len(cf.fds)
-		cf.mu.Unlock()
-	}
-	return n
-}
+// count is the number of files kept open.
+func (o *openFiles) count() int { return int(o.open.Load()) }
 
 func openRead(path string) (int, error) {
 	for {

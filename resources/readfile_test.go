@@ -104,3 +104,29 @@ func BenchmarkCgroupRead(b *testing.B) {
 		}
 	})
 }
+
+// At the limit, files are read without being kept: the agent's sockets keep their share
+// of the process's open files.
+func TestOpenFilesKeepsNoMoreThanTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	o := openFiles{max: 2}
+	for i := range 4 {
+		p := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(p, []byte(strconv.Itoa(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := o.read("c", p); err != nil || string(b) != strconv.Itoa(i) {
+			t.Fatalf("read %d: %q, %v", i, b, err)
+		}
+	}
+	if o.count() != 2 {
+		t.Errorf("%d files kept, want the limit 2", o.count())
+	}
+	o.close(func(string) bool { return false })
+	if o.count() != 0 {
+		t.Errorf("%d files kept after close", o.count())
+	}
+	if keepLimit() < 1 {
+		t.Errorf("keepLimit() = %d", keepLimit())
+	}
+}

@@ -234,6 +234,9 @@ func (c *Collector) Points(now time.Time, tags map[string]string) []metric.Point
 			fallbacks += n
 		}
 		byReader = append(byReader, metric.Field{Key: r.Name() + "_reads", Value: n})
+		if f, ok := r.(interface{ FilesOpen() int }); ok {
+			byReader = append(byReader, metric.Field{Key: "cgroup_files_open", Value: int64(f.FilesOpen())})
+		}
 	}
 	fields := append([]metric.Field{
 		{Key: "gathers", Value: c.gathers.Load()},
