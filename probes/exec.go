@@ -17,8 +17,10 @@ import (
 	"github.com/lookout-agent/lookout/labels"
 )
 
-// Docker is what exec checks need of the Docker Engine API.
+// Docker is what the probes need of the Docker Engine API: exec for exec checks, and
+// inspect to learn that a container whose checks fail no longer exists.
 type Docker interface {
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
 	ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error)
 	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
 	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)

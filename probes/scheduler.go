@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docker/docker/errdefs"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/healthcheck"
@@ -30,7 +31,7 @@ type Options struct {
 	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
 	// connection between runs (healthcheck.HTTPProber) and a TCP check connects each run.
 	HTTP, TCP     Prober
-	Docker        Docker          // for exec checks
+	Docker        Docker          // for exec checks, and to learn of containers gone unnoticed
 	ProbeNetwork  string          // the network to probe on when a check names none
 	AgentNetworks []string        // networks of the agent's own container, if it runs in one
 	AllowedHosts  map[string]bool // hosts a label may name besides the container's own address
@@ -51,20 +52,30 @@ type Scheduler struct {
 	opts Options
 	sink metric.Sink
 	cmds chan inventory.Change
+	gone chan *containerChecks // checks that stopped themselves: Docker no longer has the container
 
 	// Touched only by Run's goroutine.
 	running map[string]*containerChecks
 	wg      sync.WaitGroup
 
-	runs, dropped atomic.Uint64
-	active        atomic.Int64
+	runs, dropped, goneUnnoticed atomic.Uint64
+	active                       atomic.Int64
 }
 
 type containerChecks struct {
+	id          string
 	fingerprint string
+	parent      context.Context // Run's
 	cancel      context.CancelFunc
 	current     atomic.Pointer[view] // the container as last seen, read by its checks
+	lookedUp    atomic.Int64         // when Docker was last asked whether the container exists (UnixNano)
 }
+
+// goneLookupEvery is how often at most Docker is asked whether a container whose checks
+// fail still exists. The inventory tells of a removed container once, and that notice
+// may be dropped on a full queue; a removed container's checks fail, and the lookup
+// stops them.
+const goneLookupEvery = 30 * time.Second
 
 type view struct {
 	c   *inventory.Container
@@ -76,13 +87,16 @@ func New(sink metric.Sink, opts Options) *Scheduler {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024), running: map[string]*containerChecks{}}
+	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024), gone: make(chan *containerChecks),
+		running: map[string]*containerChecks{}}
 }
 
 var _ inventory.Handler = (*Scheduler)(nil)
 
 // HandleChange implements inventory.Handler: it queues the change for Run and never
-// blocks. A change dropped on a full queue is counted; the next refresh repeats it.
+// blocks. A change dropped on a full queue is counted; the next refresh repeats it, but
+// for Gone, which is told once: the checks of a removed container find out for
+// themselves when they fail (see goneLookupEvery).
 func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
 	select {
 	case s.cmds <- ch:
@@ -104,6 +118,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 			return
 		case ch := <-s.cmds:
 			s.apply(ctx, ch)
+		case cc := <-s.gone:
+			if s.running[cc.id] == cc {
+				delete(s.running, cc.id)
+			}
 		}
 	}
 }
@@ -127,7 +145,7 @@ func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	cc := &containerChecks{fingerprint: fp, cancel: cancel}
+	cc := &containerChecks{id: c.ID, fingerprint: fp, parent: ctx, cancel: cancel}
 	cc.current.Store(&view{c: c, eng: ch.Engine})
 	s.running[c.ID] = cc
 	for _, chk := range c.Config.Checks {
@@ -193,12 +211,42 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		traced(res)
 		s.runs.Add(1)
 		s.report(v, chk, res, &st)
+		if res.Result != healthcheck.Success && s.containerGone(ctx, cc) {
+			return
+		}
 		next = next.Add(interval)
 		if now := time.Now(); next.Before(now) {
 			next = now
 		}
 		timer.Reset(time.Until(next))
 	}
+}
+
+// containerGone asks Docker, at most every goneLookupEvery for a container, whether the
+// container still exists. If it does not, it stops the container's checks, has Run
+// forget them and reports true.
+func (s *Scheduler) containerGone(ctx context.Context, cc *containerChecks) bool {
+	if s.opts.Docker == nil {
+		return false
+	}
+	now, last := time.Now().UnixNano(), cc.lookedUp.Load()
+	if last != 0 && now-last < int64(goneLookupEvery) || !cc.lookedUp.CompareAndSwap(last, now) {
+		return false // asked lately, or another check of the container is asking
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err := s.opts.Docker.ContainerInspect(lctx, cc.id)
+	cancel()
+	if !errdefs.IsNotFound(err) {
+		return false
+	}
+	s.goneUnnoticed.Add(1)
+	s.opts.Log.WithField("container", cc.current.Load().c.Name).Info("checks stopped: Docker no longer has the container")
+	cc.cancel()
+	select {
+	case s.gone <- cc:
+	case <-cc.parent.Done():
+	}
+	return true
 }
 
 // RunOnce runs chk against container c once, on a connection of its own.
@@ -292,6 +340,7 @@ func (s *Scheduler) Points(now time.Time, tags map[string]string) []metric.Point
 		{Key: "checks", Value: s.active.Load()},
 		{Key: "runs", Value: s.runs.Load()},
 		{Key: "changes_dropped", Value: s.dropped.Load()},
+		{Key: "containers_gone_unnoticed", Value: s.goneUnnoticed.Load()},
 	}, now)}
 }
 

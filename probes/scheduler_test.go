@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
@@ -167,5 +169,70 @@ func TestTargetOnlyTheContainersOwnAddress(t *testing.T) {
 	host.NetworkMode, host.Networks = "host", nil
 	if got, _ := Target(host, labels.Check{Type: "tcp", Port: 5432}, "", nil, nil); got != "127.0.0.1:5432" {
 		t.Errorf("host network: %q", got)
+	}
+}
+
+// inspectDocker answers every inspect with err (nil: the container exists).
+type inspectDocker struct {
+	Docker   // exec is not used here
+	err      error
+	inspects atomic.Int64
+}
+
+func (d *inspectDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
+	d.inspects.Add(1)
+	return container.InspectResponse{}, d.err
+}
+
+// failingChecks runs a scheduler whose every probe fails with result, on the given Docker.
+func failingChecks(t *testing.T, result string, docker Docker) (*Scheduler, *atomic.Int64, context.Context) {
+	var calls atomic.Int64
+	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
+		calls.Add(1)
+		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: result, Reason: "it failed", Start: time.Now()}
+	}
+	s := New(&sink{}, Options{HTTP: probe, TCP: probe, Docker: docker})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go s.Run(ctx)
+	return s, &calls, ctx
+}
+
+// The inventory tells of a removed container once (Gone); when that notice is dropped on
+// the scheduler's full queue, the checks must still stop: they fail, and Docker says the
+// container is no more.
+func TestChecksOfAContainerGoneUnnoticedStop(t *testing.T) {
+	docker := &inspectDocker{err: errdefs.NotFound(errors.New("No such container: a"))}
+	s, _, ctx := failingChecks(t, healthcheck.Error, docker)
+	lbls := map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/", "lookout.check.db": "tcp://:5432",
+		"lookout.check.web.interval": "1s", "lookout.check.db.interval": "1s"}
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("a", true, lbls)})
+	eventually(t, "two checks running", func() bool { return s.active.Load() == 2 })
+	// No Gone change follows: it was dropped.
+	eventually(t, "the checks of the removed container stopped", func() bool { return s.active.Load() == 0 })
+	if n := docker.inspects.Load(); n != 1 {
+		t.Errorf("Docker asked %d times, want once for the container's two checks", n)
+	}
+	if f := s.Points(time.Now(), nil)[0].Field("containers_gone_unnoticed"); f != uint64(1) {
+		t.Errorf("containers_gone_unnoticed = %v, want 1", f)
+	}
+	// Forgotten by Run too: the container seen again (re-created with its ID) gets its checks back.
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("a", true, lbls)})
+	eventually(t, "checks back", func() bool { return s.active.Load() == 2 })
+}
+
+// A check that fails on a container Docker still has keeps running, and Docker is asked
+// at most once per goneLookupEvery.
+func TestFailingChecksOfAnExistingContainerKeepRunning(t *testing.T) {
+	docker := &inspectDocker{}
+	s, calls, ctx := failingChecks(t, healthcheck.Failure, docker)
+	lbls := map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/", "lookout.check.web.interval": "1s"}
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("p", true, lbls)})
+	eventually(t, "three failed runs", func() bool { return calls.Load() >= 3 })
+	if s.active.Load() != 1 {
+		t.Errorf("%d checks running, want 1", s.active.Load())
+	}
+	if n := docker.inspects.Load(); n != 1 {
+		t.Errorf("Docker asked %d times in three runs, want once", n)
 	}
 }
