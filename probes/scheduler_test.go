@@ -236,3 +236,14 @@ func TestFailingChecksOfAnExistingContainerKeepRunning(t *testing.T) {
 		t.Errorf("Docker asked %d times in three runs, want once", n)
 	}
 }
+
+func TestRunsStartOnSlotBoundaries(t *testing.T) {
+	base := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct{ at, want time.Duration }{
+		{0, 0}, {1, runSlot}, {runSlot - 1, runSlot}, {runSlot, runSlot}, {runSlot + 1, 2 * runSlot},
+	} {
+		if got := slotted(base.Add(tc.at)); !got.Equal(base.Add(tc.want)) {
+			t.Errorf("slotted(+%v) = +%v, want +%v", tc.at, got.Sub(base), tc.want)
+		}
+	}
+}
