@@ -58,7 +58,7 @@ func BenchmarkCheckRun(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		res := s.run(ctx, v.c, chk, &st.lastExec, hp.Probe)
+		res := s.run(ctx, v.c, chk, &st, hp.Probe)
 		if res.Result != healthcheck.Success {
 			b.Fatalf("%s: %s", res.Result, res.Reason)
 		}

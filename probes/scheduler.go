@@ -193,11 +193,26 @@ func slotted(t time.Time) time.Time {
 	return s
 }
 
-// state is one check's standing after rise/fall.
+// state is one check's standing after rise/fall, and what its runs keep from one to the
+// next.
 type state struct {
 	passing          *bool // nil until the first verdict
 	successes, fails int
 	lastExec         string
+
+	// The target and the point tags, worked out again when the container's view changes
+	// (the inventory's every refresh) rather than each run.
+	target struct {
+		c    *inventory.Container
+		addr string
+		err  error
+	}
+	tags struct {
+		v         *view
+		container map[string]string // the container's tags
+		result    string            // the result tag of sorted
+		sorted    []metric.Tag      // a lookout_check point's tags; shared by the points, never modified
+	}
 }
 
 // loop runs one check: after a random first delay, every interval, never two runs at once.
@@ -227,7 +242,7 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		if s.opts.Tracer != nil {
 			rctx, traced = s.opts.Tracer.StartCheck(ctx, v.c, v.eng, chk)
 		}
-		res := s.run(rctx, v.c, chk, &st.lastExec, probe)
+		res := s.run(rctx, v.c, chk, &st, probe)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the container went
 		}
@@ -290,21 +305,30 @@ func (s *Scheduler) prober(chk labels.Check) Prober {
 	}
 }
 
-// run runs chk against c with probe. lastExec carries an exec check's previous exec ID
-// between runs (nil when there is none to track).
-func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, lastExec *string, probe Prober) healthcheck.Result {
+// run runs chk against c with probe. st, when not nil, carries what runs of the check
+// keep: an exec check's previous exec ID, the target.
+func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, st *state, probe Prober) healthcheck.Result {
 	if chk.Type == labels.CheckExec {
 		prev := ""
-		if lastExec != nil {
-			prev = *lastExec
+		if st != nil {
+			prev = st.lastExec
 		}
 		res, id := ProbeExec(ctx, s.opts.Docker, c.ID, chk, prev)
-		if lastExec != nil && id != "" {
-			*lastExec = id
+		if st != nil && id != "" {
+			st.lastExec = id
 		}
 		return res
 	}
-	addr, err := Target(c, chk, s.opts.ProbeNetwork, s.opts.AgentNetworks, s.opts.AllowedHosts)
+	var addr string
+	var err error
+	if st != nil && st.target.c == c {
+		addr, err = st.target.addr, st.target.err
+	} else {
+		addr, err = Target(c, chk, s.opts.ProbeNetwork, s.opts.AgentNetworks, s.opts.AllowedHosts)
+		if st != nil {
+			st.target.c, st.target.addr, st.target.err = c, addr, err
+		}
+	}
 	if err != nil {
 		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: healthcheck.Error,
 			Reason: "refused: " + err.Error()}
@@ -329,8 +353,14 @@ func (s *Scheduler) report(v *view, chk labels.Check, res healthcheck.Result, st
 		f := false
 		st.passing, turned = &f, true
 	}
-	tags := v.c.Tags(v.eng)
-	p := res.Point(tags)
+	if st.tags.v != v {
+		st.tags.v, st.tags.container, st.tags.sorted = v, v.c.Tags(v.eng), nil
+	}
+	if st.tags.sorted == nil || st.tags.result != res.Result {
+		st.tags.sorted, st.tags.result = res.Point(st.tags.container).Tags, res.Result
+	}
+	tags := st.tags.container
+	p := metric.Point{Name: healthcheck.Measurement, Tags: st.tags.sorted, Fields: res.Fields(), Time: res.Start}
 	if st.passing != nil {
 		p.Fields = append(p.Fields, metric.Field{Key: "passing", Value: boolInt(*st.passing)})
 	}
