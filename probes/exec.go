@@ -17,10 +17,10 @@ import (
 	"github.com/lookout-agent/lookout/labels"
 )
 
-// Docker is what the probes need of the Docker Engine API: exec for exec checks, and
-// inspect to learn that a container whose checks fail no longer exists.
+// Docker is what the probes need of the Docker Engine API: exec for exec checks, and the
+// list of containers for the sweep (see sweepEvery).
 type Docker interface {
-	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error)
 	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
 	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)

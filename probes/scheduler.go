@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/api/types/container"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/healthcheck"
@@ -31,7 +31,7 @@ type Options struct {
 	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
 	// connection between runs (healthcheck.HTTPProber) and a TCP check connects each run.
 	HTTP, TCP     Prober
-	Docker        Docker          // for exec checks, and to learn of containers gone unnoticed
+	Docker        Docker          // for exec checks, and to sweep the checks of containers gone unnoticed
 	ProbeNetwork  string          // the network to probe on when a check names none
 	AgentNetworks []string        // networks of the agent's own container, if it runs in one
 	AllowedHosts  map[string]bool // hosts a label may name besides the container's own address
@@ -49,10 +49,11 @@ type Tracer interface {
 
 // Scheduler runs the checks of every monitored, running container.
 type Scheduler struct {
-	opts Options
-	sink metric.Sink
-	cmds chan inventory.Change
-	gone chan *containerChecks // checks that stopped themselves: Docker no longer has the container
+	opts       Options
+	sink       metric.Sink
+	cmds       chan inventory.Change
+	sweepEvery time.Duration
+	listed     chan listing // the sweeps' lists of containers, for Run
 
 	// Touched only by Run's goroutine.
 	running map[string]*containerChecks
@@ -63,19 +64,25 @@ type Scheduler struct {
 }
 
 type containerChecks struct {
-	id          string
 	fingerprint string
-	parent      context.Context // Run's
+	since       time.Time // when its checks started
 	cancel      context.CancelFunc
 	current     atomic.Pointer[view] // the container as last seen, read by its checks
-	lookedUp    atomic.Int64         // when Docker was last asked whether the container exists (UnixNano)
 }
 
-// goneLookupEvery is how often at most Docker is asked whether a container whose checks
-// fail still exists. The inventory tells of a removed container once, and that notice
-// may be dropped on a full queue; a removed container's checks fail, and the lookup
-// stops them.
-const goneLookupEvery = 30 * time.Second
+// sweepEvery is how often Docker's list of containers is compared with the containers
+// whose checks run. The inventory tells of a removed container once, and that notice may
+// be dropped on a full queue: the sweep stops the checks of a container Docker no longer
+// lists, which could otherwise run on until the agent restarts (and succeed, should
+// another container take its address).
+const sweepEvery = 30 * time.Second
+
+// listing is the result of one sweep's list: the IDs of every container, and when the
+// list was asked for.
+type listing struct {
+	asked time.Time
+	ids   map[string]bool
+}
 
 type view struct {
 	c   *inventory.Container
@@ -87,16 +94,15 @@ func New(sink metric.Sink, opts Options) *Scheduler {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024), gone: make(chan *containerChecks),
-		running: map[string]*containerChecks{}}
+	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024), sweepEvery: sweepEvery,
+		listed: make(chan listing, 1), running: map[string]*containerChecks{}}
 }
 
 var _ inventory.Handler = (*Scheduler)(nil)
 
 // HandleChange implements inventory.Handler: it queues the change for Run and never
 // blocks. A change dropped on a full queue is counted; the next refresh repeats it, but
-// for Gone, which is told once: the checks of a removed container find out for
-// themselves when they fail (see goneLookupEvery).
+// for Gone, which is told once: the sweep catches that (see sweepEvery).
 func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
 	select {
 	case s.cmds <- ch:
@@ -108,6 +114,13 @@ func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
 // Run starts and stops checks until ctx is done, then stops them all and waits for them.
 func (s *Scheduler) Run(ctx context.Context) {
 	defer s.wg.Wait()
+	var sweep <-chan time.Time
+	if s.opts.Docker != nil {
+		t := time.NewTicker(s.sweepEvery)
+		defer t.Stop()
+		sweep = t.C
+	}
+	inFlight := false // a sweep's list is under way
 	for {
 		select {
 		case <-ctx.Done():
@@ -118,10 +131,15 @@ func (s *Scheduler) Run(ctx context.Context) {
 			return
 		case ch := <-s.cmds:
 			s.apply(ctx, ch)
-		case cc := <-s.gone:
-			if s.running[cc.id] == cc {
-				delete(s.running, cc.id)
+		case <-sweep:
+			if !inFlight && len(s.running) > 0 {
+				inFlight = true
+				s.wg.Add(1)
+				go func() { defer s.wg.Done(); s.list(ctx) }()
 			}
+		case l := <-s.listed:
+			inFlight = false
+			s.sweep(l)
 		}
 	}
 }
@@ -145,7 +163,7 @@ func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	cc := &containerChecks{id: c.ID, fingerprint: fp, parent: ctx, cancel: cancel}
+	cc := &containerChecks{fingerprint: fp, since: time.Now(), cancel: cancel}
 	cc.current.Store(&view{c: c, eng: ch.Engine})
 	s.running[c.ID] = cc
 	for _, chk := range c.Config.Checks {
@@ -249,9 +267,6 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		traced(res)
 		s.runs.Add(1)
 		s.report(v, chk, res, &st)
-		if res.Result != healthcheck.Success && s.containerGone(ctx, cc) {
-			return
-		}
 		next = next.Add(interval)
 		if now := time.Now(); next.Before(now) {
 			next = now
@@ -260,31 +275,43 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 	}
 }
 
-// containerGone asks Docker, at most every goneLookupEvery for a container, whether the
-// container still exists. If it does not, it stops the container's checks, has Run
-// forget them and reports true.
-func (s *Scheduler) containerGone(ctx context.Context, cc *containerChecks) bool {
-	if s.opts.Docker == nil {
-		return false
-	}
-	now, last := time.Now().UnixNano(), cc.lookedUp.Load()
-	if last != 0 && now-last < int64(goneLookupEvery) || !cc.lookedUp.CompareAndSwap(last, now) {
-		return false // asked lately, or another check of the container is asking
-	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err := s.opts.Docker.ContainerInspect(lctx, cc.id)
+// list asks Docker for its containers and hands the list to Run; an empty listing
+// (asked is zero) when Docker did not answer.
+func (s *Scheduler) list(ctx context.Context) {
+	l := listing{asked: time.Now()}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	all, err := s.opts.Docker.ContainerList(lctx, container.ListOptions{All: true})
 	cancel()
-	if !errdefs.IsNotFound(err) {
-		return false
+	if err == nil {
+		l.ids = make(map[string]bool, len(all))
+		for _, c := range all {
+			l.ids[c.ID] = true
+		}
+	} else {
+		l.asked = time.Time{}
+		s.opts.Log.WithError(err).Debug("probes: cannot list containers; no sweep this time")
 	}
-	s.goneUnnoticed.Add(1)
-	s.opts.Log.WithField("container", cc.current.Load().c.Name).Info("checks stopped: Docker no longer has the container")
-	cc.cancel()
 	select {
-	case s.gone <- cc:
-	case <-cc.parent.Done():
+	case s.listed <- l:
+	case <-ctx.Done():
 	}
-	return true
+}
+
+// sweep stops the checks of the containers Docker's list l does not have, among those
+// whose checks started before the list was asked for.
+func (s *Scheduler) sweep(l listing) {
+	if l.asked.IsZero() {
+		return
+	}
+	for id, cc := range s.running {
+		if l.ids[id] || !cc.since.Before(l.asked) {
+			continue
+		}
+		cc.cancel()
+		delete(s.running, id)
+		s.goneUnnoticed.Add(1)
+		s.opts.Log.WithField("container", cc.current.Load().c.Name).Info("checks stopped: Docker no longer has the container")
+	}
 }
 
 // RunOnce runs chk against container c once, on a connection of its own.
