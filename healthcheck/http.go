@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ const (
 	maxRedirects   = 10
 	headerLimit    = 1 << 20 // response header bytes accepted
 	reasonLimit    = 256
+	keptBodyBuffer = 4 << 10 // a body buffer larger than this is not kept between runs
 	userAgent      = "lookout-healthcheck"
 	stoppedReason  = "stopped" // the caller canceled the probe
 )
@@ -57,8 +59,26 @@ func ProbeHTTP(ctx context.Context, c labels.Check, addr string) Result {
 // Telegraf's http_response does: no TCP and TLS handshake a run while the container keeps
 // the connection open. A run on a new connection reports its DNS, connect and TLS phases;
 // a run on a reused one leaves them out. Close it when the check stops.
+//
+// Runs of one prober are taken one after another, never at once. What does not change
+// between runs (the request, the client) is made once and made again when the target
+// changes; the buffer that reads the body is reused.
 type HTTPProber struct {
 	tr *http.Transport
+
+	// The request of the last run, and what it was made from.
+	key    requestKey
+	req    *http.Request // its context is replaced each run
+	client *http.Client
+	reason string // why the request cannot be made, if it cannot
+	body   []byte // the last body read, kept for the next run when small
+}
+
+// requestKey is what a prober's request is made from.
+type requestKey struct {
+	addr, scheme, path, method string
+	headers                    map[string][]string // compared by identity: a check's own
+	follow                     bool
 }
 
 // NewHTTPProber returns a prober for check c.
@@ -88,7 +108,7 @@ func (p *HTTPProber) Probe(ctx context.Context, c labels.Check, addr string) Res
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	pt := &phaseTrace{start: start, conns: map[string]time.Time{}}
+	pt := &phaseTrace{start: start}
 	finish := func(result, reason string, body []byte) Result {
 		res.Duration = time.Since(start)
 		res.Result, res.Reason = result, reason
@@ -99,44 +119,17 @@ func (p *HTTPProber) Probe(ctx context.Context, c labels.Check, addr string) Res
 		return res
 	}
 
-	scheme := c.Scheme
-	if scheme == "" {
-		scheme = "http"
+	tmpl, client, reason := p.request(c, addr)
+	if tmpl == nil {
+		return finish(Error, reason, nil)
 	}
-	if scheme != "http" && scheme != "https" {
-		return finish(Error, fmt.Sprintf("unsupported scheme %q", scheme), nil)
-	}
-	path := c.Path
-	if path == "" {
-		path = "/"
-	}
-	method := c.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(pctx, pt.clientTrace()), method, scheme+"://"+addr+path, nil)
-	if err != nil {
-		return finish(Error, capReason("invalid request: "+err.Error()), nil)
-	}
-	for k, vs := range c.Headers {
-		if http.CanonicalHeaderKey(k) == "Host" {
-			if len(vs) > 0 {
-				req.Host = vs[0]
-			}
-			continue
-		}
-		for _, v := range vs {
-			req.Header.Add(k, v)
+	req := tmpl.WithContext(httptrace.WithClientTrace(pctx, pt.clientTrace()))
+	if h := requestHeaders(ctx); len(h) > 0 {
+		req.Header = req.Header.Clone() // the copy's, not the template's
+		for k, vs := range h {
+			req.Header[k] = vs
 		}
 	}
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", userAgent)
-	}
-	for k, vs := range requestHeaders(ctx) {
-		req.Header[k] = vs
-	}
-
-	client := &http.Client{Transport: p.tr, CheckRedirect: redirectPolicy(c.FollowRedirects, req.URL.Hostname())}
 
 	resp, err := client.Do(req)
 	if err != nil {
@@ -149,7 +142,10 @@ func (p *HTTPProber) Probe(ctx context.Context, c labels.Check, addr string) Res
 		return finish(result, reason, nil)
 	}
 	res.StatusCode = resp.StatusCode
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, bodyLimit))
+	body, readErr := readBody(p.body[:0], resp.Body)
+	if cap(body) <= keptBodyBuffer {
+		p.body = body
+	}
 	if readErr == nil {
 		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 	}
@@ -172,6 +168,86 @@ func (p *HTTPProber) Probe(ctx context.Context, c labels.Check, addr string) Res
 		return finish(Failure, capReason("body does not match "+c.Body.String()), body)
 	}
 	return finish(Success, "", nil)
+}
+
+// request returns the request and the client for check c against addr, made anew when
+// they changed since the last run, or (nil and) why the request cannot be made. The
+// request is a template: a run takes a copy with its own context, and clones the header
+// before adding to it.
+func (p *HTTPProber) request(c labels.Check, addr string) (*http.Request, *http.Client, string) {
+	key := requestKey{addr: addr, scheme: c.Scheme, path: c.Path, method: c.Method, headers: c.Headers, follow: c.FollowRedirects}
+	if key.scheme == "" {
+		key.scheme = "http"
+	}
+	if key.path == "" {
+		key.path = "/"
+	}
+	if key.method == "" {
+		key.method = http.MethodGet
+	}
+	if (p.req != nil || p.reason != "") && sameRequest(key, p.key) {
+		return p.req, p.client, p.reason
+	}
+	p.key, p.req, p.client, p.reason = key, nil, nil, ""
+	if key.scheme != "http" && key.scheme != "https" {
+		p.reason = fmt.Sprintf("unsupported scheme %q", key.scheme)
+		return nil, nil, p.reason
+	}
+	req, err := http.NewRequest(key.method, key.scheme+"://"+addr+key.path, nil)
+	if err != nil {
+		p.reason = capReason("invalid request: " + err.Error())
+		return nil, nil, p.reason
+	}
+	for k, vs := range c.Headers {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			if len(vs) > 0 {
+				req.Host = vs[0]
+			}
+			continue
+		}
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	p.req = req
+	p.client = &http.Client{Transport: p.tr, CheckRedirect: redirectPolicy(c.FollowRedirects, req.URL.Hostname())}
+	return p.req, p.client, ""
+}
+
+// sameRequest says whether two keys make the same request; headers are the same map or
+// both empty.
+func sameRequest(a, b requestKey) bool {
+	if a.addr != b.addr || a.scheme != b.scheme || a.path != b.path || a.method != b.method || a.follow != b.follow {
+		return false
+	}
+	if len(a.headers) == 0 || len(b.headers) == 0 {
+		return len(a.headers) == len(b.headers)
+	}
+	return reflect.ValueOf(a.headers).UnsafePointer() == reflect.ValueOf(b.headers).UnsafePointer()
+}
+
+// readBody reads up to bodyLimit bytes of r into buf, growing it as needed.
+func readBody(buf []byte, r io.Reader) ([]byte, error) {
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, 512)
+	}
+	for len(buf) < bodyLimit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), bodyLimit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // FormatStatus writes accepted status ranges as a check label does: "200-299,301".
@@ -321,6 +397,9 @@ func (t *phaseTrace) clientTrace() *httptrace.ClientTrace {
 		},
 		ConnectStart: func(network, addr string) {
 			t.mu.Lock()
+			if t.conns == nil {
+				t.conns = map[string]time.Time{}
+			}
 			t.conns[network+" "+addr] = time.Now()
 			t.mu.Unlock()
 		},

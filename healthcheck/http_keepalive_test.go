@@ -46,3 +46,34 @@ func TestHTTPProberKeepsOneConnection(t *testing.T) {
 		t.Errorf("two one-shot probes made %d connections, want 2", n)
 	}
 }
+
+// A prober makes its request once and reuses it: a run's own headers (a trace context)
+// must not stay for the next run, and a new target must get the request.
+func TestHTTPProberReusesItsRequestSafely(t *testing.T) {
+	got := make(chan http.Header, 4)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone(); _, _ = w.Write([]byte("ok")) })
+	one, two := httptest.NewServer(h), httptest.NewServer(h)
+	defer one.Close()
+	defer two.Close()
+	c := labels.Check{Name: "web", Type: labels.CheckHTTP, Path: "/", Interval: time.Second, Timeout: time.Second,
+		Headers: http.Header{"X-Team": {"blue"}}}
+	p := NewHTTPProber(c)
+	defer p.Close()
+	traced := WithRequestHeaders(context.Background(), http.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}})
+	for i, run := range []struct {
+		ctx    context.Context
+		server *httptest.Server
+		trace  bool
+	}{{traced, one, true}, {context.Background(), one, false}, {context.Background(), two, false}, {traced, two, true}} {
+		if r := p.Probe(run.ctx, c, strings.TrimPrefix(run.server.URL, "http://")); r.Result != Success {
+			t.Fatalf("run %d: %s %s", i, r.Result, r.Reason)
+		}
+		hdr := <-got
+		if hdr.Get("X-Team") != "blue" || hdr.Get("User-Agent") != userAgent {
+			t.Errorf("run %d: the check's headers missing: %v", i, hdr)
+		}
+		if (hdr.Get("Traceparent") != "") != run.trace {
+			t.Errorf("run %d: traceparent %q, want it: %v", i, hdr.Get("Traceparent"), run.trace)
+		}
+	}
+}

@@ -54,14 +54,18 @@ func (r Result) Point(containerTags map[string]string) metric.Point {
 	tags["check"] = r.Check
 	tags["type"] = r.Type
 	tags["result"] = r.Result
+	return metric.New(Measurement, tags, r.Fields(), r.Start)
+}
+
+// Fields returns the fields of r's lookout_check point.
+func (r Result) Fields() []metric.Field {
 	success := int64(0)
 	if r.Result == Success {
 		success = 1
 	}
-	fields := []metric.Field{
-		{Key: "success", Value: success},
-		{Key: "response_time", Value: r.Duration.Seconds()},
-	}
+	fields := make([]metric.Field, 2, 8)
+	fields[0] = metric.Field{Key: "success", Value: success}
+	fields[1] = metric.Field{Key: "response_time", Value: r.Duration.Seconds()}
 	if r.ExitCode != nil {
 		fields = append(fields, metric.Field{Key: "exit_code", Value: int64(*r.ExitCode)})
 	}
@@ -85,7 +89,7 @@ func (r Result) Point(containerTags map[string]string) metric.Point {
 			fields = append(fields, metric.Field{Key: ph.key, Value: ph.d.Seconds()})
 		}
 	}
-	return metric.New(Measurement, tags, fields, r.Start)
+	return fields
 }
 
 // Truncate caps s at limit bytes, saying how much was kept of how much.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/healthcheck"
@@ -30,7 +31,7 @@ type Options struct {
 	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
 	// connection between runs (healthcheck.HTTPProber) and a TCP check connects each run.
 	HTTP, TCP     Prober
-	Docker        Docker          // for exec checks
+	Docker        Docker          // for exec checks, and to sweep the checks of containers gone unnoticed
 	ProbeNetwork  string          // the network to probe on when a check names none
 	AgentNetworks []string        // networks of the agent's own container, if it runs in one
 	AllowedHosts  map[string]bool // hosts a label may name besides the container's own address
@@ -48,22 +49,39 @@ type Tracer interface {
 
 // Scheduler runs the checks of every monitored, running container.
 type Scheduler struct {
-	opts Options
-	sink metric.Sink
-	cmds chan inventory.Change
+	opts       Options
+	sink       metric.Sink
+	cmds       chan inventory.Change
+	sweepEvery time.Duration
+	listed     chan listing // the sweeps' lists of containers, for Run
 
 	// Touched only by Run's goroutine.
 	running map[string]*containerChecks
 	wg      sync.WaitGroup
 
-	runs, dropped atomic.Uint64
-	active        atomic.Int64
+	runs, dropped, goneUnnoticed atomic.Uint64
+	active                       atomic.Int64
 }
 
 type containerChecks struct {
 	fingerprint string
+	since       time.Time // when its checks started
 	cancel      context.CancelFunc
 	current     atomic.Pointer[view] // the container as last seen, read by its checks
+}
+
+// sweepEvery is how often Docker's list of containers is compared with the containers
+// whose checks run. The inventory tells of a removed container once, and that notice may
+// be dropped on a full queue: the sweep stops the checks of a container Docker no longer
+// lists, which could otherwise run on until the agent restarts (and succeed, should
+// another container take its address).
+const sweepEvery = 30 * time.Second
+
+// listing is the result of one sweep's list: the IDs of every container, and when the
+// list was asked for.
+type listing struct {
+	asked time.Time
+	ids   map[string]bool
 }
 
 type view struct {
@@ -76,13 +94,15 @@ func New(sink metric.Sink, opts Options) *Scheduler {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024), running: map[string]*containerChecks{}}
+	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024), sweepEvery: sweepEvery,
+		listed: make(chan listing, 1), running: map[string]*containerChecks{}}
 }
 
 var _ inventory.Handler = (*Scheduler)(nil)
 
 // HandleChange implements inventory.Handler: it queues the change for Run and never
-// blocks. A change dropped on a full queue is counted; the next refresh repeats it.
+// blocks. A change dropped on a full queue is counted; the next refresh repeats it, but
+// for Gone, which is told once: the sweep catches that (see sweepEvery).
 func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
 	select {
 	case s.cmds <- ch:
@@ -94,6 +114,13 @@ func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
 // Run starts and stops checks until ctx is done, then stops them all and waits for them.
 func (s *Scheduler) Run(ctx context.Context) {
 	defer s.wg.Wait()
+	var sweep <-chan time.Time
+	if s.opts.Docker != nil {
+		t := time.NewTicker(s.sweepEvery)
+		defer t.Stop()
+		sweep = t.C
+	}
+	inFlight := false // a sweep's list is under way
 	for {
 		select {
 		case <-ctx.Done():
@@ -104,6 +131,15 @@ func (s *Scheduler) Run(ctx context.Context) {
 			return
 		case ch := <-s.cmds:
 			s.apply(ctx, ch)
+		case <-sweep:
+			if !inFlight && len(s.running) > 0 {
+				inFlight = true
+				s.wg.Add(1)
+				go func() { defer s.wg.Done(); s.list(ctx) }()
+			}
+		case l := <-s.listed:
+			inFlight = false
+			s.sweep(l)
 		}
 	}
 }
@@ -127,7 +163,7 @@ func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	cc := &containerChecks{fingerprint: fp, cancel: cancel}
+	cc := &containerChecks{fingerprint: fp, since: time.Now(), cancel: cancel}
 	cc.current.Store(&view{c: c, eng: ch.Engine})
 	s.running[c.ID] = cc
 	for _, chk := range c.Config.Checks {
@@ -153,11 +189,48 @@ func fingerprint(l map[string]string) string {
 	return strings.Join(keys, "\n")
 }
 
-// state is one check's standing after rise/fall.
+// runSlot spaces the moments at which runs start. A run planned at t starts at the first
+// multiple of runSlot at or after t (of the wall clock, the same for every check): the
+// checks that fall due within one slot run together, and the agent wakes once for them
+// rather than once for each. Waking costs more than a run on a kept-alive connection:
+// each wake-up of an idle Go program puts its threads and its system monitor back to
+// work, which cost Lookout half its CPU when 200 checks a second woke it one by one.
+// Runs stay spread over the interval (a random first delay, in slots), and start at
+// most runSlot late.
+var runSlot = 100 * time.Millisecond
+
+// slotted returns the first multiple of runSlot at or after t.
+func slotted(t time.Time) time.Time {
+	if runSlot <= 0 {
+		return t
+	}
+	s := t.Truncate(runSlot)
+	if s.Before(t) {
+		s = s.Add(runSlot)
+	}
+	return s
+}
+
+// state is one check's standing after rise/fall, and what its runs keep from one to the
+// next.
 type state struct {
 	passing          *bool // nil until the first verdict
 	successes, fails int
 	lastExec         string
+
+	// The target and the point tags, worked out again when the container's view changes
+	// (the inventory's every refresh) rather than each run.
+	target struct {
+		c    *inventory.Container
+		addr string
+		err  error
+	}
+	tags struct {
+		v         *view
+		container map[string]string // the container's tags
+		result    string            // the result tag of sorted
+		sorted    []metric.Tag      // a lookout_check point's tags; shared by the points, never modified
+	}
 }
 
 // loop runs one check: after a random first delay, every interval, never two runs at once.
@@ -165,8 +238,9 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 	interval := max(chk.Interval, time.Second)
 	// Runs are planned on a fixed grid from a random first delay, so that lateness does
 	// not add up: a run that overran starts the next one at once, and the grid moves on.
+	// Each run starts at the slot boundary at or after its planned time (see runSlot).
 	next := time.Now().Add(time.Duration(rand.Int64N(int64(interval))))
-	timer := time.NewTimer(time.Until(next))
+	timer := time.NewTimer(time.Until(slotted(next)))
 	defer timer.Stop()
 	var st state
 	probe := s.prober(chk)
@@ -186,7 +260,7 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		if s.opts.Tracer != nil {
 			rctx, traced = s.opts.Tracer.StartCheck(ctx, v.c, v.eng, chk)
 		}
-		res := s.run(rctx, v.c, chk, &st.lastExec, probe)
+		res := s.run(rctx, v.c, chk, &st, probe)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the container went
 		}
@@ -197,7 +271,46 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		if now := time.Now(); next.Before(now) {
 			next = now
 		}
-		timer.Reset(time.Until(next))
+		timer.Reset(time.Until(slotted(next)))
+	}
+}
+
+// list asks Docker for its containers and hands the list to Run; an empty listing
+// (asked is zero) when Docker did not answer.
+func (s *Scheduler) list(ctx context.Context) {
+	l := listing{asked: time.Now()}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	all, err := s.opts.Docker.ContainerList(lctx, container.ListOptions{All: true})
+	cancel()
+	if err == nil {
+		l.ids = make(map[string]bool, len(all))
+		for _, c := range all {
+			l.ids[c.ID] = true
+		}
+	} else {
+		l.asked = time.Time{}
+		s.opts.Log.WithError(err).Debug("probes: cannot list containers; no sweep this time")
+	}
+	select {
+	case s.listed <- l:
+	case <-ctx.Done():
+	}
+}
+
+// sweep stops the checks of the containers Docker's list l does not have, among those
+// whose checks started before the list was asked for.
+func (s *Scheduler) sweep(l listing) {
+	if l.asked.IsZero() {
+		return
+	}
+	for id, cc := range s.running {
+		if l.ids[id] || !cc.since.Before(l.asked) {
+			continue
+		}
+		cc.cancel()
+		delete(s.running, id)
+		s.goneUnnoticed.Add(1)
+		s.opts.Log.WithField("container", cc.current.Load().c.Name).Info("checks stopped: Docker no longer has the container")
 	}
 }
 
@@ -219,21 +332,30 @@ func (s *Scheduler) prober(chk labels.Check) Prober {
 	}
 }
 
-// run runs chk against c with probe. lastExec carries an exec check's previous exec ID
-// between runs (nil when there is none to track).
-func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, lastExec *string, probe Prober) healthcheck.Result {
+// run runs chk against c with probe. st, when not nil, carries what runs of the check
+// keep: an exec check's previous exec ID, the target.
+func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, st *state, probe Prober) healthcheck.Result {
 	if chk.Type == labels.CheckExec {
 		prev := ""
-		if lastExec != nil {
-			prev = *lastExec
+		if st != nil {
+			prev = st.lastExec
 		}
 		res, id := ProbeExec(ctx, s.opts.Docker, c.ID, chk, prev)
-		if lastExec != nil && id != "" {
-			*lastExec = id
+		if st != nil && id != "" {
+			st.lastExec = id
 		}
 		return res
 	}
-	addr, err := Target(c, chk, s.opts.ProbeNetwork, s.opts.AgentNetworks, s.opts.AllowedHosts)
+	var addr string
+	var err error
+	if st != nil && st.target.c == c {
+		addr, err = st.target.addr, st.target.err
+	} else {
+		addr, err = Target(c, chk, s.opts.ProbeNetwork, s.opts.AgentNetworks, s.opts.AllowedHosts)
+		if st != nil {
+			st.target.c, st.target.addr, st.target.err = c, addr, err
+		}
+	}
 	if err != nil {
 		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: healthcheck.Error,
 			Reason: "refused: " + err.Error()}
@@ -258,8 +380,14 @@ func (s *Scheduler) report(v *view, chk labels.Check, res healthcheck.Result, st
 		f := false
 		st.passing, turned = &f, true
 	}
-	tags := v.c.Tags(v.eng)
-	p := res.Point(tags)
+	if st.tags.v != v {
+		st.tags.v, st.tags.container, st.tags.sorted = v, v.c.Tags(v.eng), nil
+	}
+	if st.tags.sorted == nil || st.tags.result != res.Result {
+		st.tags.sorted, st.tags.result = res.Point(st.tags.container).Tags, res.Result
+	}
+	tags := st.tags.container
+	p := metric.Point{Name: healthcheck.Measurement, Tags: st.tags.sorted, Fields: res.Fields(), Time: res.Start}
 	if st.passing != nil {
 		p.Fields = append(p.Fields, metric.Field{Key: "passing", Value: boolInt(*st.passing)})
 	}
@@ -292,6 +420,7 @@ func (s *Scheduler) Points(now time.Time, tags map[string]string) []metric.Point
 		{Key: "checks", Value: s.active.Load()},
 		{Key: "runs", Value: s.runs.Load()},
 		{Key: "changes_dropped", Value: s.dropped.Load()},
+		{Key: "containers_gone_unnoticed", Value: s.goneUnnoticed.Load()},
 	}, now)}
 }
 

@@ -169,3 +169,101 @@ func TestTargetOnlyTheContainersOwnAddress(t *testing.T) {
 		t.Errorf("host network: %q", got)
 	}
 }
+
+// listDocker lists the containers in ids. While hold is not nil, each list waits for a
+// value from it.
+type listDocker struct {
+	Docker // exec is not used here
+	mu     sync.Mutex
+	ids    []string
+	lists  atomic.Int64
+	hold   chan struct{}
+}
+
+func (d *listDocker) ContainerList(ctx context.Context, _ container.ListOptions) ([]container.Summary, error) {
+	d.lists.Add(1)
+	if d.hold != nil {
+		select {
+		case <-d.hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []container.Summary
+	for _, id := range d.ids {
+		out = append(out, container.Summary{ID: id})
+	}
+	return out, nil
+}
+
+func (d *listDocker) set(ids ...string) {
+	d.mu.Lock()
+	d.ids = ids
+	d.mu.Unlock()
+}
+
+// sweptScheduler runs a scheduler that sweeps every 20 ms, its probes all succeeding.
+func sweptScheduler(t *testing.T, docker Docker) (*Scheduler, context.Context) {
+	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
+		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now()}
+	}
+	s := New(&sink{}, Options{HTTP: probe, TCP: probe, Docker: docker})
+	s.sweepEvery = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go s.Run(ctx)
+	return s, ctx
+}
+
+var sweepLabels = map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/", "lookout.check.db": "tcp://:5432",
+	"lookout.check.web.interval": "1s", "lookout.check.db.interval": "1s"}
+
+// The inventory tells of a removed container once (Gone); when that notice is dropped on
+// the scheduler's full queue, the checks must still stop, even though they may succeed
+// (another container may have taken the address): Docker no longer lists the container.
+func TestChecksOfAContainerGoneUnnoticedStop(t *testing.T) {
+	docker := &listDocker{ids: []string{"a", "b"}}
+	s, ctx := sweptScheduler(t, docker)
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("a", true, sweepLabels)})
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("b", true, sweepLabels)})
+	eventually(t, "four checks running", func() bool { return s.active.Load() == 4 })
+	docker.set("b") // a is removed; its Gone change was dropped: none follows
+	eventually(t, "the checks of the removed container stopped", func() bool { return s.active.Load() == 2 })
+	if f := s.Points(time.Now(), nil)[0].Field("containers_gone_unnoticed"); f != uint64(1) {
+		t.Errorf("containers_gone_unnoticed = %v, want 1", f)
+	}
+	// Forgotten by Run too: the container seen again gets its checks back.
+	docker.set("a", "b")
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("a", true, sweepLabels)})
+	eventually(t, "checks back", func() bool { return s.active.Load() == 4 })
+}
+
+// A list asked for before a container's checks started does not have the container: the
+// sweep must leave those checks alone.
+func TestSweepSparesChecksStartedAfterItsList(t *testing.T) {
+	docker := &listDocker{hold: make(chan struct{})}
+	s, ctx := sweptScheduler(t, docker)
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("old", true, sweepLabels)})
+	eventually(t, "a list under way", func() bool { return docker.lists.Load() == 1 })
+	docker.set("old")
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("new", true, sweepLabels)})
+	eventually(t, "four checks running", func() bool { return s.active.Load() == 4 })
+	docker.hold <- struct{}{} // the list, asked for before "new" started, lists "old" only
+	eventually(t, "the next list under way (the sweep of the first done)", func() bool { return docker.lists.Load() == 2 })
+	if n := s.active.Load(); n != 4 {
+		t.Errorf("%d checks running after the sweep, want 4", n)
+	}
+}
+
+func TestRunsStartOnSlotBoundaries(t *testing.T) {
+	base := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct{ at, want time.Duration }{
+		{0, 0}, {1, runSlot}, {runSlot - 1, runSlot}, {runSlot, runSlot}, {runSlot + 1, 2 * runSlot},
+	} {
+		if got := slotted(base.Add(tc.at)); !got.Equal(base.Add(tc.want)) {
+			t.Errorf("slotted(+%v) = +%v, want +%v", tc.at, got.Sub(base), tc.want)
+		}
+	}
+}

@@ -24,9 +24,11 @@ func main() {
 	dur := flag.Duration("duration", 5*time.Minute, "how long both probe")
 	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
 	telegrafBin := flag.String("telegraf", ".peers/bin/telegraf", "the telegraf binary")
+	profile := flag.String("perf", "", "record a CPU profile of Lookout over the measured window into this file with "+
+		"Linux perf (perf record -g; needs an unstripped binary: -lookout; the profiling skews that run's CPU figures)")
 	flag.Parse()
 	testpeer.RemoveOnSignal("bench-probes")
-	if err := run(*n, *dur, *lookoutBin, *telegrafBin); err != nil {
+	if err := run(*n, *dur, *lookoutBin, *telegrafBin, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "probeload:", err)
 		os.Exit(1)
 	}
@@ -37,7 +39,7 @@ type proc struct {
 	cmd  *exec.Cmd
 }
 
-func run(n int, dur time.Duration, lookoutBin, telegrafBin string) error {
+func run(n int, dur time.Duration, lookoutBin, telegrafBin, profile string) error {
 	root, _ := os.Getwd()
 	work, err := os.MkdirTemp("", "lookout-probeload-")
 	if err != nil {
@@ -148,6 +150,15 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin string) error {
 	cpu0 := map[string]int64{}
 	for _, p := range procs {
 		cpu0[p.name], _ = testpeer.CPUTicks(p.cmd.Process.Pid)
+	}
+	if profile != "" {
+		perf := exec.Command("perf", "record", "-F", "499", "-g", "-o", profile, "-p", strconv.Itoa(procs[0].cmd.Process.Pid),
+			"--", "sleep", strconv.Itoa(int(dur.Seconds())))
+		perf.Stdout, perf.Stderr = os.Stderr, os.Stderr
+		if err := perf.Start(); err != nil {
+			return fmt.Errorf("perf: %w", err)
+		}
+		defer func() { _ = perf.Wait() }()
 	}
 	rss := map[string][]int64{}
 	fmt.Fprintf(os.Stderr, "measuring for %s…\n", dur)
