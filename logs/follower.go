@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"regexp"
@@ -61,15 +62,12 @@ func (fl *follower) run(ctx context.Context) error {
 		defer close(msgs)
 		readErr = fl.read(rctx, pos, msgs)
 	}()
-	batches := make(chan *batch, max(1, f.opts.BufferLimit/f.opts.BatchSize-1))
+	batches := make(chan *batch, max(1, f.opts.BufferLimit/f.opts.BatchSize-f.opts.InFlight))
 	sendDone := make(chan struct{})
 	go func() {
 		defer close(sendDone)
-		for b := range batches {
-			if fl.deliver(ctx, b) != nil {
-				for range batches { // stopping: the rest is read again next time
-				}
-				return
+		if fl.deliver(ctx, batches) != nil {
+			for range batches { // stopping: the rest is read again next time
 			}
 		}
 	}()
@@ -223,44 +221,176 @@ func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, 
 	}
 }
 
-// deliver sends a batch until Fluentd acknowledges it, then saves the position it covers.
-func (fl *follower) deliver(ctx context.Context, b *batch) error {
-	f := fl.f
-	chunk := newChunkID()
-	msg := encodeForward(nil, b, fl.meta, fl.metaPairs, chunk)
-	n := uint64(len(b.records))
-	for failures := 0; ; failures++ {
-		err := fl.conn.send(ctx, msg, chunk)
-		if err == nil {
-			break
+// inFlight is a batch in the window: read, maybe sent, not yet passed by the position.
+type inFlight struct {
+	b      *batch
+	chunk  string
+	msg    []byte
+	onConn bool // written on the current connection
+	acked  bool
+}
+
+// deliver sends the batches read, up to the window's size of them on the connection before
+// their acks, until batches is closed and everything is acknowledged, or ctx is done. The
+// position advances, in reading order, to the end of the last batch that was acknowledged
+// along with every batch before it: an ack that arrives early for a later batch moves
+// nothing, so a crash resends at most the batches of the window. On a failed connection
+// the batches not acknowledged are sent again, in order, on a new one, after a backoff.
+func (fl *follower) deliver(ctx context.Context, batches <-chan *batch) error {
+	f, c := fl.f, fl.conn
+	var win []*inFlight
+	in := batches
+	failures, sent := 0, 0 // sent: batches written on the connection and not acknowledged
+	var retry <-chan time.Time
+	var lastProgress time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	fail := func(err error) {
+		c.close()
+		for _, w := range win {
+			if w.onConn && !w.acked {
+				n := uint64(len(w.b.records))
+				fl.cnt.retried.Add(n)
+				f.total.retried.Add(n)
+			}
+			w.onConn = false
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+		sent = 0
 		if failures == 0 {
 			f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: Fluentd did not acknowledge; retrying")
 		}
-		fl.cnt.retried.Add(n)
-		f.total.retried.Add(n)
 		wait := min(250*time.Millisecond<<min(failures, 6), 10*time.Second)
-		wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
+		retry = time.After(time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64())))
+		failures++
+	}
+	for {
+		if in == nil && len(win) == 0 {
+			return nil
+		}
+		limit := f.opts.InFlight
+		if c.oneShot {
+			limit = 1
+		}
+		if retry == nil && sent < limit && len(win) > sent {
+			// Batches wait to be written: on the connection, or on a new one.
+			if c.c == nil || (sent == 0 && c.broken()) {
+				if err := c.open(ctx); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					fail(err)
+					continue
+				}
+			}
+			var err error
+			for _, w := range win {
+				if sent >= limit {
+					break
+				}
+				if w.acked || w.onConn {
+					continue
+				}
+				if err = c.write(ctx, w.msg); err != nil {
+					break
+				}
+				w.onConn = true
+				if sent == 0 {
+					lastProgress = time.Now()
+				}
+				sent++
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					c.close()
+					return ctx.Err()
+				}
+				fail(err)
+				continue
+			}
+		}
+		var recv <-chan *batch
+		if len(win) < f.opts.InFlight {
+			recv = in
+		}
+		var timeout <-chan time.Time
+		if sent > 0 {
+			timer.Reset(time.Until(lastProgress.Add(c.timeout)))
+			timeout = timer.C
+		}
 		select {
 		case <-ctx.Done():
+			c.close()
 			return ctx.Err()
-		case <-time.After(wait):
+		case b, ok := <-recv:
+			if !ok {
+				in = nil
+				continue
+			}
+			w := &inFlight{b: b, chunk: newChunkID()}
+			w.msg = encodeForward(nil, b, fl.meta, fl.metaPairs, w.chunk)
+			win = append(win, w)
+		case a := <-c.acks:
+			if a.err != nil {
+				fail(a.err)
+				continue
+			}
+			if !fl.acked(win, a.chunk) {
+				fail(fmt.Errorf("forward protocol: ack %q for no chunk in flight", a.chunk))
+				continue
+			}
+			sent--
+			failures = 0
+			lastProgress = time.Now()
+			if c.oneShot {
+				c.close()
+			}
+			win = fl.advance(win)
+		case <-timeout:
+			fail(fmt.Errorf("forward protocol: no ack within %s", c.timeout))
+		case <-retry:
+			retry = nil
 		}
 	}
-	fl.cnt.lines.Add(n)
-	f.total.lines.Add(n)
-	fl.cnt.bytes.Add(uint64(b.bytes))
-	f.total.bytes.Add(uint64(b.bytes))
-	pos := b.records[len(b.records)-1].Pos
-	if err := f.store.save(fl.id, pos); err != nil {
-		// Delivered, but a restart now would send this batch again: counted, logged once.
+}
+
+// acked marks the batch of chunk acknowledged and counts it; false if no batch on the
+// connection waits for that ack.
+func (fl *follower) acked(win []*inFlight, chunk string) bool {
+	for _, w := range win {
+		if w.chunk == chunk && w.onConn && !w.acked {
+			w.acked = true
+			n := uint64(len(w.b.records))
+			fl.cnt.lines.Add(n)
+			fl.f.total.lines.Add(n)
+			fl.cnt.bytes.Add(uint64(w.b.bytes))
+			fl.f.total.bytes.Add(uint64(w.b.bytes))
+			return true
+		}
+	}
+	return false
+}
+
+// advance drops the acknowledged batches at the head of the window and saves the position
+// after the last of them; it returns the rest of the window.
+func (fl *follower) advance(win []*inFlight) []*inFlight {
+	n := 0
+	for n < len(win) && win[n].acked {
+		n++
+	}
+	if n == 0 {
+		return win
+	}
+	last := win[n-1].b
+	pos := last.records[len(last.records)-1].Pos
+	if err := fl.f.store.save(fl.id, pos); err != nil {
+		// Delivered, but a restart now would send these batches again: counted, logged once.
 		if fl.cnt.positionErrors.Add(1) == 1 {
-			f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: cannot save the position")
+			fl.f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: cannot save the position")
 		}
-		f.total.positionErrors.Add(1)
+		fl.f.total.positionErrors.Add(1)
+	} else if fl.f.saved != nil {
+		fl.f.saved(fl.id, pos)
 	}
-	return nil
+	clear(win[:n])
+	return win[n:]
 }

@@ -42,6 +42,7 @@ type Options struct {
 	StateDir      string             // positions are kept in StateDir/logs
 	BufferLimit   int                // records read but not acknowledged, per container
 	BatchSize     int                // records per Forward message
+	InFlight      int                // Forward messages sent on a connection before their acks (default 4)
 	MaxRecordSize int                // bytes of log per record; the rest is cut, with a marker
 	FromStart     bool               // a container seen for the first time is read from its start (else from when the agent started)
 	Timeout       time.Duration      // connect, write and wait for an ack
@@ -58,6 +59,7 @@ type Forwarder struct {
 	store         *store
 	network, addr string
 	changes       chan inventory.Change
+	saved         func(id string, p Position) // tests: called after each position saved
 
 	// Touched only by Run's goroutine.
 	followers map[string]*follower
@@ -108,6 +110,9 @@ func New(docker Docker, opts Options) (*Forwarder, error) {
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
+	}
+	if opts.InFlight <= 0 {
+		opts.InFlight = 4
 	}
 	if opts.BufferLimit < opts.BatchSize {
 		opts.BufferLimit = max(10000, opts.BatchSize)
