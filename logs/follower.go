@@ -1,7 +1,6 @@
 package logs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,7 +53,7 @@ func (fl *follower) run(ctx context.Context) error {
 	}
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	msgs := make(chan message, 64)
+	msgs := make(chan []message, 4)
 	var readErr error
 	readDone := make(chan struct{})
 	go func() {
@@ -100,12 +99,17 @@ func (fl *follower) run(ctx context.Context) error {
 			return false
 		}
 	}
-	tick := time.NewTicker(f.opts.Linger / 2)
+	// The ticker runs every Linger/2 while a batch or a multiline record waits; otherwise it
+	// wakes only when the stream would have been silent for its idle time.
+	fast := f.opts.Linger / 2
+	tick := time.NewTicker(fast)
 	defer tick.Stop()
+	slow := false
 	ended := false
 	for !ended {
+		ticked := false
 		select {
-		case m, ok := <-msgs:
+		case ms, ok := <-msgs:
 			if !ok {
 				asm.flush(!idled)
 				ended = true
@@ -113,11 +117,15 @@ func (fl *follower) run(ctx context.Context) error {
 			}
 			lastMsg = time.Now()
 			fl.got = true
-			asm.add(m)
-			if cur != nil && (len(cur.records) >= f.opts.BatchSize || cur.bytes >= 1<<20) && !flush() {
-				ended = true
+			for _, m := range ms {
+				asm.add(m)
+				if cur != nil && (len(cur.records) >= f.opts.BatchSize || cur.bytes >= 1<<20) && !flush() {
+					ended = true
+					break
+				}
 			}
 		case <-tick.C:
+			ticked = true
 			if fl.multiline != nil && time.Since(lastMsg) >= multilineWait {
 				asm.flush(false)
 			}
@@ -128,6 +136,13 @@ func (fl *follower) run(ctx context.Context) error {
 			if cur != nil && time.Since(curSince) >= f.opts.Linger && !flush() {
 				ended = true
 			}
+		}
+		if idle := cur == nil && !asm.waiting() && fl.idle > 0 && !idled; idle && (!slow || ticked) {
+			tick.Reset(max(fast, time.Until(lastMsg.Add(fl.idle))))
+			slow = true
+		} else if !idle && slow {
+			tick.Reset(fast)
+			slow = false
 		}
 	}
 	flush()
@@ -162,7 +177,7 @@ var errLag = errors.New("fell behind")
 
 // read reads the log from pos into msgs until the container stops, ctx is done, or a
 // follow falls behind or goes silent.
-func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- message) error {
+func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- []message) error {
 	follow := false
 	for {
 		rc, err := fl.f.docker.ContainerLogs(ctx, fl.id, container.LogsOptions{ShowStdout: true, ShowStderr: true,
@@ -184,12 +199,34 @@ func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- message)
 }
 
 // readStream reads one logs API response, advancing pos past each message it passes on.
-func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, follow bool, msgs chan<- message) (int, time.Time, error) {
+// Messages go out in groups: all those already complete in the read buffer, their lines
+// copied into shared slabs, so that a flood costs one hand-over and few allocations per
+// group rather than per line.
+func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, follow bool, msgs chan<- []message) (int, time.Time, error) {
 	since, skip := *pos, 0
 	sr := newStreamReader(r, fl.tty, Position{TimeNS: since.TimeNS})
 	n := 0
 	var last time.Time
+	var group []message
+	var slab []byte
+	send := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		select {
+		case msgs <- group:
+			group, slab = nil, nil
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
+		if !sr.ready() || len(group) >= maxGroup {
+			if err := send(); err != nil {
+				return n, last, err
+			}
+		}
 		m, err := sr.next()
 		if errors.Is(err, errBadMessage) {
 			fl.cnt.dropped.Add(1)
@@ -197,6 +234,9 @@ func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, 
 			continue
 		}
 		if err != nil {
+			if serr := send(); serr != nil {
+				return n, last, serr
+			}
 			return n, last, err
 		}
 		if m.ts.UnixNano() < since.TimeNS && n == 0 {
@@ -207,19 +247,29 @@ func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, 
 			continue
 		}
 		if follow && time.Since(m.ts) > maxLag {
+			if err := send(); err != nil {
+				return n, last, err
+			}
 			return n, last, errLag
 		}
 		*pos = m.after
 		n++
 		last = m.ts
-		m.line = bytes.Clone(m.line)
-		select {
-		case msgs <- m:
-		case <-ctx.Done():
-			return n, last, ctx.Err()
+		if len(slab)+len(m.line) > cap(slab) {
+			slab = make([]byte, 0, max(slabSize, len(m.line)))
 		}
+		start := len(slab)
+		slab = append(slab, m.line...)
+		m.line = slab[start:len(slab):len(slab)]
+		group = append(group, m)
 	}
 }
+
+// A group holds at most maxGroup messages; lines are copied into slabs of slabSize bytes.
+const (
+	maxGroup = 256
+	slabSize = 64 << 10
+)
 
 // inFlight is a batch in the window: read, maybe sent, not yet passed by the position.
 type inFlight struct {

@@ -104,6 +104,16 @@ func (s *streamReader) next() (message, error) {
 	return m, nil
 }
 
+// ready says whether the next message is whole in the read buffer, so that next returns
+// it without waiting for more input.
+func (s *streamReader) ready() bool {
+	b, _ := s.r.Peek(s.r.Buffered())
+	if s.tty {
+		return bytes.IndexByte(b, '\n') >= 0 || len(b) > dockerPartialSize+64
+	}
+	return len(b) >= 8 && len(b)-8 >= int(binary.BigEndian.Uint32(b[4:8]))
+}
+
 // ttyContent reads a TTY message after its timestamp: up to and including a newline
 // within the next 16 KiB, or, without one, exactly 16 KiB: a piece of a longer line.
 func (s *streamReader) ttyContent() ([]byte, bool, error) {
