@@ -200,8 +200,8 @@ func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- []messag
 
 // readStream reads one logs API response, advancing pos past each message it passes on.
 // Messages go out in groups: all those already complete in the read buffer, their lines
-// copied into shared slabs, so that a flood costs one hand-over and few allocations per
-// group rather than per line.
+// in shared slabs (read there, or copied for a TTY), so that a flood costs one hand-over
+// and few allocations per group rather than per line.
 func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, follow bool, msgs chan<- []message) (int, time.Time, error) {
 	since, skip := *pos, 0
 	sr := newStreamReader(r, fl.tty, Position{TimeNS: since.TimeNS})
@@ -215,7 +215,7 @@ func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, 
 		}
 		select {
 		case msgs <- group:
-			group, slab = nil, nil
+			group = nil // the slab goes on: what was sent of it is never written again
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -255,12 +255,14 @@ func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, 
 		*pos = m.after
 		n++
 		last = m.ts
-		if len(slab)+len(m.line) > cap(slab) {
-			slab = make([]byte, 0, max(slabSize, len(m.line)))
+		if !sr.owned() {
+			if len(slab)+len(m.line) > cap(slab) {
+				slab = make([]byte, 0, max(slabSize, len(m.line)))
+			}
+			start := len(slab)
+			slab = append(slab, m.line...)
+			m.line = slab[start:len(slab):len(slab)]
 		}
-		start := len(slab)
-		slab = append(slab, m.line...)
-		m.line = slab[start:len(slab):len(slab)]
 		group = append(group, m)
 	}
 }
