@@ -319,3 +319,23 @@ func TestWindowConnectionLost(t *testing.T) {
 		t.Errorf("lines %d, want 6", n)
 	}
 }
+
+// TestOneConnectionAcrossFollows: a follow that ends (the log ended) and starts again
+// goes on with the container's connection instead of opening a new one.
+func TestOneConnectionAcrossFollows(t *testing.T) {
+	srv := startScripted(t)
+	logs := &fakeLogs{}
+	t0 := time.Unix(1700000000, 0)
+	logs.add(t0, "first")
+	stop := runForwarder(t, logs, srv.addr, t.TempDir())
+	defer stop()
+	c := srv.next(t)
+	c.ack(t, c.read(t, 1)[0])
+	logs.add(t0.Add(time.Second), "second") // read by a later follow (the log ends each time)
+	c.ack(t, c.read(t, 1)[0])
+	select {
+	case <-srv.conns:
+		t.Fatal("a second connection was opened")
+	default:
+	}
+}
