@@ -279,6 +279,7 @@ type inFlight struct {
 	chunk  string
 	msg    []byte
 	onConn bool // written on the current connection
+	tried  bool // written, or waiting for the connection being opened: counted as retried if that fails
 	acked  bool
 }
 
@@ -300,12 +301,12 @@ func (fl *follower) deliver(ctx context.Context, batches <-chan *batch) error {
 	fail := func(err error) {
 		c.close()
 		for _, w := range win {
-			if w.onConn && !w.acked {
+			if w.tried && !w.acked {
 				n := uint64(len(w.b.records))
 				fl.cnt.retried.Add(n)
 				f.total.retried.Add(n)
 			}
-			w.onConn = false
+			w.onConn, w.tried = false, false
 		}
 		sent = 0
 		if failures == 0 {
@@ -326,6 +327,12 @@ func (fl *follower) deliver(ctx context.Context, batches <-chan *batch) error {
 		if retry == nil && sent < limit && len(win) > sent {
 			// Batches wait to be written: on the connection, or on a new one.
 			if c.c == nil || (sent == 0 && c.broken()) {
+				for i, w := 0, 0; w < len(win) && i < limit; w++ {
+					if !win[w].acked {
+						win[w].tried = true
+						i++
+					}
+				}
 				if err := c.open(ctx); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
@@ -342,6 +349,7 @@ func (fl *follower) deliver(ctx context.Context, batches <-chan *batch) error {
 				if w.acked || w.onConn {
 					continue
 				}
+				w.tried = true
 				if err = c.write(ctx, w.msg); err != nil {
 					break
 				}
