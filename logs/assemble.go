@@ -63,6 +63,10 @@ func (a *assembler) get(m map[string]*pending, stream string) *pending {
 func (a *assembler) add(m message) {
 	a.last = m.after
 	pp := a.get(a.partial, m.stream)
+	if !m.partial && !pp.open && a.multiline == nil && len(m.line) <= a.maxSize {
+		a.emitRecord(m.stream, m.ts, m.line, len(m.line)) // a whole line: no copy
+		return
+	}
 	if !pp.open {
 		*pp = pending{start: m.before, ts: m.ts, buf: pp.buf[:0], open: true}
 	}
@@ -116,6 +120,16 @@ func (a *assembler) flush(all bool) {
 			pp.buf = nil
 		}
 	}
+}
+
+// waiting says whether a multiline record waits for its next line.
+func (a *assembler) waiting() bool {
+	for _, p := range a.record {
+		if p.open {
+			return true
+		}
+	}
+	return false
 }
 
 // committed is the position every emitted record covers: before the first message of

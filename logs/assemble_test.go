@@ -115,3 +115,33 @@ func TestPositionSince(t *testing.T) {
 		t.Errorf("load %+v %v", got, ok)
 	}
 }
+
+// TestLinesStayValid: without a TTY the lines the stream reader returns stay as they were
+// while it reads on (they are handed to another goroutine without a copy), across slabs.
+func TestLinesStayValid(t *testing.T) {
+	var b []byte
+	want := []string{}
+	t0 := time.Unix(1700000000, 0)
+	for i := 0; i < 2000; i++ {
+		l := fmt.Sprintf("line %d %s", i, strings.Repeat("x", i%200))
+		want = append(want, l)
+		b = append(b, frame(byte(1+i%2), t0, l+"\n")...)
+	}
+	sr := newStreamReader(bytes.NewReader(b), false, Position{})
+	var got [][]byte
+	for {
+		m, err := sr.next()
+		if err != nil {
+			break
+		}
+		got = append(got, m.line)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d lines, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Fatalf("line %d is %q, want %q", i, got[i], want[i])
+		}
+	}
+}

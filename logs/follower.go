@@ -1,9 +1,9 @@
 package logs
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"regexp"
@@ -53,7 +53,7 @@ func (fl *follower) run(ctx context.Context) error {
 	}
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	msgs := make(chan message, 64)
+	msgs := make(chan []message, 4)
 	var readErr error
 	readDone := make(chan struct{})
 	go func() {
@@ -61,15 +61,12 @@ func (fl *follower) run(ctx context.Context) error {
 		defer close(msgs)
 		readErr = fl.read(rctx, pos, msgs)
 	}()
-	batches := make(chan *batch, max(1, f.opts.BufferLimit/f.opts.BatchSize-1))
+	batches := make(chan *batch, max(1, f.opts.BufferLimit/f.opts.BatchSize-f.opts.InFlight))
 	sendDone := make(chan struct{})
 	go func() {
 		defer close(sendDone)
-		for b := range batches {
-			if fl.deliver(ctx, b) != nil {
-				for range batches { // stopping: the rest is read again next time
-				}
-				return
+		if fl.deliver(ctx, batches) != nil {
+			for range batches { // stopping: the rest is read again next time
 			}
 		}
 	}()
@@ -102,12 +99,17 @@ func (fl *follower) run(ctx context.Context) error {
 			return false
 		}
 	}
-	tick := time.NewTicker(f.opts.Linger / 2)
+	// The ticker runs every Linger/2 while a batch or a multiline record waits; otherwise it
+	// wakes only when the stream would have been silent for its idle time.
+	fast := f.opts.Linger / 2
+	tick := time.NewTicker(fast)
 	defer tick.Stop()
+	slow := false
 	ended := false
 	for !ended {
+		ticked := false
 		select {
-		case m, ok := <-msgs:
+		case ms, ok := <-msgs:
 			if !ok {
 				asm.flush(!idled)
 				ended = true
@@ -115,11 +117,15 @@ func (fl *follower) run(ctx context.Context) error {
 			}
 			lastMsg = time.Now()
 			fl.got = true
-			asm.add(m)
-			if cur != nil && (len(cur.records) >= f.opts.BatchSize || cur.bytes >= 1<<20) && !flush() {
-				ended = true
+			for _, m := range ms {
+				asm.add(m)
+				if cur != nil && (len(cur.records) >= f.opts.BatchSize || cur.bytes >= 1<<20) && !flush() {
+					ended = true
+					break
+				}
 			}
 		case <-tick.C:
+			ticked = true
 			if fl.multiline != nil && time.Since(lastMsg) >= multilineWait {
 				asm.flush(false)
 			}
@@ -130,6 +136,13 @@ func (fl *follower) run(ctx context.Context) error {
 			if cur != nil && time.Since(curSince) >= f.opts.Linger && !flush() {
 				ended = true
 			}
+		}
+		if idle := cur == nil && !asm.waiting() && fl.idle > 0 && !idled; idle && (!slow || ticked) {
+			tick.Reset(max(fast, time.Until(lastMsg.Add(fl.idle))))
+			slow = true
+		} else if !idle && slow {
+			tick.Reset(fast)
+			slow = false
 		}
 	}
 	flush()
@@ -164,7 +177,7 @@ var errLag = errors.New("fell behind")
 
 // read reads the log from pos into msgs until the container stops, ctx is done, or a
 // follow falls behind or goes silent.
-func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- message) error {
+func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- []message) error {
 	follow := false
 	for {
 		rc, err := fl.f.docker.ContainerLogs(ctx, fl.id, container.LogsOptions{ShowStdout: true, ShowStderr: true,
@@ -186,12 +199,34 @@ func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- message)
 }
 
 // readStream reads one logs API response, advancing pos past each message it passes on.
-func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, follow bool, msgs chan<- message) (int, time.Time, error) {
+// Messages go out in groups: all those already complete in the read buffer, their lines
+// in shared slabs (read there, or copied for a TTY), so that a flood costs one hand-over
+// and few allocations per group rather than per line.
+func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, follow bool, msgs chan<- []message) (int, time.Time, error) {
 	since, skip := *pos, 0
 	sr := newStreamReader(r, fl.tty, Position{TimeNS: since.TimeNS})
 	n := 0
 	var last time.Time
+	var group []message
+	var slab []byte
+	send := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		select {
+		case msgs <- group:
+			group = nil // the slab goes on: what was sent of it is never written again
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
+		if !sr.ready() || len(group) >= maxGroup {
+			if err := send(); err != nil {
+				return n, last, err
+			}
+		}
 		m, err := sr.next()
 		if errors.Is(err, errBadMessage) {
 			fl.cnt.dropped.Add(1)
@@ -199,6 +234,9 @@ func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, 
 			continue
 		}
 		if err != nil {
+			if serr := send(); serr != nil {
+				return n, last, serr
+			}
 			return n, last, err
 		}
 		if m.ts.UnixNano() < since.TimeNS && n == 0 {
@@ -209,58 +247,210 @@ func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, 
 			continue
 		}
 		if follow && time.Since(m.ts) > maxLag {
+			if err := send(); err != nil {
+				return n, last, err
+			}
 			return n, last, errLag
 		}
 		*pos = m.after
 		n++
 		last = m.ts
-		m.line = bytes.Clone(m.line)
+		if !sr.owned() {
+			if len(slab)+len(m.line) > cap(slab) {
+				slab = make([]byte, 0, max(slabSize, len(m.line)))
+			}
+			start := len(slab)
+			slab = append(slab, m.line...)
+			m.line = slab[start:len(slab):len(slab)]
+		}
+		group = append(group, m)
+	}
+}
+
+// A group holds at most maxGroup messages; lines are copied into slabs of slabSize bytes.
+const (
+	maxGroup = 256
+	slabSize = 64 << 10
+)
+
+// inFlight is a batch in the window: read, maybe sent, not yet passed by the position.
+type inFlight struct {
+	b      *batch
+	chunk  string
+	msg    []byte
+	onConn bool // written on the current connection
+	tried  bool // written, or waiting for the connection being opened: counted as retried if that fails
+	acked  bool
+}
+
+// deliver sends the batches read, up to the window's size of them on the connection before
+// their acks, until batches is closed and everything is acknowledged, or ctx is done. The
+// position advances, in reading order, to the end of the last batch that was acknowledged
+// along with every batch before it: an ack that arrives early for a later batch moves
+// nothing, so a crash resends at most the batches of the window. On a failed connection
+// the batches not acknowledged are sent again, in order, on a new one, after a backoff.
+func (fl *follower) deliver(ctx context.Context, batches <-chan *batch) error {
+	f, c := fl.f, fl.conn
+	var win []*inFlight
+	in := batches
+	failures, sent := 0, 0 // sent: batches written on the connection and not acknowledged
+	var retry <-chan time.Time
+	var lastProgress time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	fail := func(err error) {
+		c.close()
+		for _, w := range win {
+			if w.tried && !w.acked {
+				n := uint64(len(w.b.records))
+				fl.cnt.retried.Add(n)
+				f.total.retried.Add(n)
+			}
+			w.onConn, w.tried = false, false
+		}
+		sent = 0
+		if failures == 0 {
+			f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: Fluentd did not acknowledge; retrying")
+		}
+		wait := min(250*time.Millisecond<<min(failures, 6), 10*time.Second)
+		retry = time.After(time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64())))
+		failures++
+	}
+	for {
+		if in == nil && len(win) == 0 {
+			return nil
+		}
+		limit := f.opts.InFlight
+		if c.oneShot {
+			limit = 1
+		}
+		if retry == nil && sent < limit && len(win) > sent {
+			// Batches wait to be written: on the connection, or on a new one.
+			if c.c == nil || (sent == 0 && c.broken()) {
+				for i, w := 0, 0; w < len(win) && i < limit; w++ {
+					if !win[w].acked {
+						win[w].tried = true
+						i++
+					}
+				}
+				if err := c.open(ctx); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					fail(err)
+					continue
+				}
+			}
+			var err error
+			for _, w := range win {
+				if sent >= limit {
+					break
+				}
+				if w.acked || w.onConn {
+					continue
+				}
+				w.tried = true
+				if err = c.write(ctx, w.msg); err != nil {
+					break
+				}
+				w.onConn = true
+				if sent == 0 {
+					lastProgress = time.Now()
+				}
+				sent++
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					c.close()
+					return ctx.Err()
+				}
+				fail(err)
+				continue
+			}
+		}
+		var recv <-chan *batch
+		if len(win) < f.opts.InFlight {
+			recv = in
+		}
+		var timeout <-chan time.Time
+		if sent > 0 {
+			timer.Reset(time.Until(lastProgress.Add(c.timeout)))
+			timeout = timer.C
+		}
 		select {
-		case msgs <- m:
 		case <-ctx.Done():
-			return n, last, ctx.Err()
+			c.close()
+			return ctx.Err()
+		case b, ok := <-recv:
+			if !ok {
+				in = nil
+				continue
+			}
+			w := &inFlight{b: b, chunk: newChunkID()}
+			w.msg = encodeForward(nil, b, fl.meta, fl.metaPairs, w.chunk)
+			win = append(win, w)
+		case a := <-c.acks:
+			if a.err != nil {
+				fail(a.err)
+				continue
+			}
+			if !fl.acked(win, a.chunk) {
+				fail(fmt.Errorf("forward protocol: ack %q for no chunk in flight", a.chunk))
+				continue
+			}
+			sent--
+			failures = 0
+			lastProgress = time.Now()
+			if c.oneShot {
+				c.close()
+			}
+			win = fl.advance(win)
+		case <-timeout:
+			fail(fmt.Errorf("forward protocol: no ack within %s", c.timeout))
+		case <-retry:
+			retry = nil
 		}
 	}
 }
 
-// deliver sends a batch until Fluentd acknowledges it, then saves the position it covers.
-func (fl *follower) deliver(ctx context.Context, b *batch) error {
-	f := fl.f
-	chunk := newChunkID()
-	msg := encodeForward(nil, b, fl.meta, fl.metaPairs, chunk)
-	n := uint64(len(b.records))
-	for failures := 0; ; failures++ {
-		err := fl.conn.send(ctx, msg, chunk)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if failures == 0 {
-			f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: Fluentd did not acknowledge; retrying")
-		}
-		fl.cnt.retried.Add(n)
-		f.total.retried.Add(n)
-		wait := min(250*time.Millisecond<<min(failures, 6), 10*time.Second)
-		wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+// acked marks the batch of chunk acknowledged and counts it; false if no batch on the
+// connection waits for that ack.
+func (fl *follower) acked(win []*inFlight, chunk string) bool {
+	for _, w := range win {
+		if w.chunk == chunk && w.onConn && !w.acked {
+			w.acked = true
+			n := uint64(len(w.b.records))
+			fl.cnt.lines.Add(n)
+			fl.f.total.lines.Add(n)
+			fl.cnt.bytes.Add(uint64(w.b.bytes))
+			fl.f.total.bytes.Add(uint64(w.b.bytes))
+			return true
 		}
 	}
-	fl.cnt.lines.Add(n)
-	f.total.lines.Add(n)
-	fl.cnt.bytes.Add(uint64(b.bytes))
-	f.total.bytes.Add(uint64(b.bytes))
-	pos := b.records[len(b.records)-1].Pos
-	if err := f.store.save(fl.id, pos); err != nil {
-		// Delivered, but a restart now would send this batch again: counted, logged once.
+	return false
+}
+
+// advance drops the acknowledged batches at the head of the window and saves the position
+// after the last of them; it returns the rest of the window.
+func (fl *follower) advance(win []*inFlight) []*inFlight {
+	n := 0
+	for n < len(win) && win[n].acked {
+		n++
+	}
+	if n == 0 {
+		return win
+	}
+	last := win[n-1].b
+	pos := last.records[len(last.records)-1].Pos
+	if err := fl.f.store.save(fl.id, pos); err != nil {
+		// Delivered, but a restart now would send these batches again: counted, logged once.
 		if fl.cnt.positionErrors.Add(1) == 1 {
-			f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: cannot save the position")
+			fl.f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: cannot save the position")
 		}
-		f.total.positionErrors.Add(1)
+		fl.f.total.positionErrors.Add(1)
+	} else if fl.f.saved != nil {
+		fl.f.saved(fl.id, pos)
 	}
-	return nil
+	clear(win[:n])
+	return win[n:]
 }

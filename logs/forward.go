@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -63,7 +64,8 @@ func newChunkID() string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
-// conn is one connection to Fluentd that sends a message and waits for its ack.
+// conn is one connection to Fluentd. One goroutine (the follower's sender) opens it and
+// writes messages; a reader goroutine of the connection passes the acks it reads on.
 type conn struct {
 	network, addr string
 	tls           *tls.Config // nil: plain TCP
@@ -71,7 +73,15 @@ type conn struct {
 	auth          *Auth // nil: no shared key; a server that sends HELO is refused (errHELO)
 	oneShot       bool  // the server closes the connection after each message (HELO keepalive false)
 	c             net.Conn
-	r             *bufio.Reader
+	acks          chan ack      // from the reader of c; an error is its last
+	stopped       chan struct{} // closed by close: the reader gives up passing acks on
+}
+
+// ack is what the reader of a connection got: the chunk ID of an ack, or the error that
+// ended the connection.
+type ack struct {
+	chunk string
+	err   error
 }
 
 // parseAddress splits LOOKOUT_FLUENTD_ADDRESS: host:port, tcp://host:port or unix:///path.
@@ -88,64 +98,116 @@ func parseAddress(a string) (network, addr string, err error) {
 	return "tcp", a, nil
 }
 
-// send writes msg and waits until Fluentd acknowledges chunk. Any error closes the
-// connection; the next send reconnects. With a shared key a new connection first waits for
-// the server's HELO and does the handshake, as Fluentd's out_forward does with <security>.
-func (c *conn) send(ctx context.Context, msg []byte, chunk string) error {
-	fresh := c.c == nil
-	if fresh {
-		d := net.Dialer{Timeout: c.timeout}
-		var nc net.Conn
-		var err error
-		if c.tls != nil {
-			nc, err = (&tls.Dialer{NetDialer: &d, Config: c.tls}).DialContext(ctx, c.network, c.addr)
-		} else {
-			nc, err = d.DialContext(ctx, c.network, c.addr)
-		}
-		if err != nil {
-			return err
-		}
-		c.c, c.r = nc, bufio.NewReader(nc)
+// open connects; with a shared key it first waits for the server's HELO and does the
+// handshake, as Fluentd's out_forward does with <security>. Then a reader goroutine passes
+// every ack on.
+func (c *conn) open(ctx context.Context) error {
+	d := net.Dialer{Timeout: c.timeout}
+	var nc net.Conn
+	var err error
+	if c.tls != nil {
+		nc, err = (&tls.Dialer{NetDialer: &d, Config: c.tls}).DialContext(ctx, c.network, c.addr)
+	} else {
+		nc, err = d.DialContext(ctx, c.network, c.addr)
 	}
-	nc := c.c // close sets c.c to nil before the deferred stop runs
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
-	defer stop()
-	_ = c.c.SetDeadline(time.Now().Add(c.timeout))
-	if fresh && c.auth != nil {
-		keepalive, err := c.auth.handshake(c.r, c.c)
+	if err != nil {
+		return err
+	}
+	r := bufio.NewReader(nc)
+	if c.auth != nil {
+		stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
+		_ = nc.SetDeadline(time.Now().Add(c.timeout))
+		keepalive, err := c.auth.handshake(r, nc)
+		stop()
 		c.oneShot = !keepalive
 		if err != nil {
-			c.close()
+			nc.Close()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return err
 		}
+		_ = nc.SetDeadline(time.Time{})
 	}
-	if _, err := c.c.Write(msg); err != nil {
-		c.close()
-		return err
-	}
-	ack, err := readAck(c.r)
-	if err == nil && ack != chunk {
-		err = fmt.Errorf("forward protocol: ack %q for chunk %q", ack, chunk)
-	}
-	if err != nil {
-		c.close()
-		if ctx.Err() != nil {
-			return ctx.Err()
+	acks, stopped := make(chan ack, 16), make(chan struct{})
+	c.c, c.acks, c.stopped = nc, acks, stopped
+	go func() {
+		for {
+			chunk, err := readAck(r)
+			select {
+			case acks <- ack{chunk, err}:
+			case <-stopped:
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		return err
+	}()
+	return nil
+}
+
+// write writes one message, within the timeout.
+func (c *conn) write(ctx context.Context, msg []byte) error {
+	nc := c.c
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetWriteDeadline(time.Now()) })
+	defer stop()
+	_ = nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, err := nc.Write(msg)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
 	}
-	if c.oneShot {
+	return err
+}
+
+// broken says whether the reader of an open connection has ended (the server closed it):
+// then the connection is closed, and the next message needs a new one.
+func (c *conn) broken() bool {
+	if c.c == nil {
+		return false
+	}
+	select {
+	case <-c.acks: // an error, or an ack nobody waits for: either way the connection is done
+		c.close()
+		return true
+	default:
+		return false
+	}
+}
+
+// send writes msg and waits until Fluentd acknowledges chunk: one message in flight. Any
+// error closes the connection; the next send reconnects.
+func (c *conn) send(ctx context.Context, msg []byte, chunk string) error {
+	if c.broken() || c.c == nil {
+		if err := c.open(ctx); err != nil {
+			return err
+		}
+	}
+	err := c.write(ctx, msg)
+	if err == nil {
+		t := time.NewTimer(c.timeout)
+		defer t.Stop()
+		select {
+		case a := <-c.acks:
+			if err = a.err; err == nil && a.chunk != chunk {
+				err = fmt.Errorf("forward protocol: ack %q for chunk %q", a.chunk, chunk)
+			}
+		case <-t.C:
+			err = errors.New("forward protocol: no ack within the timeout")
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil || c.oneShot {
 		c.close()
 	}
-	return nil
+	return err
 }
 
 func (c *conn) close() {
 	if c.c != nil {
 		_ = c.c.Close()
-		c.c, c.r = nil, nil
+		close(c.stopped)
+		c.c, c.acks, c.stopped = nil, nil, nil
 	}
 }

@@ -42,6 +42,7 @@ type Options struct {
 	StateDir      string             // positions are kept in StateDir/logs
 	BufferLimit   int                // records read but not acknowledged, per container
 	BatchSize     int                // records per Forward message
+	InFlight      int                // Forward messages sent on a connection before their acks (default 4)
 	MaxRecordSize int                // bytes of log per record; the rest is cut, with a marker
 	FromStart     bool               // a container seen for the first time is read from its start (else from when the agent started)
 	Timeout       time.Duration      // connect, write and wait for an ack
@@ -58,12 +59,14 @@ type Forwarder struct {
 	store         *store
 	network, addr string
 	changes       chan inventory.Change
+	saved         func(id string, p Position) // tests: called after each position saved
 
 	// Touched only by Run's goroutine.
 	followers map[string]*follower
 	latest    map[string]inventory.Change
 	notBefore map[string]time.Time
 	idle      map[string]time.Duration
+	conns     map[string]*conn // one connection per container, kept across follows
 	wg        sync.WaitGroup
 	done      chan followDone
 
@@ -109,6 +112,9 @@ func New(docker Docker, opts Options) (*Forwarder, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
 	}
+	if opts.InFlight <= 0 {
+		opts.InFlight = 4
+	}
 	if opts.BufferLimit < opts.BatchSize {
 		opts.BufferLimit = max(10000, opts.BatchSize)
 	}
@@ -127,7 +133,7 @@ func New(docker Docker, opts Options) (*Forwarder, error) {
 	return &Forwarder{opts: opts, started: time.Now(), docker: docker, store: st, network: network, addr: addr,
 		changes: make(chan inventory.Change, 1024), followers: map[string]*follower{},
 		latest: map[string]inventory.Change{}, notBefore: map[string]time.Time{}, done: make(chan followDone), idle: map[string]time.Duration{},
-		perCont: map[string]*counters{}}, nil
+		conns: map[string]*conn{}, perCont: map[string]*counters{}}, nil
 }
 
 var _ inventory.Handler = (*Forwarder)(nil)
@@ -162,6 +168,9 @@ func (f *Forwarder) Run(ctx context.Context) {
 			// Drain the followers' done notices so that they can return.
 			for len(f.followers) > 0 {
 				delete(f.followers, (<-f.done).id)
+			}
+			for _, c := range f.conns {
+				c.close()
 			}
 			return
 		case ch := <-f.changes:
@@ -202,6 +211,10 @@ func (f *Forwarder) forget(id string) {
 	delete(f.latest, id)
 	delete(f.notBefore, id)
 	delete(f.idle, id)
+	if c := f.conns[id]; c != nil {
+		c.close()
+		delete(f.conns, id)
+	}
 	f.store.remove(id)
 	f.mu.Lock()
 	delete(f.perCont, id)
@@ -234,9 +247,14 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string) {
 	if f.idle[id] == 0 {
 		f.idle[id] = minIdle
 	}
+	cn := f.conns[id]
+	if cn == nil {
+		cn = &conn{network: f.network, addr: f.addr, tls: f.opts.TLS, auth: f.opts.Auth, timeout: f.opts.Timeout}
+		f.conns[id] = cn
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	fl := &follower{f: f, id: id, name: c.Name, tty: c.Tty, tag: tag, multiline: c.Config.Logs.Multiline,
-		cnt: cnt, cancel: cancel, idle: f.idle[id], conn: &conn{network: f.network, addr: f.addr, tls: f.opts.TLS, auth: f.opts.Auth, timeout: f.opts.Timeout}}
+		cnt: cnt, cancel: cancel, idle: f.idle[id], conn: cn}
 	fl.meta, fl.metaPairs = encodeMeta(recordFields(c, ch.Engine))
 	f.followers[id] = fl
 	f.active.Add(1)
@@ -244,8 +262,7 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string) {
 	go func() {
 		defer f.wg.Done()
 		defer f.active.Add(-1)
-		err := fl.run(fctx)
-		fl.conn.close()
+		err := fl.run(fctx) // the connection stays open for the next follow (deliver closes it on errors)
 		cancel()
 		if err != nil && fctx.Err() == nil && !errors.Is(err, errIdle) {
 			f.opts.Log.WithError(err).WithField("container", c.Name).Warn("logs: following stopped; retrying")

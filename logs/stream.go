@@ -31,7 +31,9 @@ type streamReader struct {
 	tty bool
 	pos Position
 	hdr [8]byte
-	buf []byte
+	buf []byte // a TTY message being read (copied out by the caller)
+	// slab holds the lines of frames (no TTY); a line returned stays valid.
+	slab []byte
 }
 
 func newStreamReader(r io.Reader, tty bool, pos Position) *streamReader {
@@ -41,7 +43,8 @@ func newStreamReader(r io.Reader, tty bool, pos Position) *streamReader {
 // errBadMessage is a message that could not be parsed; the reader goes on with the next.
 var errBadMessage = errors.New("bad log message")
 
-// next returns the next message. An error wrapping errBadMessage may be followed by more
+// next returns the next message; its line stays valid without a TTY, and is overwritten
+// by the next call with one (see owned). An error wrapping errBadMessage may be followed by more
 // messages; any other error ends the stream.
 func (s *streamReader) next() (message, error) {
 	var m message
@@ -65,10 +68,14 @@ func (s *streamReader) next() (message, error) {
 			return m, err
 		}
 		n := int(binary.BigEndian.Uint32(s.hdr[4:]))
-		if cap(s.buf) < n {
-			s.buf = make([]byte, n)
+		// The payload is read into the slab, where the message's line stays: handed on
+		// without another copy. The slab is only ever appended to.
+		if cap(s.slab)-len(s.slab) < n {
+			s.slab = make([]byte, 0, max(slabSize, n))
 		}
-		payload = s.buf[:n]
+		start := len(s.slab)
+		s.slab = s.slab[:start+n]
+		payload = s.slab[start : start+n : start+n]
 		if _, err := io.ReadFull(s.r, payload); err != nil {
 			return m, err
 		}
@@ -102,6 +109,19 @@ func (s *streamReader) next() (message, error) {
 	s.pos = s.pos.advance(m.ts.UnixNano())
 	m.after = s.pos
 	return m, nil
+}
+
+// owned says whether the lines returned stay valid after the next call.
+func (s *streamReader) owned() bool { return !s.tty }
+
+// ready says whether the next message is whole in the read buffer, so that next returns
+// it without waiting for more input.
+func (s *streamReader) ready() bool {
+	b, _ := s.r.Peek(s.r.Buffered())
+	if s.tty {
+		return bytes.IndexByte(b, '\n') >= 0 || len(b) > dockerPartialSize+64
+	}
+	return len(b) >= 8 && len(b)-8 >= int(binary.BigEndian.Uint32(b[4:8]))
 }
 
 // ttyContent reads a TTY message after its timestamp: up to and including a newline
