@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -146,8 +147,15 @@ func newLogger(cfg config.Config, w io.Writer) *logrus.Logger {
 	return log
 }
 
+// dockerReadBuffer is the read buffer of each connection to the Docker Engine. A
+// followed log arrives one HTTP chunk per line; with net/http's default 4 KiB, catching
+// up on a backlog costs a read syscall every few dozen lines.
+const dockerReadBuffer = 32 << 10
+
 func dockerClient(cfg config.Config) (*client.Client, error) {
-	return client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
+	// The transport first: WithHost then sets it up for the engine's socket.
+	return client.NewClientWithOpts(client.WithHTTPClient(&http.Client{Transport: &http.Transport{ReadBufferSize: dockerReadBuffer}}),
+		client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
 }
 
 func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
