@@ -198,12 +198,7 @@ func runContainer(t testing.TB, name string, args ...string) string {
 	return id
 }
 
-func cleanupContainers() {
-	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=lookout-test.run="+runID).Output()
-	for _, id := range strings.Fields(string(out)) {
-		_ = exec.Command("docker", "rm", "-f", id).Run()
-	}
-}
+func cleanupContainers() { testpeer.RemoveContainers(runID) }
 
 // eventually polls cond until it holds or timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {

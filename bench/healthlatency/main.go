@@ -78,10 +78,7 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 			_ = p.Process.Signal(os.Interrupt)
 			_ = p.Wait()
 		}
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "name="+prefix).Output()
-		for _, id := range strings.Fields(string(out)) {
-			_ = exec.Command("docker", "rm", "-f", id).Run()
-		}
+		testpeer.RemoveContainers("bench-latency")
 	}()
 	start := func(name string, args []string, env []string) error {
 		cmd := exec.Command(name, args...)

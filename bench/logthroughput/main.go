@@ -52,6 +52,7 @@ func (r result) linesPerSec() float64 { return float64(r.received) / r.elapsed.S
 func (r result) mibPerSec() float64   { return float64(r.bytes) / r.elapsed.Seconds() / (1 << 20) }
 
 func run(dur time.Duration, lookoutBin string) error {
+	testpeer.RemoveOnSignal("logbench") // an interrupted flood leaves no opted-in container
 	root, _ := os.Getwd()
 	work, err := os.MkdirTemp("", "lookout-logthroughput-")
 	if err != nil {

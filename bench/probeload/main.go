@@ -56,13 +56,7 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin, profile string) erro
 	}
 	defer ix.Stop()
 	prefix := fmt.Sprintf("lkp%d-", time.Now().Unix()%100000)
-	defer func() {
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "name="+prefix).Output()
-		ids := strings.Fields(string(out))
-		for i := 0; i < len(ids); i += 50 {
-			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids[i:min(i+50, len(ids))]...)...).Run()
-		}
-	}()
+	defer testpeer.RemoveContainers("bench-probes")
 
 	fmt.Fprintf(os.Stderr, "starting %d containers…\n", n)
 	urls := make([]string, n)

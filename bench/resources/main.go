@@ -85,13 +85,8 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 		return err
 	}
 	prefix := fmt.Sprintf("lkr%d-", time.Now().Unix()%100000)
-	defer func() {
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=lookout-test.run="+prefix).Output()
-		ids := strings.Fields(string(out))
-		for i := 0; i < len(ids); i += 50 {
-			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids[i:min(i+50, len(ids))]...)...).Run()
-		}
-	}()
+	testpeer.RemoveOnSignal(prefix)
+	defer testpeer.RemoveContainers(prefix)
 	fmt.Fprintf(os.Stderr, "starting %d containers…\n", n)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -47,19 +47,26 @@ func BuildImage(root, name, tag string) error {
 	return nil
 }
 
-// RemoveOnSignal removes every container labelled lookout-test.run=<run> and exits when
-// the program gets SIGINT or SIGTERM, so that an interrupted benchmark leaves no
-// opted-in containers behind for later agents to monitor.
+// RemoveContainers removes every container labelled lookout-test.run=<run> (every test
+// and benchmark container carries the label), 50 to a docker call.
+func RemoveContainers(run string) {
+	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=lookout-test.run="+run).Output()
+	ids := strings.Fields(string(out))
+	for i := 0; i < len(ids); i += 50 {
+		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids[i:min(i+50, len(ids))]...)...).Run()
+	}
+}
+
+// RemoveOnSignal removes the containers of run (RemoveContainers) and exits when the
+// program gets SIGINT or SIGTERM, so that an interrupted benchmark leaves no opted-in
+// containers behind for later agents to monitor.
 func RemoveOnSignal(run string) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sig
 		fmt.Fprintf(os.Stderr, "%v: removing the containers of %s\n", s, run)
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=lookout-test.run="+run).Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
-		}
+		RemoveContainers(run)
 		os.Exit(130)
 	}()
 }
