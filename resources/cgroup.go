@@ -290,28 +290,34 @@ func (c *Cgroup) readBlkioV1(id, dir, name string) []container.BlkioStatEntry {
 // parseBlkioV1 parses "8:0 Read 4096" and "8:0 4096" lines; the "Total N" line is skipped.
 func parseBlkioV1(b []byte) []container.BlkioStatEntry {
 	var out []container.BlkioStatEntry
+	deviceLines(b, func(maj, minr uint64, rest []string) {
+		e := container.BlkioStatEntry{Major: maj, Minor: minr}
+		val := rest[0]
+		if len(rest) == 2 {
+			e.Op, val = rest[0], rest[1]
+		}
+		v, err := strconv.ParseUint(val, 10, 64)
+		if err != nil {
+			return
+		}
+		e.Value = v
+		out = append(out, e)
+	})
+	return out
+}
+
+// deviceLines calls fn with the device and the other fields of each "MAJ:MIN field…"
+// line of a blkio or io.stat file; other lines are skipped.
+func deviceLines(b []byte, fn func(maj, minr uint64, rest []string)) {
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 {
 			continue
 		}
-		maj, minr, ok := parseDevice(f[0])
-		if !ok {
-			continue
+		if maj, minr, ok := parseDevice(f[0]); ok {
+			fn(maj, minr, f[1:])
 		}
-		e := container.BlkioStatEntry{Major: maj, Minor: minr}
-		val := f[1]
-		if len(f) == 3 {
-			e.Op, val = f[1], f[2]
-		}
-		v, err := strconv.ParseUint(val, 10, 64)
-		if err != nil {
-			continue
-		}
-		e.Value = v
-		out = append(out, e)
 	}
-	return out
 }
 
 func parseDevice(s string) (uint64, uint64, bool) {
@@ -363,17 +369,9 @@ func (c *Cgroup) readV2(s *container.StatsResponse, t Target) error {
 // parseIOStatV2 parses io.stat ("8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0") into
 // Docker's entries: bytes and operations, op "read" and "write".
 func parseIOStatV2(b []byte) (bytesEntries, ios []container.BlkioStatEntry) {
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		maj, minr, ok := parseDevice(f[0])
-		if !ok {
-			continue
-		}
+	deviceLines(b, func(maj, minr uint64, rest []string) {
 		kv := map[string]uint64{}
-		for _, p := range f[1:] {
+		for _, p := range rest {
 			k, v, _ := strings.Cut(p, "=")
 			kv[k], _ = strconv.ParseUint(v, 10, 64)
 		}
@@ -383,7 +381,7 @@ func parseIOStatV2(b []byte) (bytesEntries, ios []container.BlkioStatEntry) {
 		ios = append(ios,
 			container.BlkioStatEntry{Major: maj, Minor: minr, Op: "read", Value: kv["rios"]},
 			container.BlkioStatEntry{Major: maj, Minor: minr, Op: "write", Value: kv["wios"]})
-	}
+	})
 	return bytesEntries, ios
 }
 
