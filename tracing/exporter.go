@@ -97,13 +97,9 @@ func NewExporter(cfg ExporterConfig) (*Exporter, error) {
 		MaxIdleConnsPerHost: 2}}, wake: make(chan struct{}, 1)}, nil
 }
 
-// Export queues spans of proc. It never blocks: when they do not all fit, none is queued,
-// they are counted as dropped (queue full) and Export returns false.
-func (e *Exporter) Export(proc *jaeger.Process, spans []*jaeger.Span) bool {
-	return e.ExportBatches([]*jaeger.Batch{{Process: proc, Spans: spans}})
-}
-
-// ExportBatches queues the spans of every batch, all or none, as Export does.
+// ExportBatches queues the spans of every batch, all or none. It never blocks: when they
+// do not all fit, none is queued, they are counted as dropped (queue full) and it returns
+// false.
 func (e *Exporter) ExportBatches(batches []*jaeger.Batch) bool {
 	n := 0
 	for _, b := range batches {

@@ -23,6 +23,11 @@ type fakeCollector struct {
 	delay   time.Duration
 }
 
+// Export queues the spans of one process (the tests' shorthand for ExportBatches).
+func (e *Exporter) Export(proc *jaeger.Process, spans []*jaeger.Span) bool {
+	return e.ExportBatches([]*jaeger.Batch{{Process: proc, Spans: spans}})
+}
+
 func (f *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	time.Sleep(f.delay)
