@@ -20,7 +20,6 @@ import (
 // Docker is what the probes need of the Docker Engine API: exec for exec checks, and the
 // list of containers for the sweep (see sweepEvery).
 type Docker interface {
-	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error)
 	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
 	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)

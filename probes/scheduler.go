@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/healthcheck"
@@ -31,7 +30,7 @@ type Options struct {
 	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
 	// connection between runs (healthcheck.HTTPProber) and a TCP check connects each run.
 	HTTP, TCP     Prober
-	Docker        Docker          // for exec checks, and to sweep the checks of containers gone unnoticed
+	Docker        Docker          // for exec checks
 	ProbeNetwork  string          // the network to probe on when a check names none
 	AgentNetworks []string        // networks of the agent's own container, if it runs in one
 	AllowedHosts  map[string]bool // hosts a label may name besides the container's own address
@@ -49,39 +48,29 @@ type Tracer interface {
 
 // Scheduler runs the checks of every monitored, running container.
 type Scheduler struct {
-	opts       Options
-	sink       metric.Sink
-	cmds       chan inventory.Change
-	sweepEvery time.Duration
-	listed     chan listing // the sweeps' lists of containers, for Run
+	opts Options
+	sink metric.Sink
+	cmds chan inventory.Change
+
+	// Gone changes that found cmds full. The inventory tells of a removed container
+	// once, so they are never dropped: Run applies them once the changes queued before
+	// them are done.
+	goneMu   sync.Mutex
+	gone     map[string]*inventory.Container
+	goneWake chan struct{}
 
 	// Touched only by Run's goroutine.
 	running map[string]*containerChecks
 	wg      sync.WaitGroup
 
-	runs, dropped, goneUnnoticed atomic.Uint64
-	active                       atomic.Int64
+	runs, dropped, goneHeld atomic.Uint64
+	active                  atomic.Int64
 }
 
 type containerChecks struct {
 	fingerprint string
-	since       time.Time // when its checks started
 	cancel      context.CancelFunc
 	current     atomic.Pointer[view] // the container as last seen, read by its checks
-}
-
-// sweepEvery is how often Docker's list of containers is compared with the containers
-// whose checks run. The inventory tells of a removed container once, and that notice may
-// be dropped on a full queue: the sweep stops the checks of a container Docker no longer
-// lists, which could otherwise run on until the agent restarts (and succeed, should
-// another container take its address).
-const sweepEvery = 30 * time.Second
-
-// listing is the result of one sweep's list: the IDs of every container, and when the
-// list was asked for.
-type listing struct {
-	asked time.Time
-	ids   map[string]bool
 }
 
 type view struct {
@@ -94,33 +83,55 @@ func New(sink metric.Sink, opts Options) *Scheduler {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024), sweepEvery: sweepEvery,
-		listed: make(chan listing, 1), running: map[string]*containerChecks{}}
+	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024),
+		gone: map[string]*inventory.Container{}, goneWake: make(chan struct{}, 1), running: map[string]*containerChecks{}}
 }
 
 var _ inventory.Handler = (*Scheduler)(nil)
 
 // HandleChange implements inventory.Handler: it queues the change for Run and never
-// blocks. A change dropped on a full queue is counted; the next refresh repeats it, but
-// for Gone, which is told once: the sweep catches that (see sweepEvery).
+// blocks. A change dropped on a full queue is counted and the inventory's next refresh
+// repeats it; Gone, told once, is held aside instead (counted in gone_held), or a removed
+// container's checks would run on until the agent restarts (and succeed, should another
+// container take its address).
 func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
 	select {
 	case s.cmds <- ch:
+		return
 	default:
+	}
+	if ch.Kind != inventory.Gone {
 		s.dropped.Add(1)
+		return
+	}
+	s.goneMu.Lock()
+	s.gone[ch.Container.ID] = ch.Container
+	s.goneMu.Unlock()
+	s.goneHeld.Add(1)
+	select {
+	case s.goneWake <- struct{}{}:
+	default:
+	}
+}
+
+// applyHeldGone stops the checks of the containers whose Gone was held aside. Run calls
+// it only with cmds empty: the changes queued before a Gone must not start the checks
+// again after it.
+func (s *Scheduler) applyHeldGone(ctx context.Context) {
+	s.goneMu.Lock()
+	held := s.gone
+	if len(held) > 0 {
+		s.gone = map[string]*inventory.Container{}
+	}
+	s.goneMu.Unlock()
+	for _, c := range held {
+		s.apply(ctx, inventory.Change{Kind: inventory.Gone, Action: "destroy", Container: c})
 	}
 }
 
 // Run starts and stops checks until ctx is done, then stops them all and waits for them.
 func (s *Scheduler) Run(ctx context.Context) {
 	defer s.wg.Wait()
-	var sweep <-chan time.Time
-	if s.opts.Docker != nil {
-		t := time.NewTicker(s.sweepEvery)
-		defer t.Stop()
-		sweep = t.C
-	}
-	inFlight := false // a sweep's list is under way
 	for {
 		select {
 		case <-ctx.Done():
@@ -131,15 +142,13 @@ func (s *Scheduler) Run(ctx context.Context) {
 			return
 		case ch := <-s.cmds:
 			s.apply(ctx, ch)
-		case <-sweep:
-			if !inFlight && len(s.running) > 0 {
-				inFlight = true
-				s.wg.Add(1)
-				go func() { defer s.wg.Done(); s.list(ctx) }()
+			if len(s.cmds) == 0 {
+				s.applyHeldGone(ctx)
 			}
-		case l := <-s.listed:
-			inFlight = false
-			s.sweep(l)
+		case <-s.goneWake:
+			if len(s.cmds) == 0 {
+				s.applyHeldGone(ctx) // else once the queue has drained, above
+			}
 		}
 	}
 }
@@ -163,7 +172,7 @@ func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	cc := &containerChecks{fingerprint: fp, since: time.Now(), cancel: cancel}
+	cc := &containerChecks{fingerprint: fp, cancel: cancel}
 	cc.current.Store(&view{c: c, eng: ch.Engine})
 	s.running[c.ID] = cc
 	for _, chk := range c.Config.Checks {
@@ -275,45 +284,6 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 	}
 }
 
-// list asks Docker for its containers and hands the list to Run; an empty listing
-// (asked is zero) when Docker did not answer.
-func (s *Scheduler) list(ctx context.Context) {
-	l := listing{asked: time.Now()}
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	all, err := s.opts.Docker.ContainerList(lctx, container.ListOptions{All: true})
-	cancel()
-	if err == nil {
-		l.ids = make(map[string]bool, len(all))
-		for _, c := range all {
-			l.ids[c.ID] = true
-		}
-	} else {
-		l.asked = time.Time{}
-		s.opts.Log.WithError(err).Debug("probes: cannot list containers; no sweep this time")
-	}
-	select {
-	case s.listed <- l:
-	case <-ctx.Done():
-	}
-}
-
-// sweep stops the checks of the containers Docker's list l does not have, among those
-// whose checks started before the list was asked for.
-func (s *Scheduler) sweep(l listing) {
-	if l.asked.IsZero() {
-		return
-	}
-	for id, cc := range s.running {
-		if l.ids[id] || !cc.since.Before(l.asked) {
-			continue
-		}
-		cc.cancel()
-		delete(s.running, id)
-		s.goneUnnoticed.Add(1)
-		s.opts.Log.WithField("container", cc.current.Load().c.Name).Info("checks stopped: Docker no longer has the container")
-	}
-}
-
 // RunOnce runs chk against container c once, on a connection of its own.
 func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check) healthcheck.Result {
 	return s.run(ctx, c, chk, nil, s.prober(chk))
@@ -420,7 +390,7 @@ func (s *Scheduler) Points(now time.Time, tags map[string]string) []metric.Point
 		{Key: "checks", Value: s.active.Load()},
 		{Key: "runs", Value: s.runs.Load()},
 		{Key: "changes_dropped", Value: s.dropped.Load()},
-		{Key: "containers_gone_unnoticed", Value: s.goneUnnoticed.Load()},
+		{Key: "gone_held", Value: s.goneHeld.Load()},
 	}, now)}
 }
 

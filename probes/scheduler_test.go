@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -170,91 +171,42 @@ func TestTargetOnlyTheContainersOwnAddress(t *testing.T) {
 	}
 }
 
-// listDocker lists the containers in ids. While hold is not nil, each list waits for a
-// value from it.
-type listDocker struct {
-	Docker // exec is not used here
-	mu     sync.Mutex
-	ids    []string
-	lists  atomic.Int64
-	hold   chan struct{}
-}
+var goneLabels = map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/", "lookout.check.db": "tcp://:5432",
+	"lookout.check.web.interval": "1s", "lookout.check.db.interval": "1s"}
 
-func (d *listDocker) ContainerList(ctx context.Context, _ container.ListOptions) ([]container.Summary, error) {
-	d.lists.Add(1)
-	if d.hold != nil {
-		select {
-		case <-d.hold:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []container.Summary
-	for _, id := range d.ids {
-		out = append(out, container.Summary{ID: id})
-	}
-	return out, nil
-}
-
-func (d *listDocker) set(ids ...string) {
-	d.mu.Lock()
-	d.ids = ids
-	d.mu.Unlock()
-}
-
-// sweptScheduler runs a scheduler that sweeps every 20 ms, its probes all succeeding.
-func sweptScheduler(t *testing.T, docker Docker) (*Scheduler, context.Context) {
+// The inventory tells of a removed container once (Gone). A Gone that finds the
+// scheduler's queue full is not dropped: it is applied after the changes queued before
+// it, so the container's checks stop (they might otherwise succeed for ever, should
+// another container take the address) and do not start again.
+func TestGoneOnAFullQueueIsHeldNotDropped(t *testing.T) {
 	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
 		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now()}
 	}
-	s := New(&sink{}, Options{HTTP: probe, TCP: probe, Docker: docker})
-	s.sweepEvery = 20 * time.Millisecond
+	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	// Before Run starts: a's start, then the queue filled up, then a's Gone.
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("a", true, goneLabels)})
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("b", true, goneLabels)})
+	for i := 0; len(s.cmds) < cap(s.cmds); i++ {
+		s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer(fmt.Sprint("filler", i), true, nil)})
+	}
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("b", true, goneLabels)}) // dropped: repeated by the next refresh
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Gone, Container: testContainer("a", true, goneLabels)})
 	go s.Run(ctx)
-	return s, ctx
-}
-
-var sweepLabels = map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/", "lookout.check.db": "tcp://:5432",
-	"lookout.check.web.interval": "1s", "lookout.check.db.interval": "1s"}
-
-// The inventory tells of a removed container once (Gone); when that notice is dropped on
-// the scheduler's full queue, the checks must still stop, even though they may succeed
-// (another container may have taken the address): Docker no longer lists the container.
-func TestChecksOfAContainerGoneUnnoticedStop(t *testing.T) {
-	docker := &listDocker{ids: []string{"a", "b"}}
-	s, ctx := sweptScheduler(t, docker)
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("a", true, sweepLabels)})
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("b", true, sweepLabels)})
-	eventually(t, "four checks running", func() bool { return s.active.Load() == 4 })
-	docker.set("b") // a is removed; its Gone change was dropped: none follows
-	eventually(t, "the checks of the removed container stopped", func() bool { return s.active.Load() == 2 })
-	if f := s.Points(time.Now(), nil)[0].Field("containers_gone_unnoticed"); f != uint64(1) {
-		t.Errorf("containers_gone_unnoticed = %v, want 1", f)
+	eventually(t, "b's two checks running and a's stopped", func() bool {
+		s.goneMu.Lock()
+		held := len(s.gone)
+		s.goneMu.Unlock()
+		return s.active.Load() == 2 && held == 0 && len(s.cmds) == 0
+	})
+	p := s.Points(time.Now(), nil)[0]
+	if p.Field("gone_held") != uint64(1) || p.Field("changes_dropped") != uint64(1) {
+		t.Errorf("gone_held = %v, changes_dropped = %v; want 1 and 1", p.Field("gone_held"), p.Field("changes_dropped"))
 	}
 	// Forgotten by Run too: the container seen again gets its checks back.
-	docker.set("a", "b")
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("a", true, sweepLabels)})
+	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("a", true, goneLabels)})
 	eventually(t, "checks back", func() bool { return s.active.Load() == 4 })
-}
-
-// A list asked for before a container's checks started does not have the container: the
-// sweep must leave those checks alone.
-func TestSweepSparesChecksStartedAfterItsList(t *testing.T) {
-	docker := &listDocker{hold: make(chan struct{})}
-	s, ctx := sweptScheduler(t, docker)
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("old", true, sweepLabels)})
-	eventually(t, "a list under way", func() bool { return docker.lists.Load() == 1 })
-	docker.set("old")
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("new", true, sweepLabels)})
-	eventually(t, "four checks running", func() bool { return s.active.Load() == 4 })
-	docker.hold <- struct{}{} // the list, asked for before "new" started, lists "old" only
-	eventually(t, "the next list under way (the sweep of the first done)", func() bool { return docker.lists.Load() == 2 })
-	if n := s.active.Load(); n != 4 {
-		t.Errorf("%d checks running after the sweep, want 4", n)
-	}
 }
 
 func TestRunsStartOnSlotBoundaries(t *testing.T) {
