@@ -10,22 +10,16 @@ import (
 	"github.com/lookout-agent/lookout/metric"
 )
 
-// Snapshotter is what Status needs of the inventory.
-type Snapshotter interface {
-	Snapshot() []inventory.Container
-	Engine() inventory.Engine
-}
-
 // Status reports docker_container_status, and docker_container_health for containers with
 // a HEALTHCHECK, of every monitored container as the inventory last saw it, on demand: it
 // is the telegraf.Input that `lookout execd` gathers on each line of its standard input.
 // The running agent reports the same points from the inventory's changes (Health).
 type Status struct {
-	inv Snapshotter
+	inv inventory.View
 }
 
 // NewStatus returns an input reading inv.
-func NewStatus(inv Snapshotter) *Status { return &Status{inv: inv} }
+func NewStatus(inv inventory.View) *Status { return &Status{inv: inv} }
 
 var _ telegraf.Input = (*Status)(nil)
 

@@ -64,13 +64,12 @@ func Run(ctx context.Context, in io.Reader, out, errs io.Writer, inputs ...teleg
 }
 
 // Accumulator writes what it is given as line protocol. Points line protocol cannot carry
-// are counted (Invalid) and reported on errs.
+// are left out and reported on errs (Telegraf logs what a plugin writes there).
 type Accumulator struct {
-	mu      sync.Mutex
-	enc     *shipper.Encoder
-	w       *bufio.Writer
-	errs    io.Writer
-	invalid atomic.Uint64
+	mu   sync.Mutex
+	enc  *shipper.Encoder
+	w    *bufio.Writer
+	errs io.Writer
 }
 
 // NewAccumulator returns an accumulator writing line protocol (nanoseconds) to out.
@@ -86,9 +85,6 @@ func (a *Accumulator) Flush() error {
 	defer a.mu.Unlock()
 	return a.w.Flush()
 }
-
-// Invalid is how many points could not be encoded.
-func (a *Accumulator) Invalid() uint64 { return a.invalid.Load() }
 
 func (a *Accumulator) add(name string, fields map[string]any, tags map[string]string, t []time.Time) {
 	ts := time.Now()
@@ -112,7 +108,6 @@ func (a *Accumulator) add(name string, fields map[string]any, tags map[string]st
 	sort.Slice(fl, func(i, j int) bool { return fl[i].Key < fl[j].Key })
 	line, _, err := a.enc.Encode(metric.New(name, tags, fl, ts))
 	if err != nil {
-		a.invalid.Add(1)
 		a.AddError(fmt.Errorf("point %s left out: %w", name, err))
 		return
 	}

@@ -60,6 +60,13 @@ type Change struct {
 	Engine    Engine
 }
 
+// View is what readers of the inventory's state need: every known container, and the
+// engine. *Inventory is one.
+type View interface {
+	Snapshot() []Container
+	Engine() Engine
+}
+
 // Handler is told of every change of a monitored container, one at a time, in order.
 // HandleChange must not block for long: it queues what it produces.
 type Handler interface {
@@ -534,6 +541,7 @@ func (inv *Inventory) bridgeIP(ctx context.Context, resp container.InspectRespon
 		return inv.client.NetworkInspect(c, GatewayBridge, network.InspectOptions{})
 	})
 	if err != nil {
+		inv.inspectErrors.Add(1)
 		inv.log.WithError(err).WithField("container", strings.TrimPrefix(resp.Name, "/")).
 			Debug("no docker_gwbridge address for the Swarm task: its spans cannot be told by their source address")
 		return ""

@@ -892,6 +892,9 @@ func TestSwarmTaskBridgeAddress(t *testing.T) {
 	if c, err := inv.inspect(ctx, "task0004"); err != nil || c.BridgeIP != "" || c.Service != "web" {
 		t.Errorf("without the network: %+v, %v", c, err)
 	}
+	if n := field(t, inv, "inspect_errors"); n != 1 {
+		t.Errorf("inspect_errors = %d, want 1 (the failed network inspection)", n)
+	}
 }
 
 // A periodic refresh reports every monitored container as Seen but inspects only those

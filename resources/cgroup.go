@@ -117,16 +117,7 @@ func (c *Cgroup) systemCPU(now time.Time) (uint64, uint32, error) {
 }
 
 // forget drops what is remembered of a container (its cgroup directories).
-func (c *Cgroup) forget(id string) {
-	c.files.close(func(k string) bool { return k != id })
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k := range c.dirs {
-		if strings.HasPrefix(k, id+"/") {
-			delete(c.dirs, k)
-		}
-	}
-}
+func (c *Cgroup) forget(id string) { c.Forget(func(k string) bool { return k != id }) }
 
 // Forget implements the collector's forgetting of containers that stopped running.
 func (c *Cgroup) Forget(keep func(id string) bool) {

@@ -45,13 +45,6 @@ type Reader interface {
 	Read(ctx context.Context, t Target) (*container.StatsResponse, error)
 }
 
-// Containers is what the collector needs of the inventory: the containers, and the
-// engine's name and version for their tags (the inventory keeps them current).
-type Containers interface {
-	Snapshot() []inventory.Container
-	Engine() inventory.Engine
-}
-
 // InfoClient is what the collector needs of the Docker client for the docker measurement.
 type InfoClient interface {
 	Info(ctx context.Context) (system.Info, error)
@@ -69,7 +62,7 @@ type Options struct {
 // Collector gathers resource points. Readers are tried in order for each container.
 type Collector struct {
 	sink    metric.Sink
-	inv     Containers
+	inv     inventory.View // the containers, and the engine's name and version for their tags
 	info    InfoClient
 	readers []Reader
 	opts    Options
@@ -84,7 +77,7 @@ type Collector struct {
 
 // New returns a collector writing to sink (Run) or to the caller (Collect, Gather).
 // info may be nil: then no docker measurement is sent.
-func New(sink metric.Sink, inv Containers, info InfoClient, opts Options, readers ...Reader) *Collector {
+func New(sink metric.Sink, inv inventory.View, info InfoClient, opts Options, readers ...Reader) *Collector {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
 	}

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/lookout-agent/lookout/internal/testpeer"
@@ -213,18 +212,8 @@ func count(file, container string, res *result) error {
 
 // cpuTime is the user+system CPU time of a process so far.
 func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	rest := string(b)
-	rest = rest[strings.LastIndexByte(rest, ')')+1:]
-	var state string
-	var skip [10]int64
-	var utime, stime int64
-	_, _ = fmt.Sscan(rest, &state, &skip[0], &skip[1], &skip[2], &skip[3], &skip[4], &skip[5], &skip[6], &skip[7],
-		&skip[8], &skip[9], &utime, &stime)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+	t, _ := testpeer.CPUTicks(pid)
+	return time.Duration(t) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 // tail returns the last n bytes of a file.

@@ -60,14 +60,8 @@ type relay struct {
 }
 
 func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s
+	t, _ := testpeer.CPUTicks(pid)
+	return t
 }
 
 const ticksPerSecond = 100 // USER_HZ on Linux

@@ -471,7 +471,7 @@ func name(c container.Summary) string {
 
 // newResources builds the resource collector LOOKOUT_RESOURCES asks for (nil for off):
 // auto reads cgroup files where it can and falls back to the one-shot stats API.
-func newResources(cfg config.Config, dc *client.Client, inv resources.Containers, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
+func newResources(cfg config.Config, dc *client.Client, inv inventory.View, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
 	var readers []resources.Reader
 	switch cfg.Resources {
 	case resources.SourceOff:
