@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lookout-agent/lookout/internal/retryafter"
 )
 
 // InfluxConfig configures one InfluxDB output. Version 1 writes to /write (db, rp,
@@ -201,16 +202,4 @@ func classify(status int, retryAfter, msg string, now time.Time) *writeError {
 }
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 if absent or bad.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		// Clamp first: a huge value would overflow into a short or negative wait.
-		return time.Duration(min(int64(s), math.MaxInt64/int64(time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
+var parseRetryAfter = retryafter.Parse

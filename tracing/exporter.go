@@ -17,7 +17,6 @@ import (
 	"io"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,7 @@ import (
 	"github.com/uber/jaeger-client-go/thrift"
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 
+	"github.com/lookout-agent/lookout/internal/retryafter"
 	"github.com/lookout-agent/lookout/metric"
 )
 
@@ -101,10 +101,7 @@ func NewExporter(cfg ExporterConfig) (*Exporter, error) {
 // do not all fit, none is queued, they are counted as dropped (queue full) and it returns
 // false.
 func (e *Exporter) ExportBatches(batches []*jaeger.Batch) bool {
-	n := 0
-	for _, b := range batches {
-		n += len(b.Spans)
-	}
+	n := spansIn(batches)
 	if n == 0 {
 		return true
 	}
@@ -197,12 +194,13 @@ func (e *Exporter) Run(ctx context.Context) {
 			}
 			if !errors.Is(err, errNothing) {
 				backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second)
-				retryAt = time.Now().Add(backoff)
+				wait := backoff
 				var ra *retryAfterError
-				if errors.As(err, &ra) && ra.after > backoff {
-					retryAt = time.Now().Add(ra.after) // the collector's Retry-After, if longer
+				if errors.As(err, &ra) {
+					wait = max(wait, ra.after) // the collector's Retry-After, if longer
 				}
-				e.cfg.Log.WithError(err).WithField("retry_in", backoff).Warn("collector did not take spans; holding them")
+				retryAt = time.Now().Add(wait)
+				e.cfg.Log.WithError(err).WithField("retry_in", wait).Warn("collector did not take spans; holding them")
 			}
 			break
 		}
@@ -363,8 +361,8 @@ func (e *Exporter) send(ctx context.Context, bs []*jaeger.Batch) (rejected int, 
 	case retry:
 		e.failures.Add(1)
 		err := fmt.Errorf("collector answered %d: %s", resp.StatusCode, errorBody(msg))
-		if secs, perr := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); perr == nil && secs > 0 {
-			return 0, &retryAfterError{err: err, after: min(time.Duration(secs)*time.Second, time.Minute)}
+		if after := retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()); after > 0 {
+			return 0, &retryAfterError{err: err, after: min(after, time.Minute)}
 		}
 		return 0, err
 	default:
