@@ -25,7 +25,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/metric"
 )
 
@@ -40,7 +39,7 @@ const OTLPPath = "/v1/traces"
 type OTLPConfig struct {
 	Addr           string   // "host:port" to listen on (plain HTTP)
 	MaxRequestSize int      // body bytes at most, compressed and decompressed; 0 means DefaultMaxOTLPRequestSize
-	Senders        *Senders // who sent a request; nil: a map of its own (subscribe the receiver)
+	Senders        *Senders // who sent a request (subscribe it to the inventory); nil: no one is known
 	Log            logrus.FieldLogger
 }
 
@@ -55,7 +54,7 @@ type OTLPReceiver struct {
 	sink Sink
 	ln   net.Listener
 	srv  *http.Server
-	*Senders
+	senders *Senders
 
 	requests, spans, malformed, tooLarge, unsupported, queueFull, badSpans, unknown atomic.Uint64
 }
@@ -75,7 +74,7 @@ func NewOTLPReceiver(cfg OTLPConfig, sink Sink) (*OTLPReceiver, error) {
 	if cfg.Senders == nil {
 		cfg.Senders = NewSenders()
 	}
-	o := &OTLPReceiver{cfg: cfg, sink: sink, ln: ln, Senders: cfg.Senders}
+	o := &OTLPReceiver{cfg: cfg, sink: sink, ln: ln, senders: cfg.Senders}
 	mux := http.NewServeMux()
 	mux.Handle(OTLPPath, o)
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
@@ -168,7 +167,7 @@ func (o *OTLPReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var s *sender
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		s = o.lookup(ap.Addr())
+		s = o.senders.lookup(ap.Addr())
 	}
 	if s == nil {
 		o.unknown.Add(1)
@@ -425,7 +424,6 @@ func anyValue(v *commonpb.AnyValue) any {
 	return nil
 }
 
-var _ inventory.Handler = (*OTLPReceiver)(nil)
 
 // OTLPStats are the receiver's counters.
 type OTLPStats struct {

@@ -153,11 +153,12 @@ func TestConvertOTLP(t *testing.T) {
 
 func newTestOTLP(t *testing.T, sink Sink) *OTLPReceiver {
 	t.Helper()
-	o, err := NewOTLPReceiver(OTLPConfig{Addr: "127.0.0.1:0", MaxRequestSize: 4096}, sink)
+	senders := NewSenders()
+	o, err := NewOTLPReceiver(OTLPConfig{Addr: "127.0.0.1:0", MaxRequestSize: 4096, Senders: senders}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: testContainer(), Engine: inventory.Engine{Host: "node-a"}})
+	senders.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: testContainer(), Engine: inventory.Engine{Host: "node-a"}})
 	return o
 }
 

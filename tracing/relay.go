@@ -44,7 +44,7 @@ type RelayConfig struct {
 	CompactAddr   string   // "host:port" for jaeger.thrift compact (jaeger-agent's 6831); "" for none
 	BinaryAddr    string   // "host:port" for jaeger.thrift binary (6832); "" for none
 	MaxPacketSize int      // larger packets are dropped and counted; 0 means DefaultMaxPacketSize
-	Senders       *Senders // who sent a packet; nil: a map of its own (subscribe the relay)
+	Senders       *Senders // who sent a packet (subscribe it to the inventory); nil: no one is known
 	Log           logrus.FieldLogger
 }
 
@@ -56,7 +56,7 @@ type Relay struct {
 	cfg   RelayConfig
 	sink  Sink
 	conns []relayConn
-	*Senders
+	senders *Senders
 
 	packets, spans, tooLarge, malformed, dropped, unknown atomic.Uint64
 }
@@ -116,7 +116,7 @@ func NewRelay(cfg RelayConfig, sink Sink) (*Relay, error) {
 	if cfg.Senders == nil {
 		cfg.Senders = NewSenders()
 	}
-	r := &Relay{cfg: cfg, sink: sink, Senders: cfg.Senders}
+	r := &Relay{cfg: cfg, sink: sink, senders: cfg.Senders}
 	for _, l := range []struct {
 		addr  string
 		proto Protocol
@@ -197,7 +197,7 @@ func (r *Relay) Handle(pkt []byte, proto Protocol, from netip.Addr) {
 		return
 	}
 	r.spans.Add(uint64(len(b.Spans)))
-	if s := r.lookup(from); s == nil {
+	if s := r.senders.lookup(from); s == nil {
 		r.unknown.Add(1)
 	} else {
 		b.Process.Tags = s.retag(b.Process.Tags)

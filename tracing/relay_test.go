@@ -135,12 +135,13 @@ func processTags(p *jaeger.Process) map[string]string {
 
 func TestRelayTagsTheSendingContainer(t *testing.T) {
 	sink := &recordingSink{}
-	r, err := NewRelay(RelayConfig{MaxPacketSize: 1000}, sink)
+	senders := NewSenders()
+	r, err := NewRelay(RelayConfig{MaxPacketSize: 1000, Senders: senders}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := testContainer()
-	r.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: c, Engine: inventory.Engine{Host: "node-a"}})
+	senders.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: c, Engine: inventory.Engine{Host: "node-a"}})
 	pkt := encodeEmitBatch(t, testBatch("svc", 2), Compact)
 	r.Handle(pkt, Compact, netip.MustParseAddr("10.0.1.7"))
 	r.Handle(pkt, Compact, netip.MustParseAddr("172.18.0.4")) // its docker_gwbridge address (a Swarm task sending to the node)
@@ -173,7 +174,7 @@ func TestRelayTagsTheSendingContainer(t *testing.T) {
 	}
 
 	// The container goes: its address no longer tags spans.
-	r.HandleChange(context.Background(), inventory.Change{Kind: inventory.Gone, Container: c})
+	senders.HandleChange(context.Background(), inventory.Change{Kind: inventory.Gone, Container: c})
 	sink.full = true
 	r.Handle(pkt, Compact, netip.MustParseAddr("10.0.1.7"))
 	r.Handle(pkt, Compact, netip.MustParseAddr("172.18.0.4"))
