@@ -50,10 +50,10 @@ type OTLPConfig struct {
 // sink. Bad requests are answered with a 4xx and counted; a full queue is a 503, which
 // the SDKs retry.
 type OTLPReceiver struct {
-	cfg  OTLPConfig
-	sink Sink
-	ln   net.Listener
-	srv  *http.Server
+	cfg     OTLPConfig
+	sink    Sink
+	ln      net.Listener
+	srv     *http.Server
 	senders *Senders
 
 	requests, spans, malformed, tooLarge, unsupported, queueFull, badSpans, unknown atomic.Uint64
@@ -423,7 +423,6 @@ func anyValue(v *commonpb.AnyValue) any {
 	}
 	return nil
 }
-
 
 // OTLPStats are the receiver's counters.
 type OTLPStats struct {

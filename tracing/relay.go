@@ -53,9 +53,9 @@ type RelayConfig struct {
 // source address among the containers the inventory reports), and hands the batch to the
 // sink. Packets that are too large or malformed are counted and dropped; the relay goes on.
 type Relay struct {
-	cfg   RelayConfig
-	sink  Sink
-	conns []relayConn
+	cfg     RelayConfig
+	sink    Sink
+	conns   []relayConn
 	senders *Senders
 
 	packets, spans, tooLarge, malformed, dropped, unknown atomic.Uint64
