@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -107,12 +108,20 @@ func TestPositionSince(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.load("abc"); ok {
-		t.Error("position before any save")
+	if _, ok, err := s.load("abc"); ok || err != nil {
+		t.Errorf("position before any save: %v, %v", ok, err)
 	}
 	_ = s.save("abc", Position{5, 2})
-	if got, ok := s.load("abc"); !ok || got != (Position{5, 2}) {
-		t.Errorf("load %+v %v", got, ok)
+	if got, ok, err := s.load("abc"); !ok || err != nil || got != (Position{5, 2}) {
+		t.Errorf("load %+v %v %v", got, ok, err)
+	}
+	// A file left empty (a host crash before the rename reached the disk) is an error,
+	// not "no position": the follower must not take the agent's start for it.
+	if err := os.WriteFile(s.path("abc"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.load("abc"); ok || err == nil {
+		t.Errorf("empty position file: ok %v, err %v; want an error", ok, err)
 	}
 }
 

@@ -44,8 +44,14 @@ const multilineWait = time.Second
 // is acknowledged, or until ctx is done.
 func (fl *follower) run(ctx context.Context) error {
 	f := fl.f
-	pos, ok := f.store.load(fl.id)
-	if !ok && !f.opts.FromStart {
+	pos, ok, err := f.store.load(fl.id)
+	if err != nil {
+		// Where the last run stopped is unknown: from the container's start, so that
+		// nothing is missed (some lines may be sent again). Counted and logged.
+		fl.cnt.positionErrors.Add(1)
+		f.total.positionErrors.Add(1)
+		f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: saved position unreadable; reading from the container's start")
+	} else if !ok && !f.opts.FromStart {
 		pos = Position{TimeNS: f.started.UnixNano()}
 		if err := f.store.save(fl.id, pos); err != nil {
 			return err

@@ -2,7 +2,9 @@ package logs
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,17 +73,21 @@ func (s *store) path(id string) string {
 	}, id)+".json")
 }
 
-// load returns the saved position of a container; ok is false when there is none.
-func (s *store) load(id string) (Position, bool) {
+// load returns the saved position of a container; ok is false when there is none. An
+// error says a position file is there but cannot be read (say, left empty by a host
+// crash between the write and the rename reaching the disk).
+func (s *store) load(id string) (p Position, ok bool, err error) {
 	b, err := os.ReadFile(s.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Position{}, false, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &p)
+	}
 	if err != nil {
-		return Position{}, false
+		return Position{}, false, fmt.Errorf("position file %s: %w", s.path(id), err)
 	}
-	var p Position
-	if json.Unmarshal(b, &p) != nil {
-		return Position{}, false
-	}
-	return p, true
+	return p, true, nil
 }
 
 func (s *store) save(id string, p Position) error {

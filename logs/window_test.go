@@ -271,7 +271,7 @@ func TestWindowAcksOutOfOrder(t *testing.T) {
 	if len(saves) == 0 || saves[len(saves)-1] != 6 || saves[0] != 4 {
 		t.Errorf("positions saved %v: want 4 first (after the ack of 1), 6 last", saves)
 	}
-	if p, _ := w.fl.f.store.load("c0ffee"); p.TimeNS != 6 {
+	if p, _, _ := w.fl.f.store.load("c0ffee"); p.TimeNS != 6 {
 		t.Errorf("saved position %+v, want record 6", p)
 	}
 	if n := w.fl.cnt.lines.Load(); n != 6 {
