@@ -393,7 +393,7 @@ func (fl *follower) deliver(ctx context.Context, batches <-chan *batch) error {
 				continue
 			}
 			w := &inFlight{b: b, chunk: newChunkID()}
-			w.msg = encodeForward(nil, b, fl.meta, fl.metaPairs, w.chunk)
+			w.msg = encodeForward(b, fl.meta, fl.metaPairs, w.chunk)
 			win = append(win, w)
 		case a := <-c.acks:
 			if a.err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -23,8 +22,8 @@ type batch struct {
 // encodeForward writes a batch in the forward protocol's Forward mode,
 // [tag, [[time, record], …], {"chunk": id, "size": n}], each record being meta (the
 // container's fields, already encoded, n pairs) plus source and log.
-func encodeForward(buf []byte, b *batch, meta []byte, metaPairs int, chunk string) []byte {
-	buf = appendArrayHeader(buf[:0], 3)
+func encodeForward(b *batch, meta []byte, metaPairs int, chunk string) []byte {
+	buf := appendArrayHeader(nil, 3)
 	buf = appendStr(buf, b.tag)
 	buf = appendArrayHeader(buf, len(b.records))
 	for _, r := range b.records {
@@ -173,35 +172,6 @@ func (c *conn) broken() bool {
 	default:
 		return false
 	}
-}
-
-// send writes msg and waits until Fluentd acknowledges chunk: one message in flight. Any
-// error closes the connection; the next send reconnects.
-func (c *conn) send(ctx context.Context, msg []byte, chunk string) error {
-	if c.broken() || c.c == nil {
-		if err := c.open(ctx); err != nil {
-			return err
-		}
-	}
-	err := c.write(ctx, msg)
-	if err == nil {
-		t := time.NewTimer(c.timeout)
-		defer t.Stop()
-		select {
-		case a := <-c.acks:
-			if err = a.err; err == nil && a.chunk != chunk {
-				err = fmt.Errorf("forward protocol: ack %q for chunk %q", a.chunk, chunk)
-			}
-		case <-t.C:
-			err = errors.New("forward protocol: no ack within the timeout")
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	if err != nil || c.oneShot {
-		c.close()
-	}
-	return err
 }
 
 func (c *conn) close() {

@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/template"
@@ -272,23 +274,18 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string) {
 }
 
 func (f *Forwarder) tag(t *template.Template, c *inventory.Container, e inventory.Engine) (string, error) {
-	var b []byte
-	w := bytesWriter{&b}
+	var b strings.Builder
 	short := c.ID
 	if len(short) > 12 {
 		short = short[:12]
 	}
-	err := t.Execute(w, labels.LogTagData{ID: short, FullID: c.ID, Name: c.Name, ImageName: c.Image,
+	err := t.Execute(&b, labels.LogTagData{ID: short, FullID: c.ID, Name: c.Name, ImageName: c.Image,
 		Service: c.Service, Stack: c.Stack, TaskSlot: c.Slot, Node: e.Host})
-	if err == nil && len(b) == 0 {
+	if err == nil && b.Len() == 0 {
 		err = errors.New("empty tag")
 	}
-	return string(b), err
+	return b.String(), err
 }
-
-type bytesWriter struct{ b *[]byte }
-
-func (w bytesWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
 
 // recordFields are the fields of every record of c: those of Docker's fluentd driver
 // (container_id, container_name with its leading '/'), the image, the Swarm names and the
@@ -303,7 +300,7 @@ func recordFields(c *inventory.Container, e inventory.Engine) [][2]string {
 	for _, kv := range f {
 		own[kv[0]] = true
 	}
-	for _, k := range sortedKeys(c.Config.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(c.Config.Tags)) {
 		if !own[k] {
 			f = append(f, [2]string{k, c.Config.Tags[k]})
 		}
@@ -329,13 +326,4 @@ func (c *counters) fields() []metric.Field {
 	return []metric.Field{{Key: "lines", Value: c.lines.Load()}, {Key: "bytes", Value: c.bytes.Load()},
 		{Key: "retried", Value: c.retried.Load()}, {Key: "dropped", Value: c.dropped.Load()},
 		{Key: "truncated", Value: c.truncated.Load()}, {Key: "position_errors", Value: c.positionErrors.Load()}}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

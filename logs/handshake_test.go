@@ -117,7 +117,7 @@ func TestHandshake(t *testing.T) {
 	b := &batch{tag: "t", records: []Record{{Time: time.Unix(1700000000, 7), Source: "stdout", Log: []byte("with key")}}}
 	meta, n := encodeMeta([][2]string{{"container_id", "x"}})
 	chunk := newChunkID()
-	msg := encodeForward(nil, b, meta, n, chunk)
+	msg := encodeForward(b, meta, n, chunk)
 
 	for _, c := range []struct {
 		addr string
@@ -173,7 +173,7 @@ func TestHandshakeKeepalive(t *testing.T) {
 		c := &conn{network: "tcp", addr: addr, auth: &Auth{SharedKey: "k3y", SelfHostname: "agent-1"}, timeout: 5 * time.Second}
 		for i := 0; i < 3; i++ {
 			chunk := newChunkID()
-			if err := c.send(t.Context(), encodeForward(nil, b, nil, 0, chunk), chunk); err != nil {
+			if err := c.send(t.Context(), encodeForward(b, nil, 0, chunk), chunk); err != nil {
 				t.Fatalf("keepalive %v, send %d: %v", !oneShot, i, err)
 			}
 		}

@@ -58,7 +58,7 @@ func TestTLS(t *testing.T) {
 	b := &batch{tag: "t", records: []Record{{Time: time.Unix(1700000000, 7), Source: "stdout", Log: []byte("over tls")}}}
 	meta, n := encodeMeta([][2]string{{"container_id", "x"}})
 	chunk := newChunkID()
-	msg := encodeForward(nil, b, meta, n, chunk)
+	msg := encodeForward(b, meta, n, chunk)
 
 	untrusted := &conn{network: "tcp", addr: front, tls: &tls.Config{MinVersion: tls.VersionTLS12}, timeout: 5 * time.Second}
 	if err := untrusted.send(t.Context(), msg, chunk); err == nil {
