@@ -281,17 +281,30 @@ func TestTracesRelayTagsTheSendingContainer(t *testing.T) {
 	}
 }
 
+// Jaeger stopped: spans held up to the bound, then dropped and counted, the held ones
+// delivered after the restart; over jaeger.thrift and over OTLP (whose retry rule differs).
 func TestTracesCollectorOutageHoldsThenDrops(t *testing.T) {
+	for _, p := range []string{"thrift", "otlp"} {
+		t.Run(p, func(t *testing.T) { testCollectorOutage(t, p) })
+	}
+}
+
+func testCollectorOutage(t *testing.T, protocol string) {
 	j := startJaeger(t)
 	gw := bridgeGateway(t)
 	compact := net.JoinHostPort(gw, strconv.Itoa(testpeer.FreeUDPPort()))
 	const limit = 200
-	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s",
+	endpoint := j.CollectorURL
+	if protocol == "otlp" {
+		endpoint = j.OTLPURL
+	}
+	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+endpoint, "LOOKOUT_JAEGER_PROTOCOL="+protocol,
+		"LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s",
 		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_JAEGER_COMPACT_LISTEN="+compact,
 		"LOOKOUT_SPANS_BATCH_SIZE=20", fmt.Sprintf("LOOKOUT_SPANS_QUEUE_LIMIT=%d", limit))
 	eventually(t, 20*time.Second, "the relay listening", func() bool { return strings.Contains(a.logs(), "span relay listening") })
-	name := "lk-trace-outage-" + runID
-	service := "outage-" + runID
+	name := "lk-trace-outage-" + protocol + "-" + runID
+	service := "outage-" + protocol + "-" + runID
 	runSpanSender(t, name, compact, service, 25) // 50 spans/s
 	eventually(t, 60*time.Second, "spans in Jaeger", func() bool { s, _ := spansOf(t, j, service); return len(s) > 0 })
 
