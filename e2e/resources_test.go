@@ -29,6 +29,39 @@ type shape struct {
 	points int
 }
 
+// lastValue returns the last value of field in measurement m for the container named
+// container, formatted without its type suffix ("" when there is none).
+func lastValue(lp []byte, m, container, field string) string {
+	last := ""
+	for _, line := range bytes.Split(lp, []byte("\n")) {
+		dec := lineprotocol.NewDecoderWithBytes(line)
+		if !dec.Next() {
+			continue
+		}
+		if name, err := dec.Measurement(); err != nil || string(name) != m {
+			continue
+		}
+		ours := false
+		for {
+			k, v, err := dec.NextTag()
+			if err != nil || k == nil {
+				break
+			}
+			ours = ours || (string(k) == "container_name" && string(v) == container)
+		}
+		for ours {
+			k, v, err := dec.NextField()
+			if err != nil || k == nil {
+				break
+			}
+			if string(k) == field {
+				last = fmt.Sprint(v.Interface())
+			}
+		}
+	}
+	return last
+}
+
 // shapes parses line protocol and returns the shape of each measurement, counting only
 // the points keep accepts (given the measurement and tags).
 func shapes(t *testing.T, lp []byte, keep func(m string, tags map[string]string) bool) map[string]*shape {
@@ -239,6 +272,21 @@ func TestResourcesMatchTelegrafAndDashboardsQuery(t *testing.T) {
 	}
 	if lk["lookout_container_pids"] == nil || lk["lookout_container_pids"].fields["limit"] != "int" {
 		t.Errorf("lookout_container_pids %+v: want current and limit (the container has --pids-limit 50)", lk["lookout_container_pids"])
+	}
+	// Values, not only names and types: the limits the container was started with, read
+	// from cgroup files (Lookout), the stats API (execd) and by Telegraf alike.
+	for _, src := range []struct {
+		name string
+		lp   []byte
+	}{{"telegraf", readFile(telegrafOut)}, {"lookout", []byte(a.out())}, {"execd", readFile(execdOut)}} {
+		if v := lastValue(src.lp, "docker_container_mem", names[0], "limit"); v != "67108864" {
+			t.Errorf("%s: docker_container_mem limit of %s = %q, want 67108864 (--memory 64m)", src.name, names[0], v)
+		}
+		if src.name != "telegraf" {
+			if v := lastValue(src.lp, "lookout_container_pids", names[0], "limit"); v != "50" {
+				t.Errorf("%s: lookout_container_pids limit of %s = %q, want 50 (--pids-limit 50)", src.name, names[0], v)
+			}
+		}
 	}
 
 	// Lookout under Telegraf's execd (reading the stats API) against Lookout shipping
