@@ -348,15 +348,27 @@ func testCollectorOutage(t *testing.T, protocol string) {
 	})
 }
 
+// An OpenTelemetry SDK's spans, tagged with the sending container, exported to Jaeger over
+// jaeger.thrift and over OTLP: the scope, status, kind and parent links survive both.
 func TestTracesOTLPTagsTheSendingContainer(t *testing.T) {
+	for _, p := range []string{"thrift", "otlp"} {
+		t.Run(p, func(t *testing.T) { testOTLPReceiver(t, p) })
+	}
+}
+
+func testOTLPReceiver(t *testing.T, protocol string) {
 	j := startJaeger(t)
 	gw := bridgeGateway(t)
 	listen := net.JoinHostPort(gw, strconv.Itoa(testpeer.FreePort()))
-	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+j.CollectorURL, "LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s",
-		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_OTLP_LISTEN="+listen)
+	endpoint := j.CollectorURL
+	if protocol == "otlp" {
+		endpoint = j.OTLPURL
+	}
+	a := startAgent(t, "LOOKOUT_JAEGER_ENDPOINT="+endpoint, "LOOKOUT_JAEGER_PROTOCOL="+protocol,
+		"LOOKOUT_SPANS_FLUSH_INTERVAL=200ms", "LOOKOUT_INTERVAL=1s", "LOOKOUT_PROBE_SPANS=false", "LOOKOUT_OTLP_LISTEN="+listen)
 	eventually(t, 20*time.Second, "the OTLP receiver listening", func() bool { return strings.Contains(a.logs(), "OTLP receiver listening") })
-	name := "lk-trace-otlp-" + runID
-	service := "billing-" + runID
+	name := "lk-trace-otlp-" + protocol + "-" + runID
+	service := "billing-" + protocol + "-" + runID
 	// The OpenTelemetry SDK's otlptracehttp exporter, protobuf and gzip, to the receiver.
 	otlpSender.run(t, name, []string{"OTLP_ENDPOINT=" + listen, "SERVICE=" + service, "RATE=5"})
 	id := docker(t, "inspect", "-f", "{{.Id}}", name)
@@ -413,7 +425,7 @@ func TestTracesOTLPTagsTheSendingContainer(t *testing.T) {
 		t.Errorf("text request: %d, want 415", c)
 	}
 	// OTLP/HTTP JSON (hex IDs), as browser and some language SDKs send it.
-	jsonService := "json-" + runID
+	jsonService := "json-" + protocol + "-" + runID
 	jsonSpan := fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},`+
 		`"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"json op",`+
 		`"kind":2,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}]}]}]}`, jsonService, time.Now().UnixNano(), time.Now().UnixNano()+1e6)
