@@ -7,12 +7,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,39 +126,22 @@ func keys[V any](m map[string]V) string {
 	return strings.Join(out, ",")
 }
 
-// telegrafProc runs the real Telegraf built by `make peers` with conf.
+// telegrafProc runs the real Telegraf built by `make peers` with conf until the test ends.
 func telegrafProc(t *testing.T, conf string) {
 	t.Helper()
 	root, _ := filepath.Abs("..")
-	bin := filepath.Join(root, ".peers", "bin", "telegraf")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("telegraf not built: run `make peers` (%v)", err)
-	}
-	path := filepath.Join(t.TempDir(), "telegraf.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	bin, err := testpeer.PeerBin(root, "telegraf", "telegraf")
+	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	cmd := exec.Command(bin, "--config", path)
-	cmd.Stdout, cmd.Stderr = lockedWriter{&mu, &logs}, lockedWriter{&mu, &logs}
-	if err := cmd.Start(); err != nil {
+	tg, err := testpeer.StartTelegraf(bin, t.TempDir(), conf)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		tg.Stop()
 		if t.Failed() {
-			mu.Lock()
-			t.Logf("telegraf log:\n%s", logs.String())
-			mu.Unlock()
+			t.Logf("telegraf log:\n%s", tg.Logs())
 		}
 	})
 }

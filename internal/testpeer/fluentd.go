@@ -50,13 +50,7 @@ func (r Record) Str(k string) string {
 
 // FluentdBin finds the receiver built by `scripts/peers.sh fluentd` under the repository
 // root.
-func FluentdBin(root string) (string, error) {
-	bin := filepath.Join(root, ".peers", "bin", "fluentd-receiver")
-	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("%s not found: run `make peers` (scripts/peers.sh fluentd builds it)", bin)
-	}
-	return bin, nil
-}
+func FluentdBin(root string) (string, error) { return PeerBin(root, "fluentd-receiver", "fluentd") }
 
 // StartFluentd starts the receiver bin on a free loopback port, with its files in dir and
 // the flags args.

@@ -16,13 +16,7 @@ import (
 
 // JaegerBin returns the path of a Jaeger peer binary ("jaeger-all-in-one" or
 // "jaeger-agent") built by `make peers` (scripts/peers.sh jaeger) under root/.peers/bin.
-func JaegerBin(root, name string) (string, error) {
-	p := filepath.Join(root, ".peers", "bin", name)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%s not found: run `make peers` (scripts/peers.sh jaeger builds it)", p)
-	}
-	return p, nil
-}
+func JaegerBin(root, name string) (string, error) { return PeerBin(root, name, "jaeger") }
 
 // Jaeger is a Jaeger all-in-one process (collector, in-memory storage, query API) with
 // every port on 127.0.0.1: CollectorURL takes jaeger.thrift over HTTP, QueryURL answers
