@@ -154,7 +154,7 @@ type Queue struct {
 	readSeg uint64
 	nextID  uint64 // the next segment's number: never reused, so never below a saved head
 	head    Pos    // persisted acknowledgement head read at Open
-	lastAck Pos // head last written
+	lastAck Pos    // head last written
 	stats   Stats
 }
 
