@@ -174,6 +174,14 @@ func Open(dir string, opt Options) (*Queue, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	// On a filesystem smaller than the queue's bound, segments small enough that
+	// dropping the oldest makes room when the disk is full.
+	var fs syscall.Statfs_t
+	if syscall.Statfs(dir, &fs) == nil {
+		if avail := int64(fs.Bavail) * fs.Bsize; avail > 0 {
+			opt.SegmentBytes = min(opt.SegmentBytes, max(avail/8, 64<<10))
+		}
+	}
 	lf, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
