@@ -18,8 +18,9 @@ import (
 // restart) is sent from the disk queue, the backlog.
 //
 // The backlog does not hold "now" back: the output alternates, one batch of the newest
-// lines, then one batch of the backlog, so new points reach the destination within a
-// batch or two while a backlog of hours drains behind them, one batch at a time.
+// lines in memory (newest first), then one batch of the backlog (oldest first), so new
+// points reach the destination within a batch or two while a backlog of hours drains
+// behind them, one batch at a time.
 type queue struct {
 	mu        sync.Mutex
 	ring      []entry // unsent, oldest first
@@ -133,11 +134,24 @@ func (q *queue) next(size int, linger time.Duration, now time.Time, force bool) 
 		}
 		return nil, max(linger-now.Sub(q.ring[0].t), time.Millisecond)
 	}
-	b := &batch{oldest: q.ring[0].t}
-	for len(q.ring) > 0 && (len(b.lines) == 0 || len(b.lines)+len(q.ring[0].lines) <= size) {
-		e := q.ring[0]
-		q.ring[0] = entry{}
-		q.ring = q.ring[1:]
+	// Oldest first, unless memory is behind (its oldest line has waited more than a
+	// second and several flush intervals, as after an outage): then the newest batch
+	// goes first, so lines added since the destination came back are not queued behind
+	// up to BufferLimit older ones. Within a batch, lines keep their order.
+	from, to := 0, 0
+	if now.Sub(q.ring[0].t) > max(time.Second, 4*linger) {
+		from = len(q.ring) - 1
+		for n := len(q.ring[from].lines); from > 0 && n+len(q.ring[from-1].lines) <= size; from-- {
+			n += len(q.ring[from-1].lines)
+		}
+		to = len(q.ring)
+	} else {
+		for n := 0; to < len(q.ring) && (to == 0 || n+len(q.ring[to].lines) <= size); to++ {
+			n += len(q.ring[to].lines)
+		}
+	}
+	b := &batch{oldest: q.ring[from].t}
+	for _, e := range q.ring[from:to] {
 		q.ringLines -= len(e.lines)
 		b.lines = append(b.lines, e.lines...)
 		if e.onDisk {
@@ -146,6 +160,8 @@ func (q *queue) next(size int, linger time.Duration, now time.Time, force bool) 
 			b.memOnlyN += len(e.lines)
 		}
 	}
+	clear(q.ring[from:to])
+	q.ring = append(q.ring[:from], q.ring[to:]...)
 	b.mem = len(b.lines)
 	q.inflight += b.mem
 	q.backlogUp = true
