@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,9 +246,12 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
 }
 
-// dbName returns a database name unique to the test.
+var dbSeq atomic.Int32
+
+// dbName returns a database name unique to the test and to this run of it: -count=N runs
+// a test N times in one process, and each run must not find the points of the one before.
 func dbName(t *testing.T) string {
-	return strings.NewReplacer("/", "_", "-", "_").Replace(strings.ToLower(t.Name())) + "_" + runID
+	return fmt.Sprintf("%s_%s_%d", strings.NewReplacer("/", "_", "-", "_").Replace(strings.ToLower(t.Name())), runID, dbSeq.Add(1))
 }
 
 // ---- a TCP proxy to the Docker socket the test can cut -----------------------------------
