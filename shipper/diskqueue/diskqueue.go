@@ -219,6 +219,7 @@ func Open(dir string, opt Options) (*Queue, error) {
 			continue
 		}
 		q.segs = append(q.segs, &segment{id: id, path: p, size: fi.Size()})
+		q.stats.Bytes += fi.Size()
 	}
 	sort.Slice(q.segs, func(i, j int) bool { return q.segs[i].id < q.segs[j].id })
 	q.nextID = q.head.Seg + 1
@@ -316,6 +317,7 @@ func (q *Queue) scanSegment(s *segment) {
 	if end < s.size {
 		q.corrupt(1, s.size-end)
 		if err := f.Truncate(end); err == nil {
+			q.stats.Bytes -= s.size - end
 			s.size = end
 		}
 	}
