@@ -122,8 +122,9 @@ func childFill(a childArgs) (fillResult, error) {
 }
 
 // childRecover opens the store as the agent would after a restart and reads the first
-// record: for Lookout Open, Recover (every segment checked) and Read; for tidwall/wal
-// Open (the last segment loaded) and Read of the first index (its segment loaded).
+// record: for Lookout Open, then Recover (every segment checked) in a goroutine while Read
+// is tried every millisecond; for tidwall/wal Open (the last segment loaded) and Read of
+// the first index (its segment loaded).
 func childRecover(a childArgs) recoverResult {
 	k := newRecordKind(a.lines)
 	var r recoverResult
@@ -137,15 +138,28 @@ func childRecover(a childArgs) recoverResult {
 			return r
 		}
 		r.OpenSecs = time.Since(start).Seconds()
-		q.Recover()
-		r.ReadySecs = time.Since(start).Seconds()
-		recs, err := q.Read(1, diskqueue.Pos{})
-		r.FirstSecs = time.Since(start).Seconds()
-		if err != nil {
-			r.Err = err.Error()
-		} else if len(recs) > 0 {
-			_, r.FirstOK = k.check(recs[0].Data)
+		// Recover in the background, as the agent can run it: Read serves each
+		// segment once it is scanned, oldest first.
+		done := make(chan struct{})
+		go func() {
+			q.Recover()
+			r.ReadySecs = time.Since(start).Seconds()
+			close(done)
+		}()
+		for {
+			recs, err := q.Read(1, diskqueue.Pos{})
+			if err != nil {
+				r.Err = err.Error()
+				break
+			}
+			if len(recs) > 0 {
+				r.FirstSecs = time.Since(start).Seconds()
+				_, r.FirstOK = k.check(recs[0].Data)
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
+		<-done
 		st := q.Stats()
 		r.Records, r.Corrupt = st.Lines/int64(a.lines), st.Corrupt
 		memStats(&r)
@@ -158,7 +172,7 @@ func childRecover(a childArgs) recoverResult {
 			return r
 		}
 		r.OpenSecs = time.Since(start).Seconds()
-		r.ReadySecs = r.OpenSecs
+		r.ReadySecs = r.OpenSecs // nothing more to check: older segments are read when reached
 		first, _ := l.FirstIndex()
 		last, _ := l.LastIndex()
 		data, err := l.Read(first)

@@ -294,9 +294,9 @@ func partRecover(c config, root string) error {
 	const lines = 10
 	qmax := c.size + c.size/8 // room for the whole queue; segments of max/16, at most 16 MiB
 	fmt.Printf("## 3. Recovery of a %s queue (records of %s), and 4. consumption\n\n", human(c.size), linesName(lines))
-	fmt.Println("Ready = what must run before the first record can be read (Lookout: Open + Recover; wal: Open); first = and that record read. Cold: the queue's pages dropped from the page cache (fsync + fadvise DONTNEED) first. Memory: the recovering process after the first read (Go heap in use, heap live after a GC, Sys, max RSS).")
+	fmt.Println("Open: appending can start. First: from the start of Open until the oldest record is read (Lookout: Recover running in a goroutine, Read tried every ms; it serves a segment once Recover has checked it). Recovered: every record checked (Lookout: Recover done; wal: nothing more to do, older segments are read when reached). Cold: the queue's pages dropped from the page cache (fsync + fadvise DONTNEED) first. Memory: the recovering process afterwards (Go heap in use, heap live after a GC, Sys, peak RSS).")
 	fmt.Println()
-	fmt.Println("| store | case | fill MB/s | open | ready | first | heap / live / Sys / max RSS | records | result |")
+	fmt.Println("| store | case | fill MB/s | open | first record | recovered | heap / live / Sys / peak RSS | records | result |")
 	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	type consumed struct {
 		store string
@@ -394,14 +394,14 @@ func printRecover(store, name string, fill fillResult, r recoverResult) {
 	if r.Corrupt > 0 {
 		result += fmt.Sprintf(", %d counted corrupt", r.Corrupt)
 	}
-	ready, first, mem, recs := secs(r.ReadySecs), secs(r.FirstSecs),
+	first, ready, mem, recs := secs(r.FirstSecs), secs(r.ReadySecs),
 		fmt.Sprintf("%s / %s / %s / %s", mib(r.HeapAlloc), mib(r.HeapLive), mib(r.Sys), mib(r.MaxRSS)), thousands(float64(r.Records))
 	if r.Err != "" {
 		result = "**fails after " + secs(r.OpenSecs) + ": " + r.Err + "**"
-		ready, first, mem, recs = "—", "—", "—", "none readable"
+		first, ready, mem, recs = "—", "—", "—", "none readable"
 	}
 	fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n", storeName(store), name,
-		float64(fill.Bytes)/fill.Secs/1e6, secs(r.OpenSecs), ready, first, mem, recs, result)
+		float64(fill.Bytes)/fill.Secs/1e6, secs(r.OpenSecs), first, ready, mem, recs, result)
 }
 
 // --- 5. corruption ---------------------------------------------------------------------
