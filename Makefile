@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
-.PHONY: bench-spans
+.PHONY: bench-spans bench-queue
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -68,3 +68,8 @@ clean:
 bench-resources: peers build
 	@bash scripts/peers.sh telegraf
 	$(GO) run ./bench/resources
+
+## bench-queue: the metrics disk queue's storage, Lookout's shipper/diskqueue vs tidwall/wal
+## (Telegraf's disk buffer), 1 GiB queue; a module of its own (bench/queuestore/go.mod).
+bench-queue:
+	cd bench/queuestore && $(GO) run . -size $${SIZE:-1GiB}
