@@ -201,6 +201,29 @@ func TestFlippedBitSkipsOneRecord(t *testing.T) {
 	}
 }
 
+// A flipped bit in a record's length misaligns what follows: the scan finds the next
+// whole record instead of giving up the rest of the segment.
+func TestFlippedLengthBitLosesOneRecord(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{MaxBytes: 1 << 20, SegmentBytes: 64 << 10}
+	q := open(t, dir, o)
+	appendN(t, q, 0, 1000)
+	q.Close()
+	seg := segFiles(t, dir)[0]
+	b, _ := os.ReadFile(seg)
+	off := int(fileHdrSize) + 10*(recHdrSize+len(rec(0))) + 4 // length of the 11th record
+	b[off] ^= 0x04
+	_ = os.WriteFile(seg, b, 0o600)
+	q = open(t, dir, o)
+	defer q.Close()
+	q.Recover()
+	got := readAll(t, q)
+	equal(t, got, append(want(0, 10), want(11, 1000)...))
+	if st := q.Stats(); st.Corrupt != 1 {
+		t.Fatalf("corrupt = %d, want 1", st.Corrupt)
+	}
+}
+
 func TestForeignFileSetAsideAndCounted(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{MaxBytes: 1 << 20, SegmentBytes: 1 << 10}
