@@ -21,14 +21,14 @@ test: peers
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e$$)
-	$(GO) test -race -count=1 -timeout 15m -v ./e2e/
+	$(GO) test -race -count=1 -timeout 25m -v ./e2e/
 
 unit:
 	$(GO) test -race -short ./...
 
 e2e: peers
 	@bash scripts/clean-test-leftovers.sh
-	$(GO) test -race -count=1 -v -timeout 20m ./e2e/
+	$(GO) test -race -count=1 -v -timeout 25m ./e2e/
 
 ## peers: the real programs the tests talk to (InfluxDB 1.x from Debian; a Fluentd
 ## forward-protocol server built from peers/fluentd).
