@@ -153,16 +153,7 @@ func splitLines(s string) []string {
 
 func TestOutputBufferOverflowKeepsNewest(t *testing.T) {
 	f := newFakeInflux(t)
-	var up sync.Mutex // guards isUp
-	isUp := false
-	f.setHandler(func(*fakeReq) fakeResp {
-		up.Lock()
-		defer up.Unlock()
-		if !isUp {
-			return fakeResp{status: 503, body: `{"error":"down"}`}
-		}
-		return fakeResp{status: 204}
-	})
+	setUp := switchable(f)
 	oc := fastConfig()
 	oc.BatchSize, oc.BufferLimit = 5, 10
 	o := newInfluxOutput(t, oc, f.v1Config())
@@ -177,9 +168,7 @@ func TestOutputBufferOverflowKeepsNewest(t *testing.T) {
 	}
 	// The batch in flight (0-4) counts toward the limit and is kept: of the 20 lines
 	// added behind it, the newest 5 fit (memory only: no disk queue here).
-	up.Lock()
-	isUp = true
-	up.Unlock()
+	setUp(true)
 
 	// The fake records lines before the shipper has read the answer: wait for both.
 	eventually(t, func() bool { return len(f.accepted()) >= 10 && settled(o, 10) }, waitLong,

@@ -179,24 +179,30 @@ func TestTornTailIsCutAndCounted(t *testing.T) {
 	}
 }
 
-func TestFlippedBitSkipsOneRecord(t *testing.T) {
+// flipAndRecover appends n records in segments of segBytes, xors mask into byte off of
+// the first segment, reopens and reads everything.
+func flipAndRecover(t *testing.T, n int, segBytes int64, off int, mask byte) ([]string, Stats) {
+	t.Helper()
 	dir := t.TempDir()
-	o := Options{MaxBytes: 1 << 20, SegmentBytes: 1 << 10}
+	o := Options{MaxBytes: 1 << 20, SegmentBytes: segBytes}
 	q := open(t, dir, o)
-	appendN(t, q, 0, 100)
+	appendN(t, q, 0, n)
 	q.Close()
 	seg := segFiles(t, dir)[0] // an older segment: scanned by Recover
 	b, _ := os.ReadFile(seg)
-	off := int(fileHdrSize) + 3*(recHdrSize+len(rec(0))) + recHdrSize + 2 // payload of the 4th record
-	b[off] ^= 0x10
+	b[off] ^= mask
 	_ = os.WriteFile(seg, b, 0o600)
 	q = open(t, dir, o)
 	defer q.Close()
 	q.Recover()
-	got := readAll(t, q)
-	exp := append(want(0, 3), want(4, 100)...)
-	equal(t, got, exp)
-	if st := q.Stats(); st.Corrupt != 1 {
+	return readAll(t, q), q.Stats()
+}
+
+func TestFlippedBitSkipsOneRecord(t *testing.T) {
+	off := int(fileHdrSize) + 3*(recHdrSize+len(rec(0))) + recHdrSize + 2 // payload of the 4th record
+	got, st := flipAndRecover(t, 100, 1<<10, off, 0x10)
+	equal(t, got, append(want(0, 3), want(4, 100)...))
+	if st.Corrupt != 1 {
 		t.Fatalf("corrupt = %d, want 1", st.Corrupt)
 	}
 }
@@ -204,22 +210,10 @@ func TestFlippedBitSkipsOneRecord(t *testing.T) {
 // A flipped bit in a record's length misaligns what follows: the scan finds the next
 // whole record instead of giving up the rest of the segment.
 func TestFlippedLengthBitLosesOneRecord(t *testing.T) {
-	dir := t.TempDir()
-	o := Options{MaxBytes: 1 << 20, SegmentBytes: 64 << 10}
-	q := open(t, dir, o)
-	appendN(t, q, 0, 1000)
-	q.Close()
-	seg := segFiles(t, dir)[0]
-	b, _ := os.ReadFile(seg)
 	off := int(fileHdrSize) + 10*(recHdrSize+len(rec(0))) + 4 // length of the 11th record
-	b[off] ^= 0x04
-	_ = os.WriteFile(seg, b, 0o600)
-	q = open(t, dir, o)
-	defer q.Close()
-	q.Recover()
-	got := readAll(t, q)
+	got, st := flipAndRecover(t, 1000, 64<<10, off, 0x04)
 	equal(t, got, append(want(0, 10), want(11, 1000)...))
-	if st := q.Stats(); st.Corrupt != 1 {
+	if st.Corrupt != 1 {
 		t.Fatalf("corrupt = %d, want 1", st.Corrupt)
 	}
 }
