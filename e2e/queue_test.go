@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -62,7 +63,7 @@ func startContainers(t *testing.T, prefix string, n int, args ...string) []strin
 
 var (
 	containerTagRe = regexp.MustCompile(`,container_name=((?:[^,\\ ]|\\.)*)`)
-	outputLineRe   = regexp.MustCompile(`(?m)^lookout_output,[^ ]*output=influxdb[, ].*$`)
+	outputLineRe   = regexp.MustCompile(`^lookout_output,[^ ]*output=influxdb[, ]`)
 )
 
 // stdoutPoints returns the points of the measurements in out (line protocol) stamped
@@ -114,12 +115,9 @@ func influxPoints(t *testing.T, ix *influx, db, prefix string, measurements []st
 
 // lastOutputField is the newest value of a numeric field of the agent's own
 // lookout_output point for its InfluxDB output, as it printed it on stdout; -1 if none.
-func lastOutputField(out, field string) float64 {
-	ls := outputLineRe.FindAllString(out, -1)
-	if len(ls) == 0 {
-		return -1
-	}
-	m := regexp.MustCompile(`[ ,]` + field + `=([0-9.e+-]+)i?(?:[ ,]|$)`).FindStringSubmatch(ls[len(ls)-1])
+func lastOutputField(a *agent, field string) float64 {
+	l := a.lastOutputLine()
+	m := regexp.MustCompile(`[ ,]` + field + `=([0-9.e+-]+)i?(?:[ ,]|$)`).FindStringSubmatch(l)
 	if m == nil {
 		return -1
 	}
@@ -127,11 +125,41 @@ func lastOutputField(out, field string) float64 {
 	return n
 }
 
+// lastOutputLine is the newest lookout_output line of the InfluxDB output on the agent's
+// stdout, found from the end without copying what it printed.
+func (a *agent) lastOutputLine() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.stdout.Bytes()
+	for end := len(b); end > 0; {
+		i := bytes.LastIndex(b[:end], []byte("lookout_output,"))
+		if i < 0 {
+			return ""
+		}
+		line := b[i:]
+		if j := bytes.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		if (i == 0 || b[i-1] == '\n') && outputLineRe.Match(line) {
+			return string(line)
+		}
+		end = i
+	}
+	return ""
+}
+
+// printed reports whether the agent printed a line matching re on stdout.
+func (a *agent) printed(re *regexp.Regexp) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return re.Match(a.stdout.Bytes())
+}
+
 // logLastOutput shows, if the test fails, the agent's last report on its InfluxDB output.
 func logLastOutput(t *testing.T, a *agent) {
 	t.Cleanup(func() {
-		if ls := outputLineRe.FindAllString(a.out(), -1); t.Failed() && len(ls) > 0 {
-			t.Logf("the agent's last lookout_output: %s", ls[len(ls)-1])
+		if t.Failed() {
+			t.Logf("the agent's last lookout_output: %s", a.lastOutputLine())
 		}
 	})
 }
@@ -181,7 +209,7 @@ func TestInfluxOutageWithKillLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-a1.done
-	if d := lastOutputField(a1.out(), "dropped"); d != 0 {
+	if d := lastOutputField(a1, "dropped"); d != 0 {
 		t.Fatalf("the first agent reported %v points dropped during the outage", d)
 	}
 	a2 := startAgent(t, env...)
@@ -198,29 +226,41 @@ func TestInfluxOutageWithKillLosesNothing(t *testing.T) {
 		rows, _ := ix.Query(db, fmt.Sprintf(`SELECT last(written) FROM lookout_output WHERE time > %d`, tUp.UnixNano()))
 		return len(rows) > 0
 	})
+	// The queue's part of the lag: from the agent printing the transition on its stdout
+	// output (memory, always up) to InfluxDB having it.
 	tFlip := time.Now()
 	docker(t, "exec", names[0], "/testsvc", "set", "unhealthy")
-	var lag time.Duration
-	eventually(t, 30*time.Second, "the health transition during the drain", func() bool {
+	printedRe := regexp.MustCompile(`(?m)^lookout_container_event,[^ ]*container_name=` + regexp.QuoteMeta(names[0]) + `[, ].*health_status="unhealthy"`)
+	var produced, found, event time.Time
+	eventually(t, 90*time.Second, "the health transition during the drain", func() bool {
+		if produced.IsZero() && a2.printed(printedRe) {
+			produced = time.Now()
+		}
 		rows, _ := ix.Query(db, fmt.Sprintf(`SELECT health_status FROM lookout_container_event WHERE action='health_status'`+
 			` AND container_name='%s' AND health_status='unhealthy' AND time >= %d`, names[0], tFlip.UnixNano()))
 		if len(rows) == 0 {
 			return false
 		}
-		lag = time.Since(time.Unix(0, rows[0].Int("time"))) // from Docker's event
+		found, event = time.Now(), time.Unix(0, rows[0].Int("time"))
+		if produced.IsZero() {
+			produced = found
+		}
 		return true
 	})
-	backlog := lastOutputField(a2.out(), "buffered")
-	t.Logf("health transition queryable %s after Docker's event, with %v lines still queued", lag.Round(time.Millisecond), backlog)
+	lag := found.Sub(produced)
+	t.Logf("health transition: Docker's event to the agent's stdout %s, to InfluxDB %s", produced.Sub(event).Round(time.Millisecond),
+		found.Sub(event).Round(time.Millisecond))
+	backlog := lastOutputField(a2, "buffered")
+	t.Logf("the transition was in InfluxDB %s after the agent produced it, with %v lines still queued", lag.Round(time.Millisecond), backlog)
 	if backlog < 1000 {
 		t.Fatalf("only %v lines were queued when the transition arrived: the drain was over, nothing was measured", backlog)
 	}
 	if lag > 8*time.Second {
-		t.Fatalf("the health transition took %s to be queryable during the drain: the backlog held it back", lag)
+		t.Fatalf("the health transition took %s from the agent to InfluxDB during the drain: the backlog held it back", lag)
 	}
 
 	drain := time.Now()
-	eventually(t, 6*time.Minute, "the queue to drain", func() bool { return lastOutputField(a2.out(), "buffered") == 0 })
+	eventually(t, 6*time.Minute, "the queue to drain", func() bool { return lastOutputField(a2, "buffered") == 0 })
 	t.Logf("drained in %s", time.Since(drain).Round(time.Second))
 	end := time.Now().Add(-3 * time.Second) // a margin for the last batch in flight
 	want := stdoutPoints(a1.out(), prefix, measurements, tKill.Add(-2*time.Second))
@@ -247,7 +287,7 @@ func TestInfluxOutageWithKillLosesNothing(t *testing.T) {
 		t.Fatalf("%d points produced are not in InfluxDB, e.g. %v", len(missing), missing[:min(5, len(missing))])
 	}
 	for _, f := range []string{"dropped", "dropped_disk_full", "corrupt"} {
-		if n := lastOutputField(a2.out(), f); n != 0 {
+		if n := lastOutputField(a2, f); n != 0 {
 			t.Errorf("the restarted agent reports %s=%v", f, n)
 		}
 	}
@@ -277,10 +317,10 @@ func TestDiskQueueOnTinyFilesystem(t *testing.T) {
 	a := startAgent(t, "LOOKOUT_INFLUXDB_URL="+ix.URL, "LOOKOUT_INFLUXDB_DATABASE="+db, "LOOKOUT_INTERVAL=1s",
 		"LOOKOUT_STATE_DIR="+state, "LOOKOUT_STDOUT=true", "LOOKOUT_RESOURCES_PER_DEVICE=true")
 	eventually(t, 4*time.Minute, "the full disk to be counted", func() bool {
-		return lastOutputField(a.out(), "dropped_disk_full") > 0 || lastOutputField(a.out(), "disk_errors") > 0
+		return lastOutputField(a, "dropped_disk_full") > 0 || lastOutputField(a, "disk_errors") > 0
 	})
-	t.Logf("full disk: dropped_disk_full=%v disk_errors=%v buffered=%v", lastOutputField(a.out(), "dropped_disk_full"),
-		lastOutputField(a.out(), "disk_errors"), lastOutputField(a.out(), "buffered"))
+	t.Logf("full disk: dropped_disk_full=%v disk_errors=%v buffered=%v", lastOutputField(a, "dropped_disk_full"),
+		lastOutputField(a, "disk_errors"), lastOutputField(a, "buffered"))
 	select {
 	case <-a.done:
 		t.Fatalf("the agent stopped on a full disk:\n%s", a.logs())
@@ -351,7 +391,7 @@ func TestDiskQueueRecoversFromDamagedFiles(t *testing.T) {
 	a2 := startAgent(t, env...)
 	logLastOutput(t, a2)
 	eventually(t, 2*time.Minute, "the damage counted and the backlog delivered", func() bool {
-		return lastOutputField(a2.out(), "corrupt") >= 3 && lastOutputField(a2.out(), "oldest_seconds") < 5
+		return lastOutputField(a2, "corrupt") >= 3 && lastOutputField(a2, "oldest_seconds") < 5
 	})
 	if !strings.Contains(a2.logs(), "damaged records skipped") {
 		t.Errorf("no log line about the damaged records:\n%s", a2.logs())
@@ -365,7 +405,7 @@ func TestDiskQueueRecoversFromDamagedFiles(t *testing.T) {
 			n++
 		}
 	}
-	t.Logf("%d of %d points queued before the stop delivered; corrupt=%v", n, len(before), lastOutputField(a2.out(), "corrupt"))
+	t.Logf("%d of %d points queued before the stop delivered; corrupt=%v", n, len(before), lastOutputField(a2, "corrupt"))
 	if n < len(before)/3 {
 		t.Fatalf("only %d of %d queued points delivered after the damage", n, len(before))
 	}
