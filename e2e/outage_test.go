@@ -41,8 +41,8 @@ func TestInfluxOutageLosesNothingTheBufferHolds(t *testing.T) {
 	})
 }
 
-// TestInfluxOutageOverflowIsCounted holds a tiny buffer through a longer outage: the
-// oldest points go, and the agent says how many.
+// TestInfluxOutageOverflowIsCounted holds a tiny memory buffer (the memory strategy)
+// through a longer outage: the oldest points go, and the agent says how many.
 func TestInfluxOutageOverflowIsCounted(t *testing.T) {
 	ix, err := startInflux(filepath.Join(t.TempDir(), "influx"))
 	if err != nil {
@@ -52,7 +52,7 @@ func TestInfluxOutageOverflowIsCounted(t *testing.T) {
 	db := dbName(t)
 	name := "lk-overflow-" + runID
 	a := startAgent(t, "LOOKOUT_INFLUXDB_URL="+ix.URL, "LOOKOUT_INFLUXDB_DATABASE="+db, "LOOKOUT_INTERVAL=1s",
-		"LOOKOUT_BUFFER_LIMIT=20", "LOOKOUT_BATCH_SIZE=5", "LOOKOUT_STDOUT=true")
+		"LOOKOUT_BUFFER_LIMIT=20", "LOOKOUT_BATCH_SIZE=5", "LOOKOUT_STDOUT=true", "LOOKOUT_BUFFER_STRATEGY=memory")
 	runContainer(t, name, "--label", "lookout.enable=true")
 	eventually(t, 20*time.Second, "healthy", func() bool { return hasSubsequence(healthSeq(t, ix, db, name), "healthy") })
 	ix.Stop()

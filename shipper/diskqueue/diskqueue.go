@@ -156,8 +156,12 @@ type Queue struct {
 	nextID  uint64 // the next segment's number: never reused, so never below a saved head
 	head    Pos    // persisted acknowledgement head read at Open
 	lastAck Pos    // head last written
+	closed  bool
 	stats   Stats
 }
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("disk queue closed")
 
 // ErrLocked is returned by Open when another process holds the directory.
 var ErrLocked = errors.New("held by another process (one queue directory per agent: give each its own state directory)")
@@ -483,6 +487,9 @@ func (q *Queue) Append(data []byte, lines int, t time.Time) (Pos, error) {
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		return Pos{}, ErrClosed
+	}
 	for {
 		pos, err := q.write(rec, lines, t)
 		if err == nil {
@@ -775,6 +782,7 @@ func (q *Queue) Close() error {
 	err := q.Sync()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.closed = true
 	if q.active != nil {
 		q.active.Close()
 		q.active = nil

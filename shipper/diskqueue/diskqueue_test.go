@@ -241,6 +241,18 @@ func TestForeignFileSetAsideAndCounted(t *testing.T) {
 	}
 }
 
+func TestAppendAfterCloseIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, dir, Options{MaxBytes: 1 << 20})
+	q.Close()
+	if _, err := q.Append(rec(0), 1, time.Now()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close: %v, want ErrClosed", err)
+	}
+	if n := len(segFiles(t, dir)); n != 1 {
+		t.Fatalf("%d segment files, want the one from Open", n)
+	}
+}
+
 func TestSecondOpenIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	q := open(t, dir, Options{MaxBytes: 1 << 20})
