@@ -147,9 +147,11 @@ type Queue struct {
 	dir     string
 	opt     Options
 	lock    *os.File
+	syncMu  sync.Mutex // one Sync at a time
 	mu      sync.Mutex
 	segs    []*segment // oldest first; the last is the active one when active != nil
 	active  *os.File   // the last segment, open for appending
+	sealed  []*os.File // segments closed for appending, to be synced and closed by Sync
 	dirty   bool       // appended since the last sync
 	readF   *os.File
 	readSeg uint64
@@ -542,14 +544,18 @@ func (q *Queue) seal() error {
 	if q.active == nil {
 		return nil
 	}
-	err := q.active.Sync()
-	q.active.Close()
+	if q.dirty && len(q.sealed) < 16 { // synced and closed by the next Sync, outside the lock
+		q.sealed = append(q.sealed, q.active)
+	} else {
+		_ = q.active.Sync() // no Sync for a while: bound the files held open
+		q.active.Close()
+	}
 	q.active = nil
 	q.dirty = false
 	if s := q.segs[len(q.segs)-1]; s.nAcked == s.records() {
 		q.removeSegment(s)
 	}
-	return err
+	return nil
 }
 
 // trim drops the oldest segments while the queue is over MaxBytes.
@@ -697,19 +703,39 @@ func (q *Queue) Ack(p Pos, lines int, handedOut bool) {
 
 // Sync writes what was appended to the disk and saves the acknowledgement head.
 func (q *Queue) Sync() error {
+	// The fsync and the head's file are written without q.mu: an fsync on a busy disk
+	// can take seconds, and Append (so the collectors) must not wait for it. A segment
+	// sealed meanwhile was synced by seal; its closed file's error is no failure.
+	q.syncMu.Lock()
+	defer q.syncMu.Unlock()
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	var err error
-	if q.dirty && q.active != nil {
-		err = q.active.Sync()
-		q.dirty = false
+	f := q.active
+	if !q.dirty {
+		f = nil
 	}
+	q.dirty = false
+	sealed := q.sealed
+	q.sealed = nil
 	head := q.headLocked()
-	if head != q.lastAck {
-		if werr := q.writeAck(head); werr != nil && err == nil {
-			err = werr
-		} else if werr == nil {
+	write := head != q.lastAck
+	q.mu.Unlock()
+	var err error
+	for _, sf := range sealed {
+		err = errors.Join(err, sf.Sync())
+		sf.Close()
+	}
+	if f != nil {
+		if serr := f.Sync(); !errors.Is(serr, os.ErrClosed) {
+			err = errors.Join(err, serr)
+		}
+	}
+	if write {
+		if werr := q.writeAck(head); werr != nil {
+			err = errors.Join(err, werr)
+		} else {
+			q.mu.Lock()
 			q.lastAck = head
+			q.mu.Unlock()
 		}
 	}
 	return err
