@@ -258,6 +258,9 @@ func TestInfluxOutageWithKillLosesNothing(t *testing.T) {
 	if lag > 8*time.Second {
 		t.Fatalf("the health transition took %s from the agent to InfluxDB during the drain: the backlog held it back", lag)
 	}
+	if d := found.Sub(event); d > 15*time.Second {
+		t.Fatalf("the health transition took %s from Docker's event to InfluxDB during the drain", d)
+	}
 
 	// Drained: the oldest line queued is no longer one from the outage.
 	drain := time.Now()
