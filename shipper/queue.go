@@ -17,10 +17,10 @@ import (
 // while they are there; what memory let go of (an outage longer than memory holds, or a
 // restart) is sent from the disk queue, the backlog.
 //
-// The backlog does not hold "now" back: the output alternates, one batch of the newest
-// lines in memory (newest first), then one batch of the backlog (oldest first), so new
-// points reach the destination within a batch or two while a backlog of hours drains
-// behind them, one batch at a time.
+// The backlog does not hold "now" back: a batch of new lines goes whenever one is ready
+// (full, or waited the flush interval), and the backlog, oldest first, one batch at a
+// time, in between. New points reach the destination within a flush interval and one
+// backlog batch while a backlog of hours drains behind them.
 type queue struct {
 	mu        sync.Mutex
 	ring      []entry // unsent, oldest first
@@ -32,7 +32,6 @@ type queue struct {
 	disk      *diskqueue.Queue // nil: memory only
 	diskErr   uint64           // appends the disk refused
 	failing   bool             // the last append failed (logged once per spell)
-	backlogUp bool             // the next batch comes from the backlog if there is one
 	notify    chan struct{}
 	log       logrus.FieldLogger
 }
@@ -122,9 +121,11 @@ func (q *queue) next(size int, linger time.Duration, now time.Time, force bool) 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	ready := q.ringLines >= size || q.ringLines > 0 && (force || now.Sub(q.ring[0].t) >= linger)
-	if q.disk != nil && (q.backlogUp || !ready) {
+	// New lines first, whenever a batch of them is ready; the backlog takes the time in
+	// between. If the destination cannot take even what is produced, "now" stays current
+	// and the backlog waits (counted in buffered and oldest_seconds).
+	if q.disk != nil && !ready {
 		if b := q.backlog(size); b != nil {
-			q.backlogUp = false
 			return b, 0
 		}
 	}
@@ -164,7 +165,6 @@ func (q *queue) next(size int, linger time.Duration, now time.Time, force bool) 
 	q.ring = append(q.ring[:from], q.ring[to:]...)
 	b.mem = len(b.lines)
 	q.inflight += b.mem
-	q.backlogUp = true
 	return b, 0
 }
 
