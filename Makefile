@@ -39,6 +39,7 @@ peers:
 
 fuzz:
 	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
+	$(GO) test ./shipper/diskqueue/ -run XXX -fuzz FuzzRecover -fuzztime 60s
 
 image: build
 	docker build -t lookout:$(VERSION) -t lookout:latest .
