@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	units "github.com/docker/go-units"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -100,6 +101,12 @@ type Output struct {
 	FlushInterval   Duration `yaml:"flush_interval"`
 	BufferLimit     int      `yaml:"buffer_limit"`
 	SkipDBCreation  bool     `yaml:"skip_database_creation"`
+	// BufferStrategy is disk (a queue in the state directory, memory as fallback) or
+	// memory; BufferDiskLimit bounds the disk queue, BufferSyncInterval is how often it
+	// is synced. Outputs of type stdout keep memory only.
+	BufferStrategy     string   `yaml:"buffer_strategy"`
+	BufferDiskLimit    ByteSize `yaml:"buffer_disk_limit"`
+	BufferSyncInterval Duration `yaml:"buffer_sync_interval"`
 
 	// Password and Token are read from PasswordFile and TokenFile by LoadSecrets.
 	Password string `yaml:"-"`
@@ -118,6 +125,33 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	*d = Duration(v)
 	return nil
 }
+
+// ByteSize is a number of bytes written as 1GiB, 512MiB, 100MB or a plain number.
+type ByteSize int64
+
+// UnmarshalYAML reads a size.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: size %q: %w", n.Line, n.Value, err)
+	}
+	*b = v
+	return nil
+}
+
+func parseSize(s string) (ByteSize, error) {
+	v, err := units.RAMInBytes(s)
+	if err != nil || v < 0 {
+		return 0, errors.New("want a size like 1GiB, 512MiB or 1073741824")
+	}
+	return ByteSize(v), nil
+}
+
+// Buffer strategies.
+const (
+	BufferDisk   = "disk"
+	BufferMemory = "memory"
+)
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -151,6 +185,15 @@ func defaultOutput(o *Output) {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = Duration(5 * time.Second)
+	}
+	if o.BufferStrategy == "" {
+		o.BufferStrategy = BufferDisk
+	}
+	if o.BufferDiskLimit == 0 {
+		o.BufferDiskLimit = 1 << 30
+	}
+	if o.BufferSyncInterval == 0 {
+		o.BufferSyncInterval = Duration(time.Second)
 	}
 	if o.Type == OutputInfluxV1 && o.Database == "" {
 		o.Database = "lookout"
@@ -304,6 +347,13 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 		set("LOOKOUT_BATCH_SIZE", integer(&o.BatchSize))
 		set("LOOKOUT_FLUSH_INTERVAL", dur(&o.FlushInterval))
 		set("LOOKOUT_BUFFER_LIMIT", integer(&o.BufferLimit))
+		set("LOOKOUT_BUFFER_STRATEGY", str(&o.BufferStrategy))
+		set("LOOKOUT_BUFFER_DISK_LIMIT", func(v string) error {
+			n, err := parseSize(v)
+			o.BufferDiskLimit = n
+			return err
+		})
+		set("LOOKOUT_BUFFER_SYNC_INTERVAL", dur(&o.BufferSyncInterval))
 		if o.Bucket != "" || o.Org != "" || o.TokenFile != "" {
 			o.Type = OutputInfluxV2
 			o.Name = "influxdb_v2"
@@ -391,6 +441,15 @@ func (c *Config) Validate() error {
 		}
 		if o.Timeout <= 0 {
 			bad(p+".timeout (LOOKOUT_INFLUXDB_TIMEOUT)", time.Duration(o.Timeout), "want more than 0")
+		}
+		if o.BufferStrategy != BufferDisk && o.BufferStrategy != BufferMemory {
+			bad(p+".buffer_strategy (LOOKOUT_BUFFER_STRATEGY)", o.BufferStrategy, "want disk or memory")
+		}
+		if o.BufferDiskLimit < 1<<20 {
+			bad(p+".buffer_disk_limit (LOOKOUT_BUFFER_DISK_LIMIT)", int64(o.BufferDiskLimit), "want 1MiB or more, like 1GiB")
+		}
+		if o.BufferSyncInterval <= 0 {
+			bad(p+".buffer_sync_interval (LOOKOUT_BUFFER_SYNC_INTERVAL)", time.Duration(o.BufferSyncInterval), "want more than 0, like 1s")
 		}
 	}
 	return errors.Join(errs...)

@@ -124,8 +124,9 @@ func startAgent(t *testing.T, env ...string) *agent {
 	t.Helper()
 	a := &agent{done: make(chan struct{})}
 	a.cmd = exec.Command(agentBin, "run")
+	// Each agent its own state directory (log positions, disk queue) unless env names one.
 	a.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOOKOUT_LOG_LEVEL=debug",
-		"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(t.TempDir(), "hb")}, env...)
+		"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(t.TempDir(), "hb"), "LOOKOUT_STATE_DIR=" + t.TempDir()}, env...)
 	a.cmd.Stdout = lockedWriter{&a.mu, &a.stdout}
 	a.cmd.Stderr = lockedWriter{&a.mu, &a.stderr}
 	if err := a.cmd.Start(); err != nil {

@@ -1,8 +1,9 @@
 // Package shipper encodes points as InfluxDB line protocol and delivers them to one or
 // more outputs (InfluxDB v1, InfluxDB v2, a writer such as stdout). Each output has its
-// own bounded buffer, batches by size and by a linger interval, retries with backoff and
-// jitter, honours Retry-After, splits a batch on 413, isolates and drops the points that
-// a 400/422 rejects, and counts every point it drops.
+// own bounded queue (in memory, and on disk when it has a queue directory: see queue.go
+// and package diskqueue), batches by size and by a linger interval, retries with backoff
+// and jitter, honours Retry-After, splits a batch on 413, isolates and drops the points
+// that a 400/422 rejects, and counts every point it drops.
 package shipper
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/metric"
+	"github.com/lookout-agent/lookout/shipper/diskqueue"
 )
 
 // OutputConfig holds what every output has.
@@ -28,8 +30,15 @@ type OutputConfig struct {
 	Precision     string        // ns, us, ms or s
 	BatchSize     int           // lines per write
 	FlushInterval time.Duration // how long a line may wait for its batch to fill
-	BufferLimit   int           // lines held while the destination is unreachable
+	BufferLimit   int           // lines held in memory
 	RetryMax      time.Duration // longest wait between two tries
+
+	// QueueDir, when set, holds the output's disk queue: every line is appended there
+	// before Add returns and kept until the output is finished with it, across restarts.
+	// A directory that cannot be used is logged and the output runs on memory.
+	QueueDir     string
+	DiskLimit    int64         // bytes of the disk queue; past it the oldest go, counted
+	SyncInterval time.Duration // how often the disk queue is synced (what a power loss may cost)
 }
 
 // DefaultOutputConfig returns the defaults: nanoseconds, 1000 lines a batch, 200 ms
@@ -56,7 +65,7 @@ type Output struct {
 
 	encMu sync.Mutex
 	enc   *Encoder
-	buf   *buffer
+	q     *queue
 
 	written, rejected, invalid, skippedFields, retries, writeErrors atomic.Uint64
 }
@@ -82,8 +91,22 @@ func NewWriterOutput(oc OutputConfig, w io.Writer, log logrus.FieldLogger) (*Out
 }
 
 func newOutput(oc OutputConfig, w writer, log logrus.FieldLogger) *Output {
-	return &Output{cfg: oc, w: w, log: log.WithField("output", oc.Name),
-		enc: NewEncoder(precisions[oc.Precision]), buf: newBuffer(oc.BufferLimit)}
+	l := log.WithField("output", oc.Name)
+	var disk *diskqueue.Queue
+	var diskErr uint64
+	if oc.QueueDir != "" {
+		var err error
+		disk, err = diskqueue.Open(oc.QueueDir, diskqueue.Options{MaxBytes: oc.DiskLimit})
+		if err != nil {
+			diskErr = 1
+			l.WithError(err).WithField("dir", oc.QueueDir).Error("disk queue unavailable: this output keeps its lines in memory" +
+				" only (lost on a crash or restart, at most buffer_limit lines in an outage); make the state directory writable")
+			disk = nil
+		}
+	}
+	o := &Output{cfg: oc, w: w, log: l, enc: NewEncoder(precisions[oc.Precision]), q: newQueue(oc.BufferLimit, disk, l)}
+	o.q.diskErr = diskErr
+	return o
 }
 
 func (oc OutputConfig) validate() error {
@@ -96,6 +119,10 @@ func (oc OutputConfig) validate() error {
 	}
 	if oc.FlushInterval <= 0 || oc.RetryMax <= 0 {
 		return fmt.Errorf("output %s: flush interval and retry max must be positive", oc.Name)
+	}
+	if oc.QueueDir != "" && (oc.DiskLimit < minDiskLimit || oc.SyncInterval <= 0) {
+		return fmt.Errorf("output %s: disk limit %d and sync interval %v: want at least %d bytes and more than 0",
+			oc.Name, oc.DiskLimit, oc.SyncInterval, minDiskLimit)
 	}
 	return nil
 }
@@ -124,60 +151,119 @@ func (o *Output) add(points []metric.Point) {
 		lines = append(lines, line)
 	}
 	o.encMu.Unlock()
-	o.buf.add(lines...)
+	o.q.add(lines, o.cfg.BatchSize, time.Now())
 }
 
-// run flushes until ctx is done, then makes one last attempt bounded by 5 s.
+// run sends until ctx is done, then makes one last attempt bounded by 5 s. With a disk
+// queue it first scans what the queue held at start (while Add goes on), and syncs the
+// queue every SyncInterval.
 func (o *Output) run(ctx context.Context) {
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	lingering := false
+	if d := o.q.disk; d != nil {
+		var wg sync.WaitGroup
+		defer func() {
+			wg.Wait()
+			if err := d.Close(); err != nil {
+				o.log.WithError(err).Warn("disk queue: closing")
+			}
+		}()
+		d.Recover()
+		st := d.Stats()
+		l := o.log.WithField("lines", st.Lines).WithField("bytes", st.Bytes)
+		if st.Corrupt > 0 {
+			l.WithField("corrupt_records", st.Corrupt).WithField("corrupt_bytes", st.CorruptBytes).
+				Warn("disk queue: damaged records skipped (counted in corrupt); delivering the rest")
+		} else if st.Lines > 0 {
+			l.Info("disk queue: delivering what was queued before the start")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(o.cfg.SyncInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := d.Sync(); err != nil {
+						o.log.WithError(err).Warn("disk queue: sync failed")
+					}
+				}
+			}
+		}()
+	}
 	failures := 0
+	var b *batch
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		if b == nil {
+			var wait time.Duration
+			b, wait = o.q.next(o.cfg.BatchSize, o.cfg.FlushInterval, time.Now(), false)
+			if b == nil {
+				if wait > 0 {
+					timer.Reset(wait)
+				}
+				select {
+				case <-ctx.Done():
+					o.final(nil)
+					return
+				case <-o.q.notify:
+				case <-timer.C:
+				}
+				timer.Stop()
+				continue
+			}
+		}
+		err := o.flush(ctx, b)
+		if err == nil {
+			failures = 0
+			b = nil
+			continue
+		}
+		failures++
+		wait := o.backoff(failures, err)
+		o.log.WithError(err).WithField("retry_in", wait.String()).WithField("buffered", o.q.stats().lines).
+			Warn("write failed; will retry")
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			for o.buf.len() > 0 && o.flushOnce(final) == nil {
-			}
-			cancel()
+			o.final(b)
 			return
-		case <-o.buf.notify:
-			if o.buf.len() < o.cfg.BatchSize {
-				if !lingering {
-					linger.Reset(o.cfg.FlushInterval)
-					lingering = true
-				}
-				continue
-			}
-		case <-linger.C:
-			lingering = false
-		}
-		for o.buf.len() > 0 {
-			err := o.flushOnce(ctx)
-			if err == nil {
-				failures = 0
-				if o.buf.len() < o.cfg.BatchSize {
-					break
-				}
-				continue
-			}
-			failures++
-			wait := o.backoff(failures, err)
-			o.log.WithError(err).WithField("retry_in", wait.String()).WithField("buffered", o.buf.len()).
-				Warn("write failed; will retry")
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		if o.buf.len() > 0 && !lingering {
-			linger.Reset(o.cfg.FlushInterval)
-			lingering = true
+		case <-timer.C:
 		}
 	}
+}
+
+// final sends b and what else is ready for at most 5 s, at shutdown. What is not sent
+// stays in the disk queue, if there is one.
+func (o *Output) final(b *batch) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if b == nil {
+			if b, _ = o.q.next(o.cfg.BatchSize, o.cfg.FlushInterval, time.Now(), true); b == nil {
+				return
+			}
+		}
+		if o.flush(ctx, b) != nil {
+			return
+		}
+		b = nil
+	}
+}
+
+// flush sends what is left of b. On success every line of it is finished with; on an
+// error b keeps the lines not yet finished with, to be sent again.
+func (o *Output) flush(ctx context.Context, b *batch) error {
+	n, err := o.send(ctx, b.lines)
+	b.lines = b.lines[n:]
+	if err != nil {
+		o.retries.Add(1)
+		return err
+	}
+	o.q.done(b)
+	return nil
 }
 
 // backoff is exponential from 250 ms to RetryMax with ±20 % jitter, or the server's
@@ -190,20 +276,6 @@ func (o *Output) backoff(failures int, err error) time.Duration {
 	d := 250 * time.Millisecond << min(failures-1, 16)
 	d = min(d, o.cfg.RetryMax)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-// flushOnce sends one batch from the head of the buffer.
-func (o *Output) flushOnce(ctx context.Context) error {
-	lines, seq := o.buf.batch(o.cfg.BatchSize)
-	if len(lines) == 0 {
-		return nil
-	}
-	done, err := o.send(ctx, lines)
-	o.buf.accept(seq + uint64(done))
-	if err != nil {
-		o.retries.Add(1)
-	}
-	return err
 }
 
 // send writes lines and returns how many of them, from the first, are finished with:
@@ -247,14 +319,26 @@ func (o *Output) send(ctx context.Context, lines [][]byte) (int, error) {
 // Stats are an output's counters.
 type Stats struct {
 	Written, Dropped, Rejected, Invalid, SkippedFields, Retries, WriteErrors uint64
-	Buffered                                                                 int
+	// Buffered is the lines not yet finished with, in memory and on disk.
+	Buffered int
+	// BufferedBytes is the size of the disk queue; Oldest the time the oldest line
+	// still held was queued (zero if none).
+	BufferedBytes int64
+	Oldest        time.Time
+	// Corrupt counts disk queue records found damaged and skipped; DroppedDiskFull the
+	// lines deleted to make room on a full disk; DiskErrors the batches the disk refused
+	// (kept in memory only). Disk says whether the output has a disk queue.
+	Corrupt, DroppedDiskFull, DiskErrors uint64
+	Disk                                 bool
 }
 
 // Stats returns the output's counters.
 func (o *Output) Stats() Stats {
-	return Stats{Written: o.written.Load(), Dropped: o.buf.droppedCount(), Rejected: o.rejected.Load(),
+	qs := o.q.stats()
+	return Stats{Written: o.written.Load(), Dropped: qs.dropped, Rejected: o.rejected.Load(),
 		Invalid: o.invalid.Load(), SkippedFields: o.skippedFields.Load(), Retries: o.retries.Load(),
-		WriteErrors: o.writeErrors.Load(), Buffered: o.buf.len()}
+		WriteErrors: o.writeErrors.Load(), Buffered: qs.lines, BufferedBytes: qs.bytes, Oldest: qs.oldest,
+		Corrupt: qs.corrupt, DroppedDiskFull: qs.droppedDisk, DiskErrors: qs.diskErrors, Disk: qs.disk}
 }
 
 // Shipper fans points out to its outputs.
@@ -303,9 +387,25 @@ func (s *Shipper) Points(now time.Time, tags map[string]string) []metric.Point {
 			{Key: "retries", Value: st.Retries},
 			{Key: "write_errors", Value: st.WriteErrors},
 			{Key: "buffered", Value: int64(st.Buffered)},
+			{Key: "buffered_bytes", Value: st.BufferedBytes},
+			{Key: "oldest_seconds", Value: oldestSeconds(st.Oldest, now)},
+			{Key: "corrupt", Value: st.Corrupt},
+			{Key: "dropped_disk_full", Value: st.DroppedDiskFull},
+			{Key: "disk_errors", Value: st.DiskErrors},
+			{Key: "disk", Value: st.Disk},
 		}, now))
 	}
 	return out
 }
 
 var _ metric.Sink = (*Shipper)(nil)
+
+// minDiskLimit is the smallest disk queue: a few segments of the smallest size.
+const minDiskLimit = 1 << 20
+
+func oldestSeconds(t, now time.Time) float64 {
+	if t.IsZero() || t.After(now) {
+		return 0
+	}
+	return now.Sub(t).Seconds()
+}

@@ -92,7 +92,7 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 		return nil
 	}
 	if err := start(lookoutBin, []string{"run"}, []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL,
-		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn"}); err != nil {
+		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_STATE_DIR=" + filepath.Join(work, "state")}); err != nil {
 		return err
 	}
 	for _, t := range targets[1:] {

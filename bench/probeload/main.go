@@ -109,7 +109,7 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin, profile string) erro
 		return nil
 	}
 	if err := start("lookout", lookoutBin, []string{"run"}, []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL,
-		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_FLUSH_INTERVAL=1s",
+		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_STATE_DIR=" + filepath.Join(work, "state"), "LOOKOUT_FLUSH_INTERVAL=1s",
 		// The same work as Telegraf's http_response: checks only, no resource readings.
 		"LOOKOUT_RESOURCES=off"}); err != nil {
 		return err

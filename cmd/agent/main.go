@@ -158,11 +158,34 @@ func dockerClient(cfg config.Config) (*client.Client, error) {
 		client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
 }
 
+// queueDir is where an output's disk queue lives: state_dir/queue/<name>, the name
+// reduced to characters safe in a file name.
+func queueDir(stateDir, output string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, output)
+	if strings.Trim(safe, ".") == "" {
+		safe = "_" + safe
+	}
+	return filepath.Join(stateDir, "queue", safe)
+}
+
 func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 	var outputs []*shipper.Output
 	for _, o := range cfg.Outputs {
 		oc := shipper.OutputConfig{Name: o.Name, Precision: o.Precision, BatchSize: o.BatchSize,
-			FlushInterval: time.Duration(o.FlushInterval), BufferLimit: o.BufferLimit, RetryMax: 30 * time.Second}
+			FlushInterval: time.Duration(o.FlushInterval), BufferLimit: o.BufferLimit, RetryMax: 30 * time.Second,
+			DiskLimit: int64(o.BufferDiskLimit), SyncInterval: time.Duration(o.BufferSyncInterval)}
+		if o.Type != config.OutputStdout && o.BufferStrategy == config.BufferDisk {
+			if cfg.StateDir == "" {
+				log.WithField("output", o.Name).Warn("no state directory (LOOKOUT_STATE_DIR): this output keeps its lines in memory only")
+			} else {
+				oc.QueueDir = queueDir(cfg.StateDir, o.Name)
+			}
+		}
 		var out *shipper.Output
 		var err error
 		switch o.Type {
