@@ -90,7 +90,7 @@ func TestNativeHealthTransitionsReachInfluxDB(t *testing.T) {
 		t.Errorf("lookout_check failures = %v", fails)
 	}
 
-	docker(t, "exec", name, "/testsvc", "die", "7")
+	dieWith(t, name, 7)
 	eventually(t, 20*time.Second, "die event with exit code 7", func() bool {
 		rows := sharedInflx.query(t, db, fmt.Sprintf(
 			`SELECT exit_code, "text" FROM lookout_container_event WHERE action='die' AND container_name='%s'`, name))
@@ -169,12 +169,14 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	if code, body := healthz(); code != 503 || !strings.Contains(body, "not connected") {
 		t.Errorf("/healthz during the outage: %d %q, want 503 naming the lost connection", code, body)
 	}
+	// Each change is awaited as Docker records it (a health run may take long on a busy
+	// machine) and no longer: Docker keeps only its last 256 events for the replay.
+	const health = "{{.State.Health.Status}}"
 	docker(t, "exec", before, "/testsvc", "set", "unhealthy")
-	time.Sleep(1500 * time.Millisecond) // let Docker record the unhealthy transition
+	waitInspect(t, 20*time.Second, before, health, "unhealthy")
 	docker(t, "exec", before, "/testsvc", "set", "healthy")
-	time.Sleep(1500 * time.Millisecond)
-	docker(t, "exec", after, "/testsvc", "die", "3")
-	time.Sleep(500 * time.Millisecond)
+	waitInspect(t, 20*time.Second, before, health, "healthy")
+	dieWith(t, after, 3)
 	px.restore(t)
 
 	eventually(t, 20*time.Second, "/healthz 200 again after the reconnect", func() bool { code, _ := healthz(); return code == 200 })

@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,6 +203,37 @@ func runContainer(t testing.TB, name string, args ...string) string {
 
 func cleanupContainers() { testpeer.RemoveContainers(runID) }
 
+// waitInspect polls `docker inspect -f format name` until it prints want: the test judges
+// the container's state as Docker records it, not the timing or the exit status of the
+// command that was to change it.
+func waitInspect(t testing.TB, timeout time.Duration, name, format, want string) {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		out, err := exec.Command("docker", "inspect", "-f", format, name).CombinedOutput()
+		if got = strings.TrimSpace(string(out)); err == nil && got == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("container %s: docker inspect -f %q = %q after %s, want %q", name, format, got, timeout, want)
+}
+
+// dieWith makes the test service of container name exit with code and waits until Docker
+// reports the container exited with that code. The `docker exec` that asks for it runs
+// inside the container it stops: when the service exits before the exec has returned, the
+// exec is killed with the container (exit status 137), so its outcome is only logged.
+func dieWith(t testing.TB, name string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "exec", name, "/testsvc", "die", strconv.Itoa(code)).CombinedOutput(); err != nil {
+		t.Logf("docker exec %s /testsvc die %d: %v %s(the container's state decides)", name, code, err, out)
+	}
+	waitInspect(t, 30*time.Second, name, "{{.State.Status}} {{.State.ExitCode}}", fmt.Sprintf("exited %d", code))
+}
+
 // eventually polls cond until it holds or timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -214,9 +247,12 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
 }
 
-// dbName returns a database name unique to the test.
+var dbSeq atomic.Int32
+
+// dbName returns a database name unique to the test and to this run of it: -count=N runs
+// a test N times in one process, and each run must not find the points of the one before.
 func dbName(t *testing.T) string {
-	return strings.NewReplacer("/", "_", "-", "_").Replace(strings.ToLower(t.Name())) + "_" + runID
+	return fmt.Sprintf("%s_%s_%d", strings.NewReplacer("/", "_", "-", "_").Replace(strings.ToLower(t.Name())), runID, dbSeq.Add(1))
 }
 
 // ---- a TCP proxy to the Docker socket the test can cut -----------------------------------

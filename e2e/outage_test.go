@@ -27,7 +27,7 @@ func TestInfluxOutageLosesNothingTheBufferHolds(t *testing.T) {
 	ix.Stop()
 	for _, s := range []string{"unhealthy", "healthy", "unhealthy"} {
 		docker(t, "exec", name, "/testsvc", "set", s)
-		time.Sleep(1200 * time.Millisecond)
+		waitInspect(t, 20*time.Second, name, "{{.State.Health.Status}}", s)
 	}
 	if err := ix.Start(); err != nil {
 		t.Fatal(err)

@@ -130,9 +130,7 @@ func TestProbeAndCheckCommands(t *testing.T) {
 		"--label", "lookout.check.web.method=FETCH",
 		"--label", "lookout.chekc.typo=1",
 	)
-	eventually(t, 20*time.Second, "the container healthy", func() bool {
-		return docker(t, "inspect", "-f", "{{.State.Health.Status}}", name) == "healthy"
-	})
+	waitInspect(t, 20*time.Second, name, "{{.State.Health.Status}}", "healthy")
 	out, err := exec.Command(agentBin, "probe", name).CombinedOutput()
 	if err != nil {
 		t.Fatalf("lookout probe on passing checks: %v\n%s", err, out)

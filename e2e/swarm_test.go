@@ -1,14 +1,27 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
+
+// dockerOut runs the docker CLI for at most 30 s and returns its output, "" on an error:
+// for polling, where a slow engine (docker service logs of a busy agent) must not hang
+// the test.
+func dockerOut(args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	return string(out)
+}
 
 // ensureSwarm makes this engine a single-node swarm for the test, and leaves it at the
 // end unless it was one before.
@@ -36,12 +49,12 @@ func removeService(name string) {
 	}
 }
 
-// TestGlobalStackOnSwarm deploys deploy/global-stack.yml with a locally built image on a
-// single-node swarm and finds the agent's report of a monitored service in its logs. The
-// service's task is re-created: its container_name tag must stay the same.
-func TestGlobalStackOnSwarm(t *testing.T) {
-	ensureSwarm(t)
-	// The image, from the static binary, with the repository's Dockerfile.
+// deployStack builds the agent's image from the repository's Dockerfile and deploys
+// deploy/global-stack.yml on this swarm as stack, with env added to the environment (the
+// stack file's ${...} settings). Cleanup removes the stack, waits for its containers to go
+// and removes its state volume, so that a rerun starts clean.
+func deployStack(t *testing.T, stack string, env ...string) {
+	t.Helper()
 	ctx := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(ctx, "bin"), 0o755)
 	bin, _ := os.ReadFile(staticBin)
@@ -50,30 +63,55 @@ func TestGlobalStackOnSwarm(t *testing.T) {
 	}
 	df, _ := os.ReadFile("../Dockerfile")
 	_ = os.WriteFile(filepath.Join(ctx, "Dockerfile"), df, 0o644)
-	image := "lookout:e2e-" + runID
+	image := "lookout:e2e-" + stack
 	docker(t, "build", "-q", "-t", image, ctx)
 	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() })
 
-	stack := "lk" + runID
-	web := "lkweb" + runID
 	t.Cleanup(func() {
-		_ = exec.Command("docker", "service", "rm", web).Run()
+		if t.Failed() {
+			// The agent's tasks, and its warnings and errors (not its line protocol).
+			ps := dockerOut("service", "ps", "--no-trunc", stack+"_agent")
+			var msgs []string
+			for _, l := range strings.Split(dockerOut("service", "logs", "--raw", "--tail", "5000", stack+"_agent"), "\n") {
+				for _, lvl := range []string{"level=warn", "level=error", "level=fatal", `"level":"warn`, `"level":"error`, `"level":"fatal`} {
+					if strings.Contains(l, lvl) {
+						msgs = append(msgs, l)
+						break
+					}
+				}
+			}
+			t.Logf("the agent's tasks:\n%s\nits last warnings and errors:\n%s", ps, strings.Join(msgs[max(0, len(msgs)-30):], "\n"))
+		}
 		_ = exec.Command("docker", "stack", "rm", stack).Run()
-		// Wait for the tasks' containers to go before the swarm is left.
-		for i := 0; i < 50; i++ {
-			out, _ := exec.Command("docker", "ps", "-q", "--filter", "label=com.docker.stack.namespace="+stack).Output()
-			out2, _ := exec.Command("docker", "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+web).Output()
-			if len(strings.TrimSpace(string(out)+string(out2))) == 0 {
-				break
+		// The volume can go once no container (running or not) uses it.
+		vol := stack + "_lookout-state"
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			if strings.TrimSpace(dockerOut("ps", "-aq", "--filter", "label=com.docker.stack.namespace="+stack)) == "" {
+				out := dockerOut("volume", "rm", vol)
+				if strings.TrimSpace(out) == vol || strings.Contains(strings.ToLower(out), "no such volume") {
+					return
+				}
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		t.Errorf("the stack's containers or its volume %s are still there 2 minutes after docker stack rm", vol)
 	})
 	deploy := exec.Command("docker", "stack", "deploy", "-c", "../deploy/global-stack.yml", stack)
-	deploy.Env = append(os.Environ(), "LOOKOUT_IMAGE="+image, "LOOKOUT_INTERVAL=1s")
+	deploy.Env = append(append(os.Environ(), "LOOKOUT_IMAGE="+image), env...)
 	if out, err := deploy.CombinedOutput(); err != nil {
 		t.Fatalf("docker stack deploy: %v\n%s", err, out)
 	}
+}
+
+// TestGlobalStackOnSwarm deploys deploy/global-stack.yml with a locally built image on a
+// single-node swarm and finds the agent's report of a monitored service in its logs. The
+// service's task is re-created: its container_name tag must stay the same.
+func TestGlobalStackOnSwarm(t *testing.T) {
+	ensureSwarm(t)
+	stack := "lk" + runID
+	web := "lkweb" + runID
+	deployStack(t, stack, "LOOKOUT_INTERVAL=1s")
 	// The service on an overlay network of its own, which the agent (on the host network)
 	// does not share: its check goes to the task's docker_gwbridge address.
 	netName := "lkwebnet" + runID
@@ -120,5 +158,115 @@ func TestGlobalStackOnSwarm(t *testing.T) {
 		if n[1] != web+".1" {
 			t.Errorf("container_name %q: a task's series must not be named after its task", n[1])
 		}
+	}
+}
+
+// agentTask returns the ID of the stack's agent task that is running on this node, ""
+// while none is (a re-created task is a new task, with a new container).
+func agentTask(stack string) string {
+	out := dockerOut("service", "ps", "--no-trunc", "--filter", "desired-state=running",
+		"--format", "{{.ID}} {{.CurrentState}}", stack+"_agent")
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[1] == "Running" {
+			return f[0]
+		}
+	}
+	return ""
+}
+
+// ackedLines returns the highest acknowledged line count (lookout_logs' lines field) the
+// stack's agents have reported for container name.
+func ackedLines(stack, name string) int {
+	out := dockerOut("service", "logs", "--raw", stack+"_agent")
+	re := regexp.MustCompile(`^lookout_logs,.*container_name=` + regexp.QuoteMeta(name) + `[, ].*[ ,]lines=(\d+)[iu]?[ ,]`)
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if m := re.FindStringSubmatch(l); m != nil {
+			v, _ := strconv.Atoi(m[1])
+			n = max(n, v)
+		}
+	}
+	return n
+}
+
+// TestGlobalStackStateVolume deploys the global stack with logs to a real forward-protocol
+// receiver and re-creates the agent's task (docker service update --force: a new
+// container, as on every upgrade). The log positions are in the stack's volume: the new
+// agent sends none of the lines the old one had delivered, and misses none written after.
+// Without the volume the new agent reads every log from its start (LOOKOUT_FLUENTD_START's
+// default) and the test fails with every line of the first run sent twice.
+func TestGlobalStackStateVolume(t *testing.T) {
+	const n = 100
+	ensureSwarm(t)
+	f := startFluentd(t)
+	// A plain container, which keeps its ID and its log across a restart: each run
+	// writes "v 1" to "v 100" and then idles.
+	name := runID + "-stackvol"
+	runLogContainer(t, name, []string{"--label", "lookout.enable=true"}, "seq", "v", fmt.Sprint(n), "5ms")
+
+	stack := "lkv" + runID
+	// The agent is on the host's network: the receiver's loopback address reaches it.
+	deployStack(t, stack, "LOOKOUT_INTERVAL=1s", "LOOKOUT_FLUENTD_ADDRESS="+f.Addr)
+
+	// A record is one line of one run: Docker's timestamp tells the runs apart.
+	type key struct {
+		ns   int64
+		line string
+	}
+	tally := func() (distinct map[key]int, perLine map[string]int, total int) {
+		distinct, perLine = map[key]int{}, map[string]int{}
+		recs := recordsOf(t, f, name)
+		for _, r := range recs {
+			k := key{r.TimeNS, string(r.Log())}
+			if distinct[k] == 0 {
+				perLine[k.line]++
+			}
+			distinct[k]++
+		}
+		return distinct, perLine, len(recs)
+	}
+	eventually(t, 2*time.Minute, fmt.Sprintf("the first run's %d lines at the receiver", n), func() bool {
+		d, _, _ := tally()
+		return len(d) >= n
+	})
+	// Acknowledged too: the agent counts a batch when Fluentd acknowledges it, and saves
+	// the position right then. Nothing is in flight, so nothing may be sent again.
+	eventually(t, time.Minute, "the agent's lookout_logs counter of the acknowledged lines", func() bool {
+		return ackedLines(stack, name) >= n
+	})
+
+	// The agent's task re-created: a new task and container, the same node.
+	var old string
+	eventually(t, time.Minute, "the agent's task running", func() bool { old = agentTask(stack); return old != "" })
+	docker(t, "service", "update", "--detach", "--force", stack+"_agent")
+	eventually(t, 2*time.Minute, "the re-created agent task running", func() bool {
+		id := agentTask(stack)
+		return id != "" && id != old
+	})
+	_, _, before := tally()
+
+	// The container's second run: n more lines, which the new agent must deliver.
+	docker(t, "restart", "-t", "1", name)
+	eventually(t, 2*time.Minute, fmt.Sprintf("the second run's %d lines at the receiver", n), func() bool {
+		d, _, _ := tally()
+		return len(d) >= 2*n
+	})
+	distinct, perLine, total := tally()
+	lost := 0
+	for i := 1; i <= n; i++ {
+		if c := perLine[fmt.Sprintf("v %d", i)]; c != 2 {
+			t.Errorf("line v %d: %d run(s) of it arrived, want both", i, c)
+			lost += max(2-c, 0)
+		}
+	}
+	dups := total - len(distinct)
+	t.Logf("%d records for %d lines over two runs: %d duplicates (%d records when the new agent started), %d lost",
+		total, len(distinct), dups, before, lost)
+	if dups > 0 {
+		t.Errorf("%d lines already acknowledged were sent again after the agent's task was re-created"+
+			" (the log positions did not survive it: is the state volume mounted?)", dups)
+	}
+	if len(distinct) != 2*n {
+		t.Errorf("%d distinct lines, want %d", len(distinct), 2*n)
 	}
 }

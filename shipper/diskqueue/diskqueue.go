@@ -20,6 +20,7 @@
 package diskqueue
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -219,6 +220,7 @@ func Open(dir string, opt Options) (*Queue, error) {
 			continue
 		}
 		q.segs = append(q.segs, &segment{id: id, path: p, size: fi.Size()})
+		q.stats.Bytes += fi.Size()
 	}
 	sort.Slice(q.segs, func(i, j int) bool { return q.segs[i].id < q.segs[j].id })
 	q.nextID = q.head.Seg + 1
@@ -287,35 +289,45 @@ func (q *Queue) scanSegment(s *segment) {
 		q.removeSegment(s)
 		return
 	}
-	r := &offsetReader{r: f, off: fileHdrSize}
+	r := &countingReader{r: bufio.NewReaderSize(f, 1<<20), off: fileHdrSize}
 	buf := make([]byte, 0, 64<<10)
 	end := fileHdrSize
+	headValid := true // indices after damage may not be the writer's: the saved head stops applying
 	for end < s.size && end < math.MaxUint32 {
-		h, data, err := readRecord(r, s.size-end, &buf)
-		if err == errTorn {
-			break
+		h, _, err := readRecord(r, s.size-end, &buf)
+		if err != nil {
+			// Torn, or damaged: find the next whole record, if any (a flipped bit in
+			// a length would otherwise cost the rest of the segment).
+			next := resync(f, end+1, s.size)
+			if next < 0 {
+				break
+			}
+			q.corrupt(1, next-end)
+			headValid = false
+			if _, err := f.Seek(next, io.SeekStart); err != nil {
+				break
+			}
+			r = &countingReader{r: bufio.NewReaderSize(f, 1<<20), off: next}
+			end = next
+			continue
 		}
 		idx := len(s.offsets)
 		s.offsets = append(s.offsets, uint32(end))
 		s.grow()
-		if err != nil { // checksum: skip this record, keep the rest
-			q.corrupt(1, int64(recHdrSize+len(data)))
+		if s.first.IsZero() {
+			s.first = time.Unix(0, h.time)
+		}
+		s.lines += int64(h.lines)
+		if headValid && s.id == q.head.Seg && uint32(idx) < q.head.Idx {
 			s.setAcked(idx)
-		} else {
-			if s.first.IsZero() {
-				s.first = time.Unix(0, h.time)
-			}
-			s.lines += int64(h.lines)
-			if s.id == q.head.Seg && uint32(idx) < q.head.Idx {
-				s.setAcked(idx)
-				s.ackedLn += int64(h.lines)
-			}
+			s.ackedLn += int64(h.lines)
 		}
 		end = r.off
 	}
 	if end < s.size {
 		q.corrupt(1, s.size-end)
 		if err := f.Truncate(end); err == nil {
+			q.stats.Bytes -= s.size - end
 			s.size = end
 		}
 	}
@@ -360,21 +372,30 @@ func (o *offsetReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+type countingReader struct {
+	r   io.Reader
+	off int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.off += int64(n)
+	return n, err
+}
+
 // readRecord reads one record from r, with at most avail bytes left in the segment.
-// errTorn: no whole record follows (the reader is not advanced past anything useful);
-// errChecksum: a whole record whose checksum is wrong (the reader is past it).
-func readRecord(r *offsetReader, avail int64, buf *[]byte) (recHdr, []byte, error) {
+// errTorn: no whole, plausible record follows; errChecksum: a whole record whose
+// checksum is wrong.
+func readRecord(r io.Reader, avail int64, buf *[]byte) (recHdr, []byte, error) {
 	var hb [recHdrSize]byte
-	start := r.off
 	if avail < recHdrSize {
 		return recHdr{}, nil, errTorn
 	}
 	if _, err := io.ReadFull(r, hb[:]); err != nil {
 		return recHdr{}, nil, errTorn
 	}
-	n := int64(binary.LittleEndian.Uint32(hb[4:8]))
-	if n > maxRecordLen || recHdrSize+n > avail {
-		r.off = start
+	n, h, ok := plausible(hb[:], avail)
+	if !ok {
 		return recHdr{}, nil, errTorn
 	}
 	if int64(cap(*buf)) < n {
@@ -382,15 +403,48 @@ func readRecord(r *offsetReader, avail int64, buf *[]byte) (recHdr, []byte, erro
 	}
 	data := (*buf)[:n]
 	if _, err := io.ReadFull(r, data); err != nil {
-		r.off = start
 		return recHdr{}, nil, errTorn
 	}
 	crc := crc32.Update(crc32.Checksum(hb[4:], castagnoli), castagnoli, data)
-	h := recHdr{lines: binary.LittleEndian.Uint32(hb[8:12]), time: int64(binary.LittleEndian.Uint64(hb[12:20]))}
 	if crc != binary.LittleEndian.Uint32(hb[0:4]) {
 		return h, data, errChecksum
 	}
 	return h, data, nil
+}
+
+// plausible reads a record header: the payload length, and whether the header can be
+// one written by Append with at most avail bytes left (each line takes a byte at least).
+func plausible(hb []byte, avail int64) (int64, recHdr, bool) {
+	n := int64(binary.LittleEndian.Uint32(hb[4:8]))
+	h := recHdr{lines: binary.LittleEndian.Uint32(hb[8:12]), time: int64(binary.LittleEndian.Uint64(hb[12:20]))}
+	return n, h, n <= maxRecordLen && recHdrSize+n <= avail && int64(h.lines) <= n && h.lines > 0
+}
+
+// resyncBudget bounds the checksum work of one search for the next whole record.
+const resyncBudget = 256 << 20
+
+// resync returns the offset of the first whole record with a good checksum in f at or
+// after from, or -1.
+func resync(f *os.File, from, size int64) int64 {
+	if size-from < recHdrSize || size-from > 2*maxRecordLen {
+		return -1
+	}
+	b := make([]byte, size-from)
+	if _, err := f.ReadAt(b, from); err != nil {
+		return -1
+	}
+	work := 0
+	for i := 0; i+recHdrSize <= len(b) && work < resyncBudget; i++ {
+		n, _, ok := plausible(b[i:i+recHdrSize], int64(len(b)-i))
+		if !ok {
+			continue
+		}
+		work += int(n)
+		if crc32.Checksum(b[i+4:i+recHdrSize+int(n)], castagnoli) == binary.LittleEndian.Uint32(b[i:i+4]) {
+			return from + int64(i)
+		}
+	}
+	return -1
 }
 
 func (q *Queue) newSegment() error {
@@ -417,8 +471,8 @@ func (q *Queue) newSegment() error {
 // On a full disk the oldest segments make room (counted in DroppedDisk); an error
 // means the record is not in the queue.
 func (q *Queue) Append(data []byte, lines int, t time.Time) (Pos, error) {
-	if len(data) > maxRecordLen {
-		return Pos{}, fmt.Errorf("record of %d bytes: larger than %d", len(data), maxRecordLen)
+	if len(data) > maxRecordLen || lines < 1 || lines > len(data) {
+		return Pos{}, fmt.Errorf("record of %d bytes and %d lines: want 1 to %d bytes and 1 line to one a byte", len(data), lines, maxRecordLen)
 	}
 	rec := make([]byte, recHdrSize+len(data))
 	binary.LittleEndian.PutUint32(rec[4:8], uint32(len(data)))

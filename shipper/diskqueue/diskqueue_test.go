@@ -174,6 +174,9 @@ func TestTornTailIsCutAndCounted(t *testing.T) {
 	if st := q.Stats(); st.Corrupt != 1 {
 		t.Fatalf("corrupt = %d, want 1", st.Corrupt)
 	}
+	if st, fi := q.Stats(), statAll(t, dir); st.Bytes != fi {
+		t.Fatalf("stats say %d bytes, the files hold %d", st.Bytes, fi)
+	}
 }
 
 func TestFlippedBitSkipsOneRecord(t *testing.T) {
@@ -198,6 +201,29 @@ func TestFlippedBitSkipsOneRecord(t *testing.T) {
 	}
 }
 
+// A flipped bit in a record's length misaligns what follows: the scan finds the next
+// whole record instead of giving up the rest of the segment.
+func TestFlippedLengthBitLosesOneRecord(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{MaxBytes: 1 << 20, SegmentBytes: 64 << 10}
+	q := open(t, dir, o)
+	appendN(t, q, 0, 1000)
+	q.Close()
+	seg := segFiles(t, dir)[0]
+	b, _ := os.ReadFile(seg)
+	off := int(fileHdrSize) + 10*(recHdrSize+len(rec(0))) + 4 // length of the 11th record
+	b[off] ^= 0x04
+	_ = os.WriteFile(seg, b, 0o600)
+	q = open(t, dir, o)
+	defer q.Close()
+	q.Recover()
+	got := readAll(t, q)
+	equal(t, got, append(want(0, 10), want(11, 1000)...))
+	if st := q.Stats(); st.Corrupt != 1 {
+		t.Fatalf("corrupt = %d, want 1", st.Corrupt)
+	}
+}
+
 func TestForeignFileSetAsideAndCounted(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{MaxBytes: 1 << 20, SegmentBytes: 1 << 10}
@@ -213,8 +239,8 @@ func TestForeignFileSetAsideAndCounted(t *testing.T) {
 	if len(got) == 0 || got[len(got)-1] != string(rec(99)) {
 		t.Fatalf("the other segments were not delivered: %d records", len(got))
 	}
-	if st := q.Stats(); st.Corrupt != 1 {
-		t.Fatalf("corrupt = %d, want 1", st.Corrupt)
+	if st := q.Stats(); st.Corrupt != 1 || st.Bytes != statAll(t, dir) {
+		t.Fatalf("corrupt = %d, want 1; bytes %d, the files hold %d", st.Corrupt, st.Bytes, statAll(t, dir))
 	}
 	if _, err := os.Stat(segs[0] + ".unreadable"); err != nil {
 		t.Fatalf("the foreign file was not set aside: %v", err)
@@ -265,6 +291,19 @@ func TestFirstUnacked(t *testing.T) {
 	if got := s.firstUnacked(0); got != 200 {
 		t.Errorf("all acknowledged: firstUnacked = %d, want 200", got)
 	}
+}
+
+// statAll is the size of the segment files in dir.
+func statAll(t testing.TB, dir string) int64 {
+	var n int64
+	for _, p := range segFiles(t, dir) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
 }
 
 func segFiles(t testing.TB, dir string) []string {
