@@ -47,7 +47,10 @@
 // to storage, charged when it dirties the page cache) over the outage, per point produced
 // in the outage; the size of each queue directory when InfluxDB returns, per point queued;
 // CPU is utime+stime of /proc/PID/stat per phase, in % of one core and in ms per 1,000
-// points produced.
+// points produced. Lookout monitors every opted-in container of the engine (on a shared
+// engine, other users' test containers too, which Telegraf's container_name_include
+// leaves out): its per-point figures divide by the lines it queued by its own counters
+// (written + rejected + dropped + buffered, from /metrics), not by the benchmark's points.
 package main
 
 import (
@@ -152,7 +155,12 @@ type result struct {
 	cpuPer1k              float64 // ms of CPU per 1,000 points produced, outage + drain
 	wbOutage              int64
 	qPeak                 int64
-	reported              string               // the agent's own drop counters
+	reported              string // the agent's own drop counters
+	// Lookout monitors every opted-in container of the shared engine, other users' test
+	// containers too: the lines it queued by its own counters (written + rejected +
+	// dropped + buffered), in the outage and from the outage to the end, -1 unknown.
+	// Its disk bytes and CPU per point are per these lines.
+	linesOutage, linesAll int64
 	lostBy                map[string]*[3]int64 // measurement -> lost before, in the outage, in the drain
 }
 
@@ -682,7 +690,26 @@ func summarise(a *agent, tb, t0, t1 time.Time) {
 		return float64(ss[to].ticks-ss[from].ticks) / secs // ticks/s = % of one core
 	}
 	r.cpuBase, r.cpuOutage, r.cpuDrain, r.cpuAll = cpu(0, i0), cpu(i0, i1), cpu(i1, end), cpu(0, end)
-	if p := r.outage.found + r.outage.lost + r.drain.found + r.drain.lost; p > 0 {
+	r.linesOutage, r.linesAll = -1, -1
+	handled := func(i int) (float64, bool) {
+		for ; i >= 0; i-- { // the nearest scrape at or before sample i
+			if m := ss[i].metrics; m != nil {
+				return m["written"] + m["rejected"] + m["dropped"] + m["buffered"], true
+			}
+		}
+		return 0, false
+	}
+	if h0, ok0 := handled(i0); ok0 {
+		if h1, ok1 := handled(i1); ok1 {
+			r.linesOutage = int64(h1 - h0)
+		}
+		if h2, ok2 := handled(last); ok2 {
+			r.linesAll = int64(h2 - h0)
+		}
+	}
+	if r.linesAll > 0 {
+		r.cpuPer1k = float64(ss[last].ticks-ss[i0].ticks) * 10 / (float64(r.linesAll) / 1000)
+	} else if p := r.outage.found + r.outage.lost + r.drain.found + r.drain.lost; p > 0 {
 		// ticks are 10 ms; the drain window counts points up to the end of sampling
 		r.cpuPer1k = float64(ss[last].ticks-ss[i0].ticks) * 10 / (float64(p) / 1000)
 	}
@@ -730,8 +757,8 @@ func report(o options, agents []*agent, t0, t1 time.Time, loadStart, loadEnd str
 	fmt.Printf("\nInfluxDB outage of %s: %d containers, Lookout at %s with %d %s checks per container (disk queue, limit %s), Telegraf inputs.docker at %s (disk buffer); per-device points %t\n",
 		t1.Sub(t0).Round(time.Second), o.containers, o.interval, o.checks, o.checkType, cmp.Or(o.diskLimit, "default"), o.tgInterval, o.perDevice)
 	fmt.Printf("load average before: %s; after: %s\n\n", loadStart, loadEnd)
-	fmt.Printf("| agent | points/s produced | produced in outage | lost in outage | lost in drain | missing before outage (InfluxDB up) | agent-reported | reconnect | drain time | newest-point lag in drain, median / max | lag before outage, median / max | queue at return | queue bytes / point | disk written / point (outage) | CPU before / outage / drain | CPU ms / 1,000 points |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| agent | points/s produced | produced in outage | lines the agent queued in the outage (all its containers) | lost in outage | lost in drain | missing before outage (InfluxDB up) | agent-reported | reconnect | drain time | newest-point lag in drain, median / max | lag before outage, median / max | queue at return | queue bytes / line | disk written / line (outage) | CPU before / outage / drain | CPU ms / 1,000 lines |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, a := range agents {
 		r := a.res
 		produced := r.outage.found + r.outage.lost
@@ -743,14 +770,20 @@ func report(o options, agents []*agent, t0, t1 time.Time, loadStart, loadEnd str
 		if r.reconnectAt >= 0 {
 			reconnect = r.reconnect.Round(time.Second).String()
 		}
+		lines := produced
+		agentLines := "same"
+		if r.linesOutage > 0 {
+			lines = r.linesOutage
+			agentLines = comma(r.linesOutage)
+		}
 		perPoint := func(b int64) string {
-			if produced == 0 {
+			if lines == 0 {
 				return "n/a"
 			}
-			return fmt.Sprintf("%.0f B", float64(b)/float64(produced))
+			return fmt.Sprintf("%.0f B", float64(b)/float64(lines))
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %.1f MiB | %s | %s | %.1f%% / %.1f%% / %.1f%% | %.1f |\n",
-			a.name, float64(produced)/outSecs, comma(produced), comma(r.outage.lost), comma(r.drain.lost), comma(r.before.lost),
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %.1f MiB | %s | %s | %.1f%% / %.1f%% / %.1f%% | %.1f |\n",
+			a.name, float64(produced)/outSecs, comma(produced), agentLines, comma(r.outage.lost), comma(r.drain.lost), comma(r.before.lost),
 			r.reported, reconnect, drained, dur(r.lagMed), dur(r.lagMax), dur(r.lagBaseMed), dur(r.lagBaseMx),
 			float64(r.qPeak)/(1<<20), perPoint(r.qPeak), perPoint(r.wbOutage), r.cpuBase, r.cpuOutage, r.cpuDrain, r.cpuPer1k)
 	}
@@ -772,7 +805,7 @@ func report(o options, agents []*agent, t0, t1 time.Time, loadStart, loadEnd str
 		rate, verdict(lk.outage.lost+lk.drain.lost == 0 && lk.drainedAt >= 0), lk.outage.lost, lk.drain.lost)
 	fmt.Printf("target: Lookout's newest-point lag under 5 s during the drain: %s (max %s after its reconnect %s)\n",
 		verdict(lk.reconnectAt >= 0 && lk.lagMax < 5*time.Second), dur(lk.lagMax), dur(lk.reconnect))
-	fmt.Printf("target: Lookout's CPU at most Telegraf's, outage and drain: %s (%.1f%% and %.1f%% against %.1f%% and %.1f%% of a core; per 1,000 points %.1f against %.1f ms)\n",
+	fmt.Printf("target: Lookout's CPU at most Telegraf's, outage and drain: %s (%.1f%% and %.1f%% against %.1f%% and %.1f%% of a core; per 1,000 lines %.1f against %.1f ms)\n",
 		verdict(lk.cpuOutage <= tg.cpuOutage && lk.cpuDrain <= tg.cpuDrain), lk.cpuOutage, lk.cpuDrain, tg.cpuOutage, tg.cpuDrain, lk.cpuPer1k, tg.cpuPer1k)
 }
 
