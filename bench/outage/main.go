@@ -38,9 +38,13 @@
 // of the benchmark's containers inside the outage window. Reconnect is the time from
 // InfluxDB's return to the first new point in the database (an agent retrying with
 // backoff waits out its current delay); drain time is from InfluxDB's return to the first
-// sample at which the outage window's count reached its final value; the lag figures are
-// taken over the samples between the agent's reconnect and its drain end: how far "now"
-// on a dashboard is behind while the backlog drains. A database's lag before the outage
+// sample at which the outage window's count reached its final value; first new point is
+// the first sample whose newest point is newer than InfluxDB's return (an agent that
+// drains first-in first-out writes its whole backlog before it), and the lag figures are
+// taken over the samples from then to the drain's end: how far "now" on a dashboard is
+// behind while the backlog drains. (At the reconnect itself the newest point is whatever
+// the first write held: an agent retrying the batch that failed at the outage's start
+// shows the outage's length for that one sample.) A database's lag before the outage
 // is printed for reference (Telegraf's is up to its interval plus its flush interval).
 //
 // Disk and CPU. write_bytes of /proc/PID/io of each agent (what it caused to be written
@@ -148,6 +152,9 @@ type result struct {
 	reconnect, drained    time.Duration // from InfluxDB's return; drained 0: not drained
 	drainedAt             int           // sample index
 	reconnectAt           int
+	firstNewAt            int           // sample index of the first point newer than InfluxDB's return, -1 none
+	firstNew              time.Duration // from InfluxDB's return
+	lagP95                time.Duration
 	lagMax, lagMed        time.Duration
 	lagBaseMed, lagBaseMx time.Duration
 	cpuBase, cpuOutage    float64 // % of one core
@@ -650,18 +657,22 @@ func summarise(a *agent, tb, t0, t1 time.Time) {
 	i0, i1 := idx(t0), idx(t1)
 	last := len(ss) - 1
 	final := ss[last].outageCnt
-	r.reconnectAt, r.drainedAt = -1, -1
+	r.reconnectAt, r.drainedAt, r.firstNewAt = -1, -1, -1
 	for i := i1; i <= last; i++ {
 		if r.reconnectAt < 0 && (ss[i].newest >= t1.UnixNano() || ss[i].outageCnt > 0) {
 			r.reconnectAt = i
 			r.reconnect = ss[i].at.Sub(t1)
+		}
+		if r.firstNewAt < 0 && ss[i].newest >= t1.UnixNano() {
+			r.firstNewAt = i
+			r.firstNew = ss[i].at.Sub(t1)
 		}
 		if r.drainedAt < 0 && ss[i].outageCnt == final && final > 0 {
 			r.drainedAt = i
 			r.drained = ss[i].at.Sub(t1)
 		}
 	}
-	lagStats := func(from, to int) (med, mx time.Duration) {
+	lagStats := func(from, to int) (med, p95, mx time.Duration) {
 		var lags []time.Duration
 		for i := from; i <= to && i >= 0; i++ {
 			if ss[i].newest > 0 {
@@ -669,18 +680,18 @@ func summarise(a *agent, tb, t0, t1 time.Time) {
 			}
 		}
 		if len(lags) == 0 {
-			return -1, -1
+			return -1, -1, -1
 		}
 		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-		return lags[len(lags)/2], lags[len(lags)-1]
+		return lags[len(lags)/2], lags[(len(lags)*95+99)/100-1], lags[len(lags)-1]
 	}
-	r.lagBaseMed, r.lagBaseMx = lagStats(0, i0-1)
+	r.lagBaseMed, _, r.lagBaseMx = lagStats(0, i0-1)
 	end := r.drainedAt
 	if end < 0 {
 		end = last
 	}
-	if r.reconnectAt >= 0 {
-		r.lagMed, r.lagMax = lagStats(r.reconnectAt, max(r.reconnectAt, end))
+	if r.firstNewAt >= 0 {
+		r.lagMed, r.lagP95, r.lagMax = lagStats(r.firstNewAt, max(r.firstNewAt, end))
 	}
 	cpu := func(from, to int) float64 {
 		secs := ss[to].at.Sub(ss[from].at).Seconds()
@@ -757,8 +768,8 @@ func report(o options, agents []*agent, t0, t1 time.Time, loadStart, loadEnd str
 	fmt.Printf("\nInfluxDB outage of %s: %d containers, Lookout at %s with %d %s checks per container (disk queue, limit %s), Telegraf inputs.docker at %s (disk buffer); per-device points %t\n",
 		t1.Sub(t0).Round(time.Second), o.containers, o.interval, o.checks, o.checkType, cmp.Or(o.diskLimit, "default"), o.tgInterval, o.perDevice)
 	fmt.Printf("load average before: %s; after: %s\n\n", loadStart, loadEnd)
-	fmt.Printf("| agent | points/s produced | produced in outage | lines the agent queued in the outage (all its containers) | lost in outage | lost in drain | missing before outage (InfluxDB up) | agent-reported | reconnect | drain time | newest-point lag in drain, median / max | lag before outage, median / max | queue at return | queue bytes / line | disk written / line (outage) | CPU before / outage / drain | CPU ms / 1,000 lines |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| agent | points/s produced | produced in outage | lines the agent queued in the outage (all its containers) | lost in outage | lost in drain | missing before outage (InfluxDB up) | agent-reported | reconnect | first new point | drain time | newest-point lag from the first new point to the drain's end, median / p95 / max | lag before outage, median / max | queue at return | queue bytes / line | disk written / line (outage) | CPU before / outage / drain | CPU ms / 1,000 lines |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, a := range agents {
 		r := a.res
 		produced := r.outage.found + r.outage.lost
@@ -766,9 +777,12 @@ func report(o options, agents []*agent, t0, t1 time.Time, loadStart, loadEnd str
 		if r.drainedAt >= 0 {
 			drained = r.drained.Round(time.Second).String()
 		}
-		reconnect := "never"
+		reconnect, firstNew := "never", "never"
 		if r.reconnectAt >= 0 {
 			reconnect = r.reconnect.Round(time.Second).String()
+		}
+		if r.firstNewAt >= 0 {
+			firstNew = r.firstNew.Round(time.Second).String()
 		}
 		lines := produced
 		agentLines := "same"
@@ -782,9 +796,9 @@ func report(o options, agents []*agent, t0, t1 time.Time, loadStart, loadEnd str
 			}
 			return fmt.Sprintf("%.0f B", float64(b)/float64(lines))
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %.1f MiB | %s | %s | %.1f%% / %.1f%% / %.1f%% | %.1f |\n",
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s | %.1f MiB | %s | %s | %.1f%% / %.1f%% / %.1f%% | %.1f |\n",
 			a.name, float64(produced)/outSecs, comma(produced), agentLines, comma(r.outage.lost), comma(r.drain.lost), comma(r.before.lost),
-			r.reported, reconnect, drained, dur(r.lagMed), dur(r.lagMax), dur(r.lagBaseMed), dur(r.lagBaseMx),
+			r.reported, reconnect, firstNew, drained, dur(r.lagMed), dur(r.lagP95), dur(r.lagMax), dur(r.lagBaseMed), dur(r.lagBaseMx),
 			float64(r.qPeak)/(1<<20), perPoint(r.qPeak), perPoint(r.wbOutage), r.cpuBase, r.cpuOutage, r.cpuDrain, r.cpuPer1k)
 	}
 	for _, a := range agents {
@@ -803,8 +817,8 @@ func report(o options, agents []*agent, t0, t1 time.Time, loadStart, loadEnd str
 	}
 	fmt.Printf("target: 0 lost by Lookout at %.0f points/s (aim 5,000): %s (%d lost in the outage, %d in the drain)\n",
 		rate, verdict(lk.outage.lost+lk.drain.lost == 0 && lk.drainedAt >= 0), lk.outage.lost, lk.drain.lost)
-	fmt.Printf("target: Lookout's newest-point lag under 5 s during the drain: %s (max %s after its reconnect %s)\n",
-		verdict(lk.reconnectAt >= 0 && lk.lagMax < 5*time.Second), dur(lk.lagMax), dur(lk.reconnect))
+	fmt.Printf("target: Lookout's newest-point lag under 5 s during the drain: %s (max %s from its first new point, %s after InfluxDB's return, to the drain's end)\n",
+		verdict(lk.firstNewAt >= 0 && lk.lagMax < 5*time.Second), dur(lk.lagMax), dur(lk.firstNew))
 	fmt.Printf("target: Lookout's CPU at most Telegraf's, outage and drain: %s (%.1f%% and %.1f%% against %.1f%% and %.1f%% of a core; per 1,000 lines %.1f against %.1f ms)\n",
 		verdict(lk.cpuOutage <= tg.cpuOutage && lk.cpuDrain <= tg.cpuDrain), lk.cpuOutage, lk.cpuDrain, tg.cpuOutage, tg.cpuDrain, lk.cpuPer1k, tg.cpuPer1k)
 }
