@@ -31,7 +31,10 @@
 // that are not periodic (events, label problems) count in "found" only. Beside that, the
 // agents' own counters: Lookout's lookout_output fields dropped, dropped_disk_full,
 // corrupt and disk_errors (read from its /metrics endpoint), and every line of Telegraf's
-// log that reports dropped metrics.
+// log that reports dropped metrics; and for Lookout, per window, the resource gathers it
+// made (its lookout_resources gathers counter) against the docker_container_mem points
+// each benchmark container has: equal means every gather made was delivered, and missing
+// resource points are gathers that did not happen (a stalled collection), not the queue.
 //
 // Drain and lag. Every second the sampler asks each database for its newest
 // docker_container_mem timestamp (lag = now - newest) and counts that measurement's points
@@ -322,7 +325,9 @@ func run(o options) error {
 		}
 		summarise(a, tb, t0, t1)
 	}
+	gathers := gatherCheck(q, prefix, tb, t0, t1, td)
 	report(o, agents, t0, t1, loadStart, loadEnd)
+	fmt.Println(gathers)
 	return nil
 }
 
@@ -640,6 +645,44 @@ func analyse(q *influx, a *agent, prefix string, tb, t0, t1, td time.Time) error
 		}
 	}
 	return nil
+}
+
+// gatherCheck tells collection from delivery for Lookout's resource points: in each
+// window, the resource gathers Lookout made (its lookout_resources gathers counter) and
+// the docker_container_mem points each benchmark container has in InfluxDB. Equal (give
+// or take the window's edge) means every gather made was delivered for every container,
+// and the missing resource points are gathers that did not happen.
+func gatherCheck(q *influx, prefix string, tb, t0, t1, td time.Time) string {
+	var b strings.Builder
+	b.WriteString("lookout resource gathers made (its counter) / docker_container_mem points per benchmark container (min-max):")
+	for _, w := range []struct {
+		name     string
+		from, to time.Time
+	}{{"before", tb, t0}, {"outage", t0, t1}, {"drain", t1, td}} {
+		where := fmt.Sprintf("time >= %d AND time < %d", w.from.UnixNano(), w.to.UnixNano())
+		var first, last int64 = -1, -1
+		_ = q.stream("lookout", "SELECT gathers FROM lookout_resources WHERE "+where, func(s series) {
+			for _, v := range s.Values {
+				if first < 0 {
+					first = num(v[1])
+				}
+				last = num(v[1])
+			}
+		})
+		lo, hi := int64(-1), int64(-1)
+		_ = q.stream("lookout", fmt.Sprintf(`SELECT count("usage") FROM "docker_container_mem" WHERE container_name =~ /^%s/ AND %s GROUP BY container_name`, prefix, where),
+			func(s series) {
+				for _, v := range s.Values {
+					n := num(v[1])
+					if lo < 0 || n < lo {
+						lo = n
+					}
+					hi = max(hi, n)
+				}
+			})
+		fmt.Fprintf(&b, " %s %d / %d-%d;", w.name, last-first, lo, hi)
+	}
+	return b.String()
 }
 
 // summarise turns a's samples into drain, lag, CPU and disk figures.
