@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
-.PHONY: bench-spans bench-queue
+.PHONY: bench-spans bench-queue bench-outage
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -74,3 +74,9 @@ bench-resources: peers build
 ## (Telegraf's disk buffer), 1 GiB queue; a module of its own (bench/queuestore/go.mod).
 bench-queue:
 	cd bench/queuestore && $(GO) run . -size $${SIZE:-1GiB}
+
+## bench-outage: InfluxDB stopped for 10 minutes (OUTAGE=2m for a quick run) under Lookout's
+## disk queue and Telegraf's disk buffer, on the same containers (see BENCHMARKS.md).
+bench-outage: peers build
+	@bash scripts/peers.sh telegraf
+	$(GO) run ./bench/outage -outage $${OUTAGE:-10m}
