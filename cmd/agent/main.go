@@ -177,7 +177,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	var outputs []*shipper.Output
 	for _, o := range cfg.Outputs {
 		oc := shipper.OutputConfig{Name: o.Name, Precision: o.Precision, BatchSize: o.BatchSize,
-			FlushInterval: time.Duration(o.FlushInterval), BufferLimit: o.BufferLimit, RetryMax: 30 * time.Second,
+			FlushInterval: time.Duration(o.FlushInterval), BufferLimit: o.BufferLimit, RetryMax: 10 * time.Second,
 			DiskLimit: int64(o.BufferDiskLimit), SyncInterval: time.Duration(o.BufferSyncInterval)}
 		if o.Type != config.OutputStdout && o.BufferStrategy == config.BufferDisk {
 			if cfg.StateDir == "" {
