@@ -42,10 +42,10 @@ type OutputConfig struct {
 }
 
 // DefaultOutputConfig returns the defaults: nanoseconds, 1000 lines a batch, 200 ms
-// linger, 10000 lines of buffer, at most 30 s between retries.
+// linger, 10000 lines of buffer, at most 10 s between retries.
 func DefaultOutputConfig(name string) OutputConfig {
 	return OutputConfig{Name: name, Precision: "ns", BatchSize: 1000, FlushInterval: 200 * time.Millisecond,
-		BufferLimit: 10000, RetryMax: 30 * time.Second}
+		BufferLimit: 10000, RetryMax: 10 * time.Second}
 }
 
 var precisions = map[string]lineprotocol.Precision{
