@@ -113,6 +113,12 @@ func influxPoints(t *testing.T, ix *influx, db, prefix string, measurements []st
 	return keys
 }
 
+func (a *agent) stdoutLen() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stdout.Len()
+}
+
 // lastOutputField is the newest value of a numeric field of the agent's own
 // lookout_output point for its InfluxDB output, as it printed it on stdout; -1 if none.
 func lastOutputField(a *agent, field string) float64 {
@@ -148,11 +154,16 @@ func (a *agent) lastOutputLine() string {
 	return ""
 }
 
-// printed reports whether the agent printed a line matching re on stdout.
-func (a *agent) printed(re *regexp.Regexp) bool {
+// printedSince reports whether the agent printed a line matching re on stdout at or
+// after byte *from (less a line's overlap), and moves *from to the end: polling it costs
+// only what was printed since the last look, not the tens of megabytes before.
+func (a *agent) printedSince(re *regexp.Regexp, from *int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return re.Match(a.stdout.Bytes())
+	b := a.stdout.Bytes()
+	start := max(*from-64<<10, 0)
+	*from = len(b)
+	return re.Match(b[start:])
 }
 
 // logLastOutput shows, if the test fails, the agent's last report on its InfluxDB output.
@@ -191,8 +202,11 @@ func TestInfluxOutageWithKillLosesNothing(t *testing.T) {
 	// execs every 200 ms would load the machine more than the agent does).
 	names := append([]string{prefix + "-h"}, startContainers(t, prefix, 99, "--no-healthcheck")...)
 	runContainer(t, names[0], "--label", "lookout.enable=true")
+	// Batches of 250 lines (not 1000) make the drain last several times longer than the
+	// health transition takes to reach the agent on a loaded machine, so that the
+	// transition is measured while the backlog is still there.
 	env := []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL, "LOOKOUT_INFLUXDB_DATABASE=" + db, "LOOKOUT_INTERVAL=1s",
-		"LOOKOUT_STATE_DIR=" + t.TempDir(), "LOOKOUT_STDOUT=true", "LOOKOUT_LOG_LEVEL=info"}
+		"LOOKOUT_STATE_DIR=" + t.TempDir(), "LOOKOUT_STDOUT=true", "LOOKOUT_LOG_LEVEL=info", "LOOKOUT_BATCH_SIZE=250"}
 	a1 := startAgent(t, env...)
 	measurements := []string{"docker_container_mem", "docker_container_cpu", "docker_container_status"}
 	eventually(t, 2*time.Minute, "every container's memory in InfluxDB", func() bool {
@@ -232,13 +246,15 @@ func TestInfluxOutageWithKillLosesNothing(t *testing.T) {
 	docker(t, "exec", names[0], "/testsvc", "set", "unhealthy")
 	printedRe := regexp.MustCompile(`(?m)^lookout_container_event,[^ ]*container_name=` + regexp.QuoteMeta(names[0]) + `[, ].*health_status="unhealthy"`)
 	var produced, found, event time.Time
+	seen := a2.stdoutLen()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("the agent printed the transition: %v", a2.printed(printedRe))
+			from := 0
+			t.Logf("the agent printed the transition: %v", a2.printedSince(printedRe, &from))
 		}
 	})
 	eventually(t, 3*time.Minute, "the health transition during the drain", func() bool {
-		if produced.IsZero() && a2.printed(printedRe) {
+		if produced.IsZero() && a2.printedSince(printedRe, &seen) {
 			produced = time.Now()
 		}
 		rows, _ := ix.Query(db, fmt.Sprintf(`SELECT health_status FROM lookout_container_event WHERE action='health_status'`+
@@ -378,7 +394,8 @@ func TestDiskQueueRecoversFromDamagedFiles(t *testing.T) {
 	segs := func() []string { m, _ := filepath.Glob(filepath.Join(qdir, "*.seg")); return m }
 	// 1 MiB makes segments of 64 KiB: wait for eight, and for our containers' points.
 	ours := regexp.MustCompile(`(?m)^docker_container_mem,[^ ]*container_name=` + regexp.QuoteMeta(prefix))
-	eventually(t, 4*time.Minute, "eight queue segments", func() bool { return len(segs()) >= 8 && a.printed(ours) })
+	from := 0
+	eventually(t, 4*time.Minute, "eight queue segments", func() bool { return len(segs()) >= 8 && a.printedSince(ours, &from) })
 	stopped := time.Now()
 	a.stop(t)
 	s := segs()
