@@ -280,7 +280,6 @@ func TestInfluxOutageWithKillLosesNothing(t *testing.T) {
 		t.Fatalf("the health transition took %s from the agent to InfluxDB during the drain: the backlog held it back", lag)
 	}
 
-
 	// Drained: the oldest line queued is no longer one from the outage.
 	drain := time.Now()
 	eventually(t, 6*time.Minute, "the queue to drain", func() bool {
