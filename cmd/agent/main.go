@@ -494,7 +494,7 @@ func name(c container.Summary) string {
 
 // newResources builds the resource collector LOOKOUT_RESOURCES asks for (nil for off):
 // auto reads cgroup files where it can and falls back to the one-shot stats API.
-func newResources(cfg config.Config, dc *client.Client, inv inventory.View, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
+func newResources(cfg config.Config, dc *client.Client, inv *inventory.Inventory, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
 	var readers []resources.Reader
 	switch cfg.Resources {
 	case resources.SourceOff:
@@ -520,7 +520,7 @@ func newResources(cfg config.Config, dc *client.Client, inv inventory.View, sink
 	if cfg.Resources == resources.SourceAPI {
 		concurrency = 64
 	}
-	return resources.New(sink, inv, dc, resources.Options{Interval: time.Duration(cfg.Interval),
+	return resources.New(sink, inv.Mailbox("resources"), dc, resources.Options{Interval: time.Duration(cfg.Interval),
 		PerDevice: cfg.ResourcesPerDevice, Concurrency: concurrency, Log: log}, readers...), nil
 }
 
