@@ -256,7 +256,8 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		sources = append(sources, fwd)
 	}
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
-	res, err := newResources(cfg, dc, inv, ship, log)
+	resBox := inv.Mailbox("resources")
+	res, err := newResources(cfg, dc, resBox, ship, log)
 	if err != nil {
 		return err
 	}
@@ -304,7 +305,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	go func() { defer wg.Done(); self.Run(producers) }()
 	if res != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); res.Run(producers) }()
+		go func() { defer wg.Done(); resBox.Supervise(producers, res.Run) }()
 	}
 	if prom != nil {
 		wg.Add(1)
@@ -494,7 +495,7 @@ func name(c container.Summary) string {
 
 // newResources builds the resource collector LOOKOUT_RESOURCES asks for (nil for off):
 // auto reads cgroup files where it can and falls back to the one-shot stats API.
-func newResources(cfg config.Config, dc *client.Client, inv *inventory.Inventory, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
+func newResources(cfg config.Config, dc *client.Client, mb *inventory.Mailbox, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
 	var readers []resources.Reader
 	switch cfg.Resources {
 	case resources.SourceOff:
@@ -520,7 +521,7 @@ func newResources(cfg config.Config, dc *client.Client, inv *inventory.Inventory
 	if cfg.Resources == resources.SourceAPI {
 		concurrency = 64
 	}
-	return resources.New(sink, inv.Mailbox("resources"), dc, resources.Options{Interval: time.Duration(cfg.Interval),
+	return resources.New(sink, mb, dc, resources.Options{Interval: time.Duration(cfg.Interval),
 		PerDevice: cfg.ResourcesPerDevice, Concurrency: concurrency, Log: log}, readers...), nil
 }
 
@@ -546,7 +547,7 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 	}
 	defer dc.Close()
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval), Log: log})
-	res, err := newResources(cfg, dc, inv, nil, log)
+	res, err := newResources(cfg, dc, inv.Mailbox("resources"), nil, log)
 	if err != nil {
 		return err
 	}
