@@ -256,7 +256,10 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		sources = append(sources, fwd)
 	}
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
-	resBox := inv.Mailbox("resources")
+	var resBox *inventory.Mailbox // no mailbox, nothing queued, when resources are off
+	if cfg.Resources != resources.SourceOff {
+		resBox = inv.Mailbox("resources")
+	}
 	res, err := newResources(cfg, dc, resBox, ship, log)
 	if err != nil {
 		return err
@@ -547,7 +550,11 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 	}
 	defer dc.Close()
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval), Log: log})
-	res, err := newResources(cfg, dc, inv.Mailbox("resources"), nil, log)
+	var resBox *inventory.Mailbox
+	if cfg.Resources != resources.SourceOff {
+		resBox = inv.Mailbox("resources")
+	}
+	res, err := newResources(cfg, dc, resBox, nil, log)
 	if err != nil {
 		return err
 	}
