@@ -56,7 +56,7 @@ Usage:
                           write line protocol to stdout
   lookout version         print the version
 
-Flags (each also an environment variable, see the README):
+Flags (each also an environment variable, see docs/configuration.md):
 `
 
 func main() {
