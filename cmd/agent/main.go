@@ -56,7 +56,7 @@ Usage:
                           write line protocol to stdout
   lookout version         print the version
 
-Flags (each also an environment variable, see docs/configuration.md):
+Flags (each also an environment variable; see docs/configuration.md):
 `
 
 func main() {
@@ -70,23 +70,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	fs := flag.NewFlagSet("lookout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	file := fs.String("config", "", "YAML configuration file (LOOKOUT_CONFIG)")
-	flagEnv := map[string]*string{
-		"LOOKOUT_DOCKER_HOST":  fs.String("docker-host", "", "Docker Engine address (LOOKOUT_DOCKER_HOST)"),
-		"LOOKOUT_MONITOR_ALL":  fs.String("monitor-all", "", "monitor containers without lookout.enable=true (LOOKOUT_MONITOR_ALL)"),
-		"LOOKOUT_LOG_LEVEL":    fs.String("log-level", "", "debug, info, warn or error (LOOKOUT_LOG_LEVEL)"),
-		"LOOKOUT_INFLUXDB_URL": fs.String("influxdb-url", "", "InfluxDB address (LOOKOUT_INFLUXDB_URL)"),
-	}
+	fs.Usage = func() { fmt.Fprint(stderr, usage); config.PrintFlags(stderr) }
+	setFlags := config.Flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	flags := map[string]string{}
-	for env, v := range flagEnv {
-		if *v != "" {
-			flags[env] = *v
-		}
-	}
+	flags := setFlags()
 	switch cmd {
 	case "version":
 		fmt.Fprintf(stdout, "lookout %s (%s, Docker API client %s, negotiates down to the engine's version)\n",
@@ -98,7 +87,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
-	cfg, err := config.Load(*file, getenv, flags)
+	cfg, err := config.Load("", getenv, flags)
 	err = errors.Join(err, cfg.Validate())
 	if err == nil && cmd != "healthcheck" {
 		err = cfg.LoadSecrets()
@@ -441,8 +430,11 @@ func selfHealthcheck(cfg config.Config, stderr io.Writer) int {
 	return 0
 }
 
-// check lists every container and reports the lookout.* labels it cannot use.
+// check prints the configuration in effect, then lists every container and reports the
+// lookout.* labels it cannot use.
 func check(cfg config.Config, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "configuration: ok (%d output(s), docker %s, monitor_all=%v)\n", len(cfg.Outputs), cfg.DockerHost, cfg.MonitorAll)
+	printConfig(cfg, stdout)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dc, err := dockerClient(cfg)
@@ -460,7 +452,7 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 		return 1
 	}
 	sort.Slice(list, func(i, j int) bool { return name(list[i]) < name(list[j]) })
-	fmt.Fprintf(stdout, "configuration: ok (%d output(s), docker %s, monitor_all=%v)\n", len(cfg.Outputs), cfg.DockerHost, cfg.MonitorAll)
+	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER\tSTATE\tMONITORED\tLABEL PROBLEMS")
 	problems := 0
@@ -487,6 +479,24 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// printConfig lists every setting in effect, its value and where it came from. Secrets
+// are never in it (config.Effective shows the files they are read from).
+func printConfig(cfg config.Config, w io.Writer) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SETTING\tVALUE\tFROM")
+	for _, v := range cfg.Effective() {
+		val, from := v.Value, string(v.Source)
+		if val == "" {
+			val = "-"
+		}
+		if v.Via != "" {
+			from += " " + v.Via
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Key, val, from)
+	}
+	_ = tw.Flush()
 }
 
 func name(c container.Summary) string {
