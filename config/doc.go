@@ -29,10 +29,7 @@ func DocTable() string {
 	for _, s := range settings {
 		key := code(s.Key)
 		if s.File != "" {
-			key = "none"
-			if s.File != "-" {
-				key = s.File
-			}
+			key = s.File
 		}
 		def := s.DefaultDoc
 		if def == "" {

@@ -58,9 +58,6 @@ func (s Setting) Flag() string {
 // PerOutput says whether the setting is a key of each output.
 func (s Setting) PerOutput() bool { return strings.HasPrefix(s.Key, "outputs[].") }
 
-// InFile says whether the setting is a key of the YAML file.
-func (s Setting) InFile() bool { return s.File == "" && s.index != nil }
-
 // label is how messages name the setting: key (ENV), or key alone.
 func label(key, env string) string {
 	if env == "" {
@@ -74,12 +71,12 @@ const (
 	settingStdout = "LOOKOUT_STDOUT"
 )
 
-var fluentdOn = func(c *Config) bool { return c.Fluentd.Address != "" }
+func fluentdOn(c *Config) bool { return c.Fluentd.Address != "" }
 
 // settings is the table. Its order is the order of the docs, of `lookout -h` and of
 // `lookout check`.
 var settings = resolve([]Setting{
-	{Key: "config", Env: settingConfig, File: "-", DefaultDoc: "none",
+	{Key: "config", Env: settingConfig, File: "none", DefaultDoc: "none",
 		Help: "YAML file for what the environment cannot say (several outputs)"},
 	{Key: "docker_host", Env: "LOOKOUT_DOCKER_HOST", Default: "unix:///var/run/docker.sock",
 		DefaultDoc: "`DOCKER_HOST` (when no file is used), else `unix:///var/run/docker.sock`",
@@ -260,14 +257,4 @@ func fieldIndex(t reflect.Type, key string) ([]int, bool) {
 		return append([]int{i}, sub...), ok
 	}
 	return nil, false
-}
-
-// lookup returns the setting with that key or environment variable.
-func lookup(name string) (Setting, bool) {
-	for _, s := range settings {
-		if s.Key == name || (s.Env != "" && s.Env == name) {
-			return s, true
-		}
-	}
-	return Setting{}, false
 }
