@@ -1,8 +1,13 @@
-// Package probes runs the checks that containers declare in their labels (HTTP, TCP and
-// exec inside the container) and reports every run into the same lookout_check
-// measurement as Docker's own HEALTHCHECK. Checks follow their container: they start when
-// it runs, stop when it dies, pauses or goes, and restart when it is re-created.
-package probes
+// Package checks runs the checks that containers declare in their labels (HTTP, TCP and
+// exec inside the container) and reads Docker's own HEALTHCHECK runs, and reports every
+// run into the one measurement lookout_check, so that a single query can draw a status
+// wall. Checks follow their container: they start when it runs, stop when it dies,
+// pauses or goes, and restart when it is re-created.
+//
+// The Scheduler starts and stops the checks; a Prober runs the checks of one type
+// (http.go, tcp.go, exec.go): a new check type is one new file with its Prober. docker.go
+// turns Docker's health log into the same Results.
+package checks
 
 import (
 	"context"
@@ -16,19 +21,18 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
 )
 
 // Prober runs one check against an address ("ip:port").
-type Prober func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result
+type Prober func(ctx context.Context, chk labels.Check, addr string) Result
 
 // Options configure a Scheduler.
 type Options struct {
 	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
-	// connection between runs (healthcheck.HTTPProber) and a TCP check connects each run.
+	// connection between runs (HTTPProber) and a TCP check connects each run.
 	HTTP, TCP     Prober
 	Docker        Docker          // for exec checks
 	ProbeNetwork  string          // the network to probe on when a check names none
@@ -43,7 +47,7 @@ type Options struct {
 // context to run it with (an HTTP check sends its trace context) and the function to call
 // with the result.
 type Tracer interface {
-	StartCheck(ctx context.Context, c *inventory.Container, eng inventory.Engine, chk labels.Check) (context.Context, func(healthcheck.Result))
+	StartCheck(ctx context.Context, c *inventory.Container, eng inventory.Engine, chk labels.Check) (context.Context, func(Result))
 }
 
 // Scheduler runs the checks of every monitored, running container.
@@ -254,7 +258,7 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 	var st state
 	probe := s.prober(chk)
 	if chk.Type == labels.CheckHTTP && s.opts.HTTP == nil {
-		hp := healthcheck.NewHTTPProber(chk)
+		hp := NewHTTPProber(chk)
 		defer hp.Close()
 		probe = hp.Probe
 	}
@@ -265,7 +269,7 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		case <-timer.C:
 		}
 		v := cc.current.Load()
-		rctx, traced := ctx, func(healthcheck.Result) {}
+		rctx, traced := ctx, func(Result) {}
 		if s.opts.Tracer != nil {
 			rctx, traced = s.opts.Tracer.StartCheck(ctx, v.c, v.eng, chk)
 		}
@@ -285,7 +289,7 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 }
 
 // RunOnce runs chk against container c once, on a connection of its own.
-func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check) healthcheck.Result {
+func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check) Result {
 	return s.run(ctx, c, chk, nil, s.prober(chk))
 }
 
@@ -294,17 +298,17 @@ func (s *Scheduler) prober(chk labels.Check) Prober {
 	case chk.Type == labels.CheckTCP && s.opts.TCP != nil:
 		return s.opts.TCP
 	case chk.Type == labels.CheckTCP:
-		return healthcheck.ProbeTCP
+		return ProbeTCP
 	case s.opts.HTTP != nil:
 		return s.opts.HTTP
 	default:
-		return healthcheck.ProbeHTTP
+		return ProbeHTTP
 	}
 }
 
 // run runs chk against c with probe. st, when not nil, carries what runs of the check
 // keep: an exec check's previous exec ID, the target.
-func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, st *state, probe Prober) healthcheck.Result {
+func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, st *state, probe Prober) Result {
 	if chk.Type == labels.CheckExec {
 		prev := ""
 		if st != nil {
@@ -327,15 +331,15 @@ func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.
 		}
 	}
 	if err != nil {
-		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: healthcheck.Error,
+		return Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: Error,
 			Reason: "refused: " + err.Error()}
 	}
 	return probe(ctx, chk, addr)
 }
 
 // report writes the run and, when rise/fall turn the verdict, a transition event.
-func (s *Scheduler) report(v *view, chk labels.Check, res healthcheck.Result, st *state) {
-	ok := res.Result == healthcheck.Success
+func (s *Scheduler) report(v *view, chk labels.Check, res Result, st *state) {
+	ok := res.Result == Success
 	if ok {
 		st.successes, st.fails = st.successes+1, 0
 	} else {
@@ -357,7 +361,7 @@ func (s *Scheduler) report(v *view, chk labels.Check, res healthcheck.Result, st
 		st.tags.sorted, st.tags.result = res.Point(st.tags.container).Tags, res.Result
 	}
 	tags := st.tags.container
-	p := metric.Point{Name: healthcheck.Measurement, Tags: st.tags.sorted, Fields: res.Fields(), Time: res.Start}
+	p := metric.Point{Name: Measurement, Tags: st.tags.sorted, Fields: res.Fields(), Time: res.Start}
 	if st.passing != nil {
 		p.Fields = append(p.Fields, metric.Field{Key: "passing", Value: boolInt(*st.passing)})
 	}

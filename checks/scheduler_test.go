@@ -1,4 +1,4 @@
-package probes
+package checks
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
@@ -63,9 +62,9 @@ func testContainer(id string, running bool, lbls map[string]string) *inventory.C
 
 func TestStartStopCyclesLeaveNothingBehind(t *testing.T) {
 	var calls atomic.Int64
-	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
+	probe := func(ctx context.Context, chk labels.Check, addr string) Result {
 		calls.Add(1)
-		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now()}
+		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now()}
 	}
 	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -88,9 +87,9 @@ func TestStartStopCyclesLeaveNothingBehind(t *testing.T) {
 
 func TestNewLabelsRestartChecksAndPauseStopsThem(t *testing.T) {
 	var seen sync.Map
-	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
+	probe := func(ctx context.Context, chk labels.Check, addr string) Result {
 		seen.Store(chk.Name+"@"+addr, true)
-		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now(), Target: addr}
+		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now(), Target: addr}
 	}
 	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -116,9 +115,9 @@ func TestRiseFallAndTransitions(t *testing.T) {
 	chk := labels.Check{Name: "api", Type: labels.CheckHTTP, Rise: 2, Fall: 2}
 	v := &view{c: c}
 	var st state
-	seq := []string{healthcheck.Success, healthcheck.Success, healthcheck.Failure, healthcheck.Success, healthcheck.Failure, healthcheck.Failure, healthcheck.Success}
+	seq := []string{Success, Success, Failure, Success, Failure, Failure, Success}
 	for _, r := range seq {
-		s.report(v, chk, healthcheck.Result{Check: "api", Type: "http", Result: r, Start: time.Now(), Reason: "because"}, &st)
+		s.report(v, chk, Result{Check: "api", Type: "http", Result: r, Start: time.Now(), Reason: "because"}, &st)
 	}
 	var statuses []string
 	for _, p := range out.named("lookout_container_event") {
@@ -130,7 +129,7 @@ func TestRiseFallAndTransitions(t *testing.T) {
 	if strings.Join(statuses, ",") != "passing,failing" {
 		t.Errorf("transitions = %v, want passing (after 2 successes), failing (after 2 failures)", statuses)
 	}
-	runs := out.named(healthcheck.Measurement)
+	runs := out.named(Measurement)
 	if len(runs) != len(seq) {
 		t.Fatalf("%d run points, want %d", len(runs), len(seq))
 	}
@@ -179,8 +178,8 @@ var goneLabels = map[string]string{"lookout.enable": "true", "lookout.check.web"
 // it, so the container's checks stop (they might otherwise succeed for ever, should
 // another container take the address) and do not start again.
 func TestGoneOnAFullQueueIsHeldNotDropped(t *testing.T) {
-	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
-		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now()}
+	probe := func(ctx context.Context, chk labels.Check, addr string) Result {
+		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now()}
 	}
 	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
 	ctx, cancel := context.WithCancel(context.Background())
