@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 )
 
@@ -22,6 +23,32 @@ type Docker interface {
 	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
 	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
 }
+
+// Exec is the Prober of exec checks: the command runs inside the container through
+// Docker's exec API. A check's runner remembers its last exec, so that a run still going
+// is not joined by another (see ProbeExec).
+type Exec struct{ Docker Docker }
+
+var _ Prober = Exec{}
+
+// Runner implements Prober.
+func (e Exec) Runner(chk labels.Check, _ bool) Runner { return &execRunner{d: e.Docker, chk: chk} }
+
+type execRunner struct {
+	d        Docker
+	chk      labels.Check
+	lastExec string // the exec ID of the previous run
+}
+
+func (r *execRunner) Run(ctx context.Context, c *inventory.Container, _ string) Result {
+	res, id := ProbeExec(ctx, r.d, c.ID, r.chk, r.lastExec)
+	if id != "" {
+		r.lastExec = id
+	}
+	return res
+}
+
+func (r *execRunner) Close() {}
 
 // capped keeps the first limit bytes written to it and counts them all.
 type capped struct {

@@ -50,14 +50,14 @@ func BenchmarkCheckRun(b *testing.B) {
 	chk := c.Config.Checks[0]
 	out := &encodingSink{enc: shipper.NewEncoder(lineprotocol.Nanosecond)}
 	s := New(out, Options{})
-	hp := NewHTTPProber(chk)
+	hp := NewHTTPRunner(chk)
 	defer hp.Close()
 	v := &view{c: c, eng: inventory.Engine{Host: "node-1", ServerVersion: "28.0.1"}}
 	var st state
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		res := s.run(ctx, v.c, chk, &st, hp.Probe)
+		res := s.run(ctx, v.c, chk, &st, hp)
 		if res.Result != Success {
 			b.Fatalf("%s: %s", res.Result, res.Reason)
 		}

@@ -26,14 +26,47 @@ import (
 	"github.com/lookout-agent/lookout/metric"
 )
 
-// Prober runs one check against an address ("ip:port").
-type Prober func(ctx context.Context, chk labels.Check, addr string) Result
+// Prober runs the checks of one type (http, tcp, exec). The scheduler picks a check's
+// Prober by the check's type; a new check type is a new file with its Prober, added to
+// the scheduler's defaults in New.
+type Prober interface {
+	// Runner returns the runner of check chk. keep says whether the check runs again and
+	// again (the scheduler) or once (lookout probe): only the former is worth keeping
+	// anything, such as a connection, between runs.
+	Runner(chk labels.Check, keep bool) Runner
+}
+
+// Runner runs one check. Its runs are taken one after another, never two at once; Close
+// is called once the check stops.
+type Runner interface {
+	// Run runs the check once against container c at addr, the "ip:port" Target chose
+	// ("" for a check that needs no address: exec).
+	Run(ctx context.Context, c *inventory.Container, addr string) Result
+	Close()
+}
+
+// ProbeFunc is a Prober of checks that keep nothing between runs.
+type ProbeFunc func(ctx context.Context, chk labels.Check, addr string) Result
+
+// Runner implements Prober.
+func (f ProbeFunc) Runner(chk labels.Check, _ bool) Runner { return funcRunner{f: f, chk: chk} }
+
+type funcRunner struct {
+	f   ProbeFunc
+	chk labels.Check
+}
+
+func (r funcRunner) Run(ctx context.Context, _ *inventory.Container, addr string) Result {
+	return r.f(ctx, r.chk, addr)
+}
+
+func (funcRunner) Close() {}
 
 // Options configure a Scheduler.
 type Options struct {
-	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
-	// connection between runs (HTTPProber) and a TCP check connects each run.
-	HTTP, TCP     Prober
+	// Probers replace, by check type, the default probers (tests): HTTP (a connection
+	// kept between runs), TCP (a connection each run) and Exec (with Docker).
+	Probers       map[string]Prober
 	Docker        Docker          // for exec checks
 	ProbeNetwork  string          // the network to probe on when a check names none
 	AgentNetworks []string        // networks of the agent's own container, if it runs in one
@@ -52,9 +85,10 @@ type Tracer interface {
 
 // Scheduler runs the checks of every monitored, running container.
 type Scheduler struct {
-	opts Options
-	sink metric.Sink
-	cmds chan inventory.Change
+	opts    Options
+	sink    metric.Sink
+	probers map[string]Prober // by check type
+	cmds    chan inventory.Change
 
 	// Gone changes that found cmds full. The inventory tells of a removed container
 	// once, so they are never dropped: Run applies them once the changes queued before
@@ -87,7 +121,11 @@ func New(sink metric.Sink, opts Options) *Scheduler {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024),
+	probers := map[string]Prober{labels.CheckHTTP: HTTP{}, labels.CheckTCP: TCP{}, labels.CheckExec: Exec{Docker: opts.Docker}}
+	for typ, p := range opts.Probers {
+		probers[typ] = p
+	}
+	return &Scheduler{opts: opts, sink: sink, probers: probers, cmds: make(chan inventory.Change, 1024),
 		gone: map[string]*inventory.Container{}, goneWake: make(chan struct{}, 1), running: map[string]*containerChecks{}}
 }
 
@@ -229,7 +267,6 @@ func slotted(t time.Time) time.Time {
 type state struct {
 	passing          *bool // nil until the first verdict
 	successes, fails int
-	lastExec         string
 
 	// The target and the point tags, worked out again when the container's view changes
 	// (the inventory's every refresh) rather than each run.
@@ -256,12 +293,8 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 	timer := time.NewTimer(time.Until(slotted(next)))
 	defer timer.Stop()
 	var st state
-	probe := s.prober(chk)
-	if chk.Type == labels.CheckHTTP && s.opts.HTTP == nil {
-		hp := NewHTTPProber(chk)
-		defer hp.Close()
-		probe = hp.Probe
-	}
+	r := s.runner(chk, true)
+	defer r.Close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -273,7 +306,7 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		if s.opts.Tracer != nil {
 			rctx, traced = s.opts.Tracer.StartCheck(ctx, v.c, v.eng, chk)
 		}
-		res := s.run(rctx, v.c, chk, &st, probe)
+		res := s.run(rctx, v.c, chk, &st, r)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the container went
 		}
@@ -290,36 +323,24 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 
 // RunOnce runs chk against container c once, on a connection of its own.
 func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check) Result {
-	return s.run(ctx, c, chk, nil, s.prober(chk))
+	r := s.runner(chk, false)
+	defer r.Close()
+	return s.run(ctx, c, chk, nil, r)
 }
 
-func (s *Scheduler) prober(chk labels.Check) Prober {
-	switch {
-	case chk.Type == labels.CheckTCP && s.opts.TCP != nil:
-		return s.opts.TCP
-	case chk.Type == labels.CheckTCP:
-		return ProbeTCP
-	case s.opts.HTTP != nil:
-		return s.opts.HTTP
-	default:
-		return ProbeHTTP
+// runner returns the runner of chk from the prober of its type.
+func (s *Scheduler) runner(chk labels.Check, keep bool) Runner {
+	if p := s.probers[chk.Type]; p != nil {
+		return p.Runner(chk, keep)
 	}
+	return ProbeFunc(func(_ context.Context, chk labels.Check, _ string) Result {
+		return Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: Error,
+			Reason: fmt.Sprintf("no prober for check type %q", chk.Type)}
+	}).Runner(chk, keep)
 }
 
-// run runs chk against c with probe. st, when not nil, carries what runs of the check
-// keep: an exec check's previous exec ID, the target.
-func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, st *state, probe Prober) Result {
-	if chk.Type == labels.CheckExec {
-		prev := ""
-		if st != nil {
-			prev = st.lastExec
-		}
-		res, id := ProbeExec(ctx, s.opts.Docker, c.ID, chk, prev)
-		if st != nil && id != "" {
-			st.lastExec = id
-		}
-		return res
-	}
+// run runs chk against c with r. st, when not nil, keeps the target between runs.
+func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, st *state, r Runner) Result {
 	var addr string
 	var err error
 	if st != nil && st.target.c == c {
@@ -334,7 +355,7 @@ func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.
 		return Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: Error,
 			Reason: "refused: " + err.Error()}
 	}
-	return probe(ctx, chk, addr)
+	return r.Run(ctx, c, addr)
 }
 
 // report writes the run and, when rise/fall turn the verdict, a transition event.

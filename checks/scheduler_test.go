@@ -66,7 +66,7 @@ func TestStartStopCyclesLeaveNothingBehind(t *testing.T) {
 		calls.Add(1)
 		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now()}
 	}
-	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
+	s := New(&sink{}, Options{Probers: map[string]Prober{labels.CheckHTTP: ProbeFunc(probe), labels.CheckTCP: ProbeFunc(probe)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	before := runtime.NumGoroutine()
@@ -91,7 +91,7 @@ func TestNewLabelsRestartChecksAndPauseStopsThem(t *testing.T) {
 		seen.Store(chk.Name+"@"+addr, true)
 		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now(), Target: addr}
 	}
-	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
+	s := New(&sink{}, Options{Probers: map[string]Prober{labels.CheckHTTP: ProbeFunc(probe), labels.CheckTCP: ProbeFunc(probe)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.Run(ctx)
@@ -181,7 +181,7 @@ func TestGoneOnAFullQueueIsHeldNotDropped(t *testing.T) {
 	probe := func(ctx context.Context, chk labels.Check, addr string) Result {
 		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now()}
 	}
-	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
+	s := New(&sink{}, Options{Probers: map[string]Prober{labels.CheckHTTP: ProbeFunc(probe), labels.CheckTCP: ProbeFunc(probe)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	// Before Run starts: a's start, then the queue filled up, then a's Gone.
