@@ -32,7 +32,7 @@ func (d *stuckDocker) ContainerExecInspect(_ context.Context, id string) (contai
 // between runs, and a type without a prober is an error, not a crash.
 func TestSchedulerDispatchesOnCheckType(t *testing.T) {
 	d := &stuckDocker{}
-	s := New(&sink{}, Options{Docker: d, Probers: map[string]Prober{labels.CheckTCP: ProbeFunc(
+	s := New(&sink{}, nil, Options{Docker: d, Probers: map[string]Prober{labels.CheckTCP: ProbeFunc(
 		func(_ context.Context, chk labels.Check, addr string) Result {
 			return Result{Check: chk.Name, Type: chk.Type, Result: Success, Target: addr}
 		})}})

@@ -49,7 +49,7 @@ func BenchmarkCheckRun(b *testing.B) {
 	}
 	chk := c.Config.Checks[0]
 	out := &encodingSink{enc: shipper.NewEncoder(lineprotocol.Nanosecond)}
-	s := New(out, Options{})
+	s := New(out, nil, Options{})
 	hp := NewHTTPRunner(chk)
 	defer hp.Close()
 	v := &view{c: c, eng: inventory.Engine{Host: "node-1", ServerVersion: "28.0.1"}}
@@ -73,7 +73,7 @@ func BenchmarkReport(b *testing.B) {
 	c.ImageName, c.ImageVersion = "lookout-testsvc", "bench"
 	chk := c.Config.Checks[0]
 	out := &encodingSink{enc: shipper.NewEncoder(lineprotocol.Nanosecond)}
-	s := New(out, Options{})
+	s := New(out, nil, Options{})
 	v := &view{c: c, eng: inventory.Engine{Host: "node-1", ServerVersion: "28.0.1"}}
 	res := Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now(),
 		Duration: 812 * time.Microsecond, Target: "172.17.0.9:" + strconv.Itoa(chk.Port), StatusCode: 200,

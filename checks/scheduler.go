@@ -83,26 +83,21 @@ type Tracer interface {
 	StartCheck(ctx context.Context, c *inventory.Container, eng inventory.Engine, chk labels.Check) (context.Context, func(Result))
 }
 
-// Scheduler runs the checks of every monitored, running container.
+// Scheduler runs the checks of every monitored, running container. It learns the
+// containers' state from its inventory Mailbox: level-triggered, the latest state of each
+// container, so a removal is never missed and nothing is dropped however busy Run is.
 type Scheduler struct {
 	opts    Options
 	sink    metric.Sink
+	box     *inventory.Mailbox
 	probers map[string]Prober // by check type
-	cmds    chan inventory.Change
-
-	// Gone changes that found cmds full. The inventory tells of a removed container
-	// once, so they are never dropped: Run applies them once the changes queued before
-	// them are done.
-	goneMu   sync.Mutex
-	gone     map[string]*inventory.Container
-	goneWake chan struct{}
 
 	// Touched only by Run's goroutine.
 	running map[string]*containerChecks
 	wg      sync.WaitGroup
 
-	runs, dropped, goneHeld atomic.Uint64
-	active                  atomic.Int64
+	runs   atomic.Uint64
+	active atomic.Int64
 }
 
 type containerChecks struct {
@@ -116,8 +111,9 @@ type view struct {
 	eng inventory.Engine
 }
 
-// New returns a scheduler writing to sink.
-func New(sink metric.Sink, opts Options) *Scheduler {
+// New returns a scheduler writing to sink that takes the containers' state from box
+// (inventory.Mailbox("checks")). box may be nil for a scheduler used only for RunOnce.
+func New(sink metric.Sink, box *inventory.Mailbox, opts Options) *Scheduler {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
@@ -125,55 +121,17 @@ func New(sink metric.Sink, opts Options) *Scheduler {
 	for typ, p := range opts.Probers {
 		probers[typ] = p
 	}
-	return &Scheduler{opts: opts, sink: sink, probers: probers, cmds: make(chan inventory.Change, 1024),
-		gone: map[string]*inventory.Container{}, goneWake: make(chan struct{}, 1), running: map[string]*containerChecks{}}
+	return &Scheduler{opts: opts, sink: sink, box: box, probers: probers, running: map[string]*containerChecks{}}
 }
 
-var _ inventory.Handler = (*Scheduler)(nil)
-
-// HandleChange implements inventory.Handler: it queues the change for Run and never
-// blocks. A change dropped on a full queue is counted and the inventory's next refresh
-// repeats it; Gone, told once, is held aside instead (counted in gone_held), or a removed
-// container's checks would run on until the agent restarts (and succeed, should another
-// container take its address).
-func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
-	select {
-	case s.cmds <- ch:
-		return
-	default:
-	}
-	if ch.Kind != inventory.Gone {
-		s.dropped.Add(1)
-		return
-	}
-	s.goneMu.Lock()
-	s.gone[ch.Container.ID] = ch.Container
-	s.goneMu.Unlock()
-	s.goneHeld.Add(1)
-	select {
-	case s.goneWake <- struct{}{}:
-	default:
-	}
-}
-
-// applyHeldGone stops the checks of the containers whose Gone was held aside. Run calls
-// it only with cmds empty: the changes queued before a Gone must not start the checks
-// again after it.
-func (s *Scheduler) applyHeldGone(ctx context.Context) {
-	s.goneMu.Lock()
-	held := s.gone
-	if len(held) > 0 {
-		s.gone = map[string]*inventory.Container{}
-	}
-	s.goneMu.Unlock()
-	for _, c := range held {
-		s.apply(ctx, inventory.Change{Kind: inventory.Gone, Action: "destroy", Container: c})
-	}
-}
-
-// Run starts and stops checks until ctx is done, then stops them all and waits for them.
+// Run starts and stops checks as the mailbox tells of the containers until ctx is done,
+// then stops them all and waits for them.
 func (s *Scheduler) Run(ctx context.Context) {
 	defer s.wg.Wait()
+	var ready <-chan struct{} // nil without a mailbox: nothing to run
+	if s.box != nil {
+		ready = s.box.Ready()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -182,22 +140,18 @@ func (s *Scheduler) Run(ctx context.Context) {
 				delete(s.running, id)
 			}
 			return
-		case ch := <-s.cmds:
-			s.apply(ctx, ch)
-			if len(s.cmds) == 0 {
-				s.applyHeldGone(ctx)
-			}
-		case <-s.goneWake:
-			if len(s.cmds) == 0 {
-				s.applyHeldGone(ctx) // else once the queue has drained, above
-			}
+		case <-ready:
+			s.box.Each(func(u inventory.Update) { s.apply(ctx, u) })
 		}
 	}
 }
 
-func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
-	c := ch.Container
-	want := ch.Kind != inventory.Gone && c.State.Running && !c.State.Paused && !c.State.Restarting &&
+// apply brings a container's checks in line with its latest state: running while it
+// runs, is monitored and declares checks; started again when its check labels change;
+// stopped when it stops, pauses, restarts or goes.
+func (s *Scheduler) apply(ctx context.Context, u inventory.Update) {
+	c := u.Container
+	want := !u.Gone && c.State.Running && !c.State.Paused && !c.State.Restarting &&
 		c.Monitored && len(c.Config.Checks) > 0
 	cur := s.running[c.ID]
 	fp := fingerprint(c.Labels)
@@ -210,12 +164,12 @@ func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
 		return
 	}
 	if cur != nil {
-		cur.current.Store(&view{c: c, eng: ch.Engine})
+		cur.current.Store(&view{c: c, eng: u.Engine})
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cc := &containerChecks{fingerprint: fp, cancel: cancel}
-	cc.current.Store(&view{c: c, eng: ch.Engine})
+	cc.current.Store(&view{c: c, eng: u.Engine})
 	s.running[c.ID] = cc
 	for _, chk := range c.Config.Checks {
 		s.active.Add(1)
@@ -414,8 +368,6 @@ func (s *Scheduler) Points(now time.Time, tags map[string]string) []metric.Point
 	return []metric.Point{metric.New("lookout_probes", tags, []metric.Field{
 		{Key: "checks", Value: s.active.Load()},
 		{Key: "runs", Value: s.runs.Load()},
-		{Key: "changes_dropped", Value: s.dropped.Load()},
-		{Key: "gone_held", Value: s.goneHeld.Load()},
 	}, now)}
 }
 

@@ -231,8 +231,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		}
 		cancel()
 	}
-	sched := checks.New(ship, popts)
-	inv.Subscribe(sched)
+	sched := checks.New(ship, inv.Mailbox("checks"), popts)
 	sources := []collectors.Source{ship, inv, sched}
 	var fwd *logs.Forwarder
 	if cfg.Fluentd.Address != "" {
@@ -352,7 +351,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	c := inventory.FromInspect(resp, true)
-	sched := checks.New(nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
+	sched := checks.New(nil, nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
 	results := make([]checks.Result, len(c.Config.Checks))
 	var wg sync.WaitGroup
 	for i, chk := range c.Config.Checks {
