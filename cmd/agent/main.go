@@ -55,7 +55,7 @@ Usage:
                           write line protocol to stdout
   lookout version         print the version
 
-Flags (each also an environment variable, see the README):
+Flags (each also an environment variable, see docs/configuration.md):
 `
 
 func main() {
@@ -254,7 +254,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		sources = append(sources, fwd)
 	}
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
-	res, err := newResources(cfg, dc, inv, ship, log)
+	var resBox *inventory.Mailbox // no mailbox, nothing queued, when resources are off
+	if cfg.Resources != resources.SourceOff {
+		resBox = inv.Mailbox("resources")
+	}
+	res, err := newResources(cfg, dc, resBox, ship, log)
 	if err != nil {
 		return err
 	}
@@ -302,7 +306,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	go func() { defer wg.Done(); self.Run(producers) }()
 	if res != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); res.Run(producers) }()
+		go func() { defer wg.Done(); resBox.Supervise(producers, res.Run) }()
 	}
 	if prom != nil {
 		wg.Add(1)
@@ -492,7 +496,7 @@ func name(c container.Summary) string {
 
 // newResources builds the resource collector LOOKOUT_RESOURCES asks for (nil for off):
 // auto reads cgroup files where it can and falls back to the one-shot stats API.
-func newResources(cfg config.Config, dc *client.Client, inv inventory.View, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
+func newResources(cfg config.Config, dc *client.Client, mb *inventory.Mailbox, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
 	var readers []resources.Reader
 	switch cfg.Resources {
 	case resources.SourceOff:
@@ -518,7 +522,7 @@ func newResources(cfg config.Config, dc *client.Client, inv inventory.View, sink
 	if cfg.Resources == resources.SourceAPI {
 		concurrency = 64
 	}
-	return resources.New(sink, inv, dc, resources.Options{Interval: time.Duration(cfg.Interval),
+	return resources.New(sink, mb, dc, resources.Options{Interval: time.Duration(cfg.Interval),
 		PerDevice: cfg.ResourcesPerDevice, Concurrency: concurrency, Log: log}, readers...), nil
 }
 
@@ -544,7 +548,11 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 	}
 	defer dc.Close()
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval), Log: log})
-	res, err := newResources(cfg, dc, inv, nil, log)
+	var resBox *inventory.Mailbox
+	if cfg.Resources != resources.SourceOff {
+		resBox = inv.Mailbox("resources")
+	}
+	res, err := newResources(cfg, dc, resBox, nil, log)
 	if err != nil {
 		return err
 	}
