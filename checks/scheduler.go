@@ -125,9 +125,10 @@ func New(sink metric.Sink, box *inventory.Mailbox, opts Options) *Scheduler {
 }
 
 // Run starts and stops checks as the mailbox tells of the containers until ctx is done,
-// then stops them all and waits for them.
+// then stops them all and waits for them. Run may be started again after a panic
+// (inventory.Mailbox.Supervise): the checks running go on, and are brought in line with
+// the state the mailbox then holds.
 func (s *Scheduler) Run(ctx context.Context) {
-	defer s.wg.Wait()
 	var ready <-chan struct{} // nil without a mailbox: nothing to run
 	if s.box != nil {
 		ready = s.box.Ready()
@@ -139,6 +140,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 				cc.cancel()
 				delete(s.running, id)
 			}
+			s.wg.Wait()
 			return
 		case <-ready:
 			s.box.Each(func(u inventory.Update) { s.apply(ctx, u) })

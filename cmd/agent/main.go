@@ -231,7 +231,8 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		}
 		cancel()
 	}
-	sched := checks.New(ship, inv.Mailbox("checks"), popts)
+	checksBox := inv.Mailbox("checks")
+	sched := checks.New(ship, checksBox, popts)
 	sources := []collectors.Source{ship, inv, sched}
 	var fwd *logs.Forwarder
 	if cfg.Fluentd.Address != "" {
@@ -301,7 +302,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	go func() { defer shipDone.Done(); ship.Run(shipCtx) }()
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); sched.Run(producers) }()
+	go func() { defer wg.Done(); checksBox.Supervise(producers, sched.Run) }()
 	go func() { defer wg.Done(); inv.Run(producers) }()
 	go func() { defer wg.Done(); self.Run(producers) }()
 	if res != nil {
