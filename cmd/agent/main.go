@@ -28,15 +28,14 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/sirupsen/logrus"
 
+	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/collectors"
 	"github.com/lookout-agent/lookout/config"
 	"github.com/lookout-agent/lookout/execd"
-	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/logs"
 	"github.com/lookout-agent/lookout/metric"
-	"github.com/lookout-agent/lookout/probes"
 	"github.com/lookout-agent/lookout/promtext"
 	"github.com/lookout-agent/lookout/resources"
 	"github.com/lookout-agent/lookout/shipper"
@@ -221,8 +220,8 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		}
 		cancel()
 	}
-	sched := probes.New(ship, popts)
-	inv.Subscribe(sched)
+	checksBox := inv.Mailbox("checks")
+	sched := checks.New(ship, checksBox, popts)
 	sources := []collectors.Source{ship, inv, sched}
 	var fwd *logs.Forwarder
 	if cfg.Fluentd.Address != "" {
@@ -292,7 +291,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	go func() { defer shipDone.Done(); ship.Run(shipCtx) }()
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); sched.Run(producers) }()
+	go func() { defer wg.Done(); checksBox.Supervise(producers, sched.Run) }()
 	go func() { defer wg.Done(); inv.Run(producers) }()
 	go func() { defer wg.Done(); self.Run(producers) }()
 	if res != nil {
@@ -322,12 +321,12 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	return nil
 }
 
-func probeOptions(cfg config.Config, dc *client.Client, log logrus.FieldLogger) probes.Options {
+func probeOptions(cfg config.Config, dc *client.Client, log logrus.FieldLogger) checks.Options {
 	allowed := map[string]bool{}
 	for _, h := range cfg.ProbeAllowedHosts {
 		allowed[h] = true
 	}
-	return probes.Options{Docker: dc, ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
+	return checks.Options{Docker: dc, ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
 }
 
 // probe runs one container's checks once and prints a table.
@@ -346,8 +345,8 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	c := inventory.FromInspect(resp, true)
-	sched := probes.New(nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
-	results := make([]healthcheck.Result, len(c.Config.Checks))
+	sched := checks.New(nil, nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
+	results := make([]checks.Result, len(c.Config.Checks))
 	var wg sync.WaitGroup
 	for i, chk := range c.Config.Checks {
 		wg.Add(1)
@@ -356,7 +355,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 	wg.Wait()
 	if c.HasHealthcheck && c.State.Health != nil && len(c.State.Health.Log) > 0 {
 		last := c.State.Health.Log[len(c.State.Health.Log)-1]
-		results = append(results, collectors.NativeResult(last))
+		results = append(results, checks.NativeResult(last))
 	}
 	fmt.Fprintf(stdout, "container %s (%s)\n", c.Name, c.State.Status)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -369,7 +368,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		}
 		if r.Type == "docker" {
 			detail = fmt.Sprintf("last run of Docker's HEALTHCHECK: %s", oneLine(r.Output))
-		} else if r.Result != healthcheck.Success && r.Output != "" {
+		} else if r.Result != checks.Success && r.Output != "" {
 			detail += ": " + oneLine(r.Output)
 		}
 		target := r.Target
@@ -378,7 +377,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Check, r.Type, target, r.Result,
 			r.Duration.Round(time.Millisecond), detail)
-		if r.Result != healthcheck.Success {
+		if r.Result != checks.Success {
 			failed++
 		}
 	}
