@@ -60,3 +60,25 @@ func TestSchedulerDispatchesOnCheckType(t *testing.T) {
 		t.Errorf("unknown type: %+v", r)
 	}
 }
+
+// A prober that panics makes its run an error and is counted; the next run goes on.
+func TestProberPanicIsAnErrorResult(t *testing.T) {
+	calls := 0
+	s := New(&sink{}, nil, Options{Probers: map[string]Prober{labels.CheckTCP: ProbeFunc(
+		func(_ context.Context, chk labels.Check, addr string) Result {
+			calls++
+			if calls == 1 {
+				var m map[string]int
+				m["x"]++ // a nil map write: a bug in a prober
+			}
+			return Result{Check: chk.Name, Type: chk.Type, Result: Success, Target: addr}
+		})}})
+	c := testContainer("d", true, nil)
+	chk := labels.Check{Name: "db", Type: labels.CheckTCP, Port: 5432}
+	if r := s.RunOnce(context.Background(), c, chk); r.Result != Error || !strings.Contains(r.Reason, "prober failed") || s.panics.Load() != 1 {
+		t.Fatalf("panicking run: %+v, panics %d", r, s.panics.Load())
+	}
+	if r := s.RunOnce(context.Background(), c, chk); r.Result != Success {
+		t.Fatalf("the run after the panic: %+v", r)
+	}
+}

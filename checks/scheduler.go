@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -97,6 +98,7 @@ type Scheduler struct {
 	wg      sync.WaitGroup
 
 	runs   atomic.Uint64
+	panics atomic.Uint64 // prober panics recovered
 	active atomic.Int64
 }
 
@@ -311,6 +313,22 @@ func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.
 		return Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: Error,
 			Reason: "refused: " + err.Error()}
 	}
+	return s.guarded(ctx, c, chk, addr, r)
+}
+
+// guarded runs r once; a panic in a prober is recovered, counted (panics) and logged, and
+// the run is an error: the check goes on, and so do the others.
+func (s *Scheduler) guarded(ctx context.Context, c *inventory.Container, chk labels.Check, addr string, r Runner) (res Result) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Add(1)
+			s.opts.Log.WithField("container", c.Name).WithField("check", chk.Name).WithField("panic", fmt.Sprint(p)).
+				WithField("stack", string(debug.Stack())).Error("a check's prober panicked")
+			res = Result{Check: chk.Name, Type: chk.Type, Target: addr, Start: start, Duration: time.Since(start),
+				Result: Error, Reason: "the prober failed (a bug in lookout, logged)"}
+		}
+	}()
 	return r.Run(ctx, c, addr)
 }
 
@@ -370,6 +388,7 @@ func (s *Scheduler) Points(now time.Time, tags map[string]string) []metric.Point
 	return []metric.Point{metric.New("lookout_probes", tags, []metric.Field{
 		{Key: "checks", Value: s.active.Load()},
 		{Key: "runs", Value: s.runs.Load()},
+		{Key: "panics", Value: s.panics.Load()},
 	}, now)}
 }
 
