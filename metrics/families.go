@@ -121,6 +121,12 @@ var table = map[string]map[string]Desc{
 		"inspect_errors": counter("Container (and docker_gwbridge network) inspections that failed."),
 		"label_problems": counter("Bad or unknown lookout.* labels found on monitored containers."),
 	},
+	// inventory: each feature's mailbox
+	"lookout_feature": {
+		"pending":     gauge("Containers with an update the feature has not taken yet."),
+		"pending_max": gauge("The most updates the feature ever had pending."),
+		"panics":      counter("Panics of the feature recovered (on a container update or in its loop)."),
+	},
 	// probes
 	"lookout_probes": {
 		"checks":          gauge("Agent-run checks running now."),

@@ -63,7 +63,7 @@ func agentSources(t *testing.T) []collectors.Named {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := resources.New(discard{}, inv, nil, resources.Options{Log: log}, cg, resources.NewAPI(nil))
+	res := resources.New(discard{}, inv.Mailbox("resources"), nil, resources.Options{Log: log}, cg, resources.NewAPI(nil))
 	return []collectors.Named{
 		{Name: "output:" + out.Name(), Source: out},
 		{Name: "inventory", Source: inv},
