@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logrustest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/lookout-agent/lookout/metric"
 )
 
@@ -33,7 +36,7 @@ func TestSelfReport(t *testing.T) {
 	host := "node-1"
 	tags := func() map[string]string { return map[string]string{"host": host} }
 	a, b := &source{name: "lookout_output"}, &source{name: "lookout_inventory"}
-	s := NewSelf(out, time.Minute, "1.2.3", tags, a, b)
+	s := NewSelf(out, time.Minute, "1.2.3", tags, Named{"output", a}, Named{"inventory", b})
 	s.started = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	beats, pointsAtBeat := 0, 0
 	s.Beat = func() {
@@ -43,7 +46,7 @@ func TestSelfReport(t *testing.T) {
 		out.mu.Unlock()
 	}
 	var observed []metric.Point
-	s.Observe = func(p []metric.Point) { observed = p }
+	s.Observe = func(p, _ []metric.Point) { observed = p }
 
 	now := s.started.Add(90 * time.Second)
 	s.report(now)
@@ -137,5 +140,67 @@ func TestSelfRunReportsUntilCancelled(t *testing.T) {
 	}
 	if got := len(out.take()); got < count() {
 		t.Errorf("%d points, want one per report", got)
+	}
+}
+
+// slowSource takes at least d to give its points.
+type slowSource struct{ d time.Duration }
+
+func (s slowSource) Points(now time.Time, tags map[string]string) []metric.Point {
+	time.Sleep(s.d) // the duration measured, not a wait for a condition
+	return []metric.Point{metric.New("lookout_slow", tags, []metric.Field{{Key: "n", Value: int64(1)}}, now)}
+}
+
+type panicSource struct{}
+
+func (panicSource) Points(time.Time, map[string]string) []metric.Point { panic("broken source") }
+
+func TestSelfScrapePoints(t *testing.T) {
+	out := &sink{}
+	tags := func() map[string]string { return map[string]string{"engine_host": "node-1"} }
+	const slow = 20 * time.Millisecond
+	s := NewSelf(out, time.Minute, "1.2.3", tags, Named{"slow", slowSource{slow}}, Named{"broken", panicSource{}},
+		Named{"inventory", &source{name: "lookout_inventory"}})
+	logger, hook := logrustest.NewNullLogger()
+	s.Log = logger
+	var observed, scrape []metric.Point
+	s.Observe = func(p, sc []metric.Point) { observed, scrape = p, sc }
+	now := time.Now()
+	s.report(now)
+
+	// The broken source is left out; the report goes on with the others.
+	shipped := out.take()
+	var names []string
+	for _, p := range shipped {
+		names = append(names, p.Name)
+	}
+	if want := []string{"lookout_agent", "lookout_slow", "lookout_inventory"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("shipped %v, want %v (no scrape points, nothing from the broken source)", names, want)
+	}
+	if len(observed) != len(shipped) {
+		t.Errorf("Observe given %d points, shipped %d", len(observed), len(shipped))
+	}
+	if len(hook.Entries) != 1 || hook.Entries[0].Data["source"] != "broken" || hook.Entries[0].Level != logrus.ErrorLevel {
+		t.Errorf("log entries %v, want one error naming the broken source", hook.Entries)
+	}
+
+	want := map[string]bool{"agent": true, "slow": true, "broken": false, "inventory": true}
+	if len(scrape) != len(want) {
+		t.Fatalf("%d scrape points, want one per source and the agent's own: %v", len(scrape), scrape)
+	}
+	for _, p := range scrape {
+		c := p.Tag("collector")
+		ok, known := want[c]
+		if p.Name != MeasurementScrape || !known || p.Tag("engine_host") != "node-1" || !p.Time.Equal(now) {
+			t.Errorf("scrape point %s", fmtPoint(p))
+			continue
+		}
+		if p.Field("success") != ok {
+			t.Errorf("%s success = %v, want %v", c, p.Field("success"), ok)
+		}
+		d, isFloat := p.Field("duration_seconds").(float64)
+		if !isFloat || d < 0 || (c == "slow" && d < slow.Seconds()) {
+			t.Errorf("%s duration_seconds = %#v", c, p.Field("duration_seconds"))
+		}
 	}
 }

@@ -310,7 +310,7 @@ func TestResourcesMatchTelegrafAndDashboardsQuery(t *testing.T) {
 	eventually(t, 30*time.Second, "/healthz to answer 200", func() bool { code, _ := get("/healthz"); return code == 200 })
 	_, body := get("/metrics")
 	for _, re := range []string{`(?m)^lookout_agent_goroutines\{.*\} \d+$`, `(?m)^lookout_output_written\{.*output="influxdb".*\} \d+$`,
-		`(?m)^lookout_inventory_connected\{.*\} 1$`, `(?m)^lookout_resources_reads\{.*\} [1-9]\d*$`, `(?m)^# TYPE lookout_probes_runs untyped$`,
+		`(?m)^lookout_inventory_connected\{.*\} 1$`, `(?m)^lookout_resources_reads\{.*\} [1-9]\d*$`, `(?m)^# TYPE lookout_probes_runs counter$`,
 		`(?m)^lookout_resources_cgroup_files_open\{.*\} [1-9]\d*$`} { // the cgroup files of the running containers, kept open
 		if !regexp.MustCompile(re).MatchString(body) {
 			t.Errorf("/metrics does not match %s:\n%s", re, body)

@@ -367,33 +367,42 @@ func (s *Shipper) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// Points returns the shipper's own counters as points of measurement lookout_output.
+// Points returns the shipper's own counters as points of measurement lookout_output, one
+// per output.
 func (s *Shipper) Points(now time.Time, tags map[string]string) []metric.Point {
 	var out []metric.Point
 	for _, o := range s.outputs {
-		st := o.Stats()
-		t := map[string]string{"output": o.cfg.Name}
-		for k, v := range tags {
-			t[k] = v
-		}
-		out = append(out, metric.New("lookout_output", t, []metric.Field{
-			{Key: "written", Value: st.Written},
-			{Key: "dropped", Value: st.Dropped},
-			{Key: "rejected", Value: st.Rejected},
-			{Key: "invalid", Value: st.Invalid},
-			{Key: "skipped_fields", Value: st.SkippedFields},
-			{Key: "retries", Value: st.Retries},
-			{Key: "write_errors", Value: st.WriteErrors},
-			{Key: "buffered", Value: int64(st.Buffered)},
-			{Key: "buffered_bytes", Value: st.BufferedBytes},
-			{Key: "oldest_seconds", Value: oldestSeconds(st.Oldest, now)},
-			{Key: "corrupt", Value: st.Corrupt},
-			{Key: "dropped_disk_full", Value: st.DroppedDiskFull},
-			{Key: "disk_errors", Value: st.DiskErrors},
-			{Key: "disk", Value: st.Disk},
-		}, now))
+		out = append(out, o.Points(now, tags)...)
 	}
 	return out
+}
+
+// Name is the output's name (its tag output in lookout_output).
+func (o *Output) Name() string { return o.cfg.Name }
+
+// Points returns the output's counters as a lookout_output point.
+func (o *Output) Points(now time.Time, tags map[string]string) []metric.Point {
+	st := o.Stats()
+	t := map[string]string{"output": o.cfg.Name}
+	for k, v := range tags {
+		t[k] = v
+	}
+	return []metric.Point{metric.New("lookout_output", t, []metric.Field{
+		{Key: "written", Value: st.Written},
+		{Key: "dropped", Value: st.Dropped},
+		{Key: "rejected", Value: st.Rejected},
+		{Key: "invalid", Value: st.Invalid},
+		{Key: "skipped_fields", Value: st.SkippedFields},
+		{Key: "retries", Value: st.Retries},
+		{Key: "write_errors", Value: st.WriteErrors},
+		{Key: "buffered", Value: int64(st.Buffered)},
+		{Key: "buffered_bytes", Value: st.BufferedBytes},
+		{Key: "oldest_seconds", Value: oldestSeconds(st.Oldest, now)},
+		{Key: "corrupt", Value: st.Corrupt},
+		{Key: "dropped_disk_full", Value: st.DroppedDiskFull},
+		{Key: "disk_errors", Value: st.DiskErrors},
+		{Key: "disk", Value: st.Disk},
+	}, now)}
 }
 
 var _ metric.Sink = (*Shipper)(nil)

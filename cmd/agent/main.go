@@ -36,7 +36,7 @@ import (
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/logs"
 	"github.com/lookout-agent/lookout/metric"
-	"github.com/lookout-agent/lookout/promtext"
+	"github.com/lookout-agent/lookout/metrics"
 	"github.com/lookout-agent/lookout/resources"
 	"github.com/lookout-agent/lookout/shipper"
 )
@@ -222,7 +222,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	}
 	checksBox := inv.Mailbox("checks")
 	sched := checks.New(ship, checksBox, popts)
-	sources := []collectors.Source{ship, inv, sched}
+	var sources []collectors.Named
+	for _, o := range outputs {
+		sources = append(sources, collectors.Named{Name: "output:" + o.Name(), Source: o})
+	}
+	sources = append(sources, collectors.Named{Name: "inventory", Source: inv}, collectors.Named{Name: "probes", Source: sched})
 	var fwd *logs.Forwarder
 	if cfg.Fluentd.Address != "" {
 		tag, _ := labels.ParseLogTag(cfg.Fluentd.Tag) // checked by Validate
@@ -241,7 +245,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 			return fmt.Errorf("logs: %w", err)
 		}
 		inv.Subscribe(fwd)
-		sources = append(sources, fwd)
+		sources = append(sources, collectors.Named{Name: "logs", Source: fwd})
 	}
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
 	var resBox *inventory.Mailbox // no mailbox, nothing queued, when resources are off
@@ -253,19 +257,20 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		return err
 	}
 	if res != nil {
-		sources = append(sources, res)
+		sources = append(sources, collectors.Named{Name: "resources", Source: res})
 	}
 	sources = append(sources, spans.sources()...)
 	self := collectors.NewSelf(ship, time.Duration(cfg.Interval), version, hostTags, sources...)
+	self.Log = log
 	var lastBeat atomic.Int64
 	lastBeat.Store(time.Now().UnixNano()) // healthy from the start while connected
 	var metricsListener net.Listener
-	var prom *promtext.Server
+	var prom *metrics.Server
 	if cfg.MetricsAddress != "" {
 		if metricsListener, err = net.Listen("tcp", cfg.MetricsAddress); err != nil {
 			return fmt.Errorf("metrics endpoint (LOOKOUT_METRICS_ADDRESS): %w", err)
 		}
-		prom = promtext.New(func() error { return agentHealth(inv.Connected(), time.Unix(0, lastBeat.Load()), cfg) })
+		prom = metrics.New(func() error { return agentHealth(inv.Connected(), time.Unix(0, lastBeat.Load()), cfg) })
 		self.Observe = prom.Update
 		log.WithField("address", metricsListener.Addr().String()).Info("serving /metrics and /healthz")
 	}

@@ -71,19 +71,19 @@ func (t *traces) wire(inv *inventory.Inventory, popts *checks.Options) {
 }
 
 // sources are the counters reported as lookout_spans_* points.
-func (t *traces) sources() []collectors.Source {
-	var out []collectors.Source
+func (t *traces) sources() []collectors.Named {
+	var out []collectors.Named
 	if t.exp != nil {
-		out = append(out, t.exp)
+		out = append(out, collectors.Named{Name: "spans_export", Source: t.exp})
 	}
 	if t.probes != nil {
-		out = append(out, t.probes)
+		out = append(out, collectors.Named{Name: "spans_probes", Source: t.probes})
 	}
 	if t.relay != nil {
-		out = append(out, t.relay)
+		out = append(out, collectors.Named{Name: "spans_relay", Source: t.relay})
 	}
 	if t.otlp != nil {
-		out = append(out, t.otlp)
+		out = append(out, collectors.Named{Name: "spans_otlp", Source: t.otlp})
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package promtext
+package metrics
 
 import (
 	"context"
@@ -23,15 +23,22 @@ func TestEncode(t *testing.T) {
 		metric.New("lookout_inventory", map[string]string{"engine_host": "node-1"}, []metric.Field{
 			{Key: "connected", Value: true}, {Key: "note", Value: "text is left out"}, {Key: "gather-time", Value: 0.25}}, now),
 	}
-	want := `# TYPE lookout_inventory_connected untyped
+	// The samples are those of the hand-written encoder before; the families now have
+	// their HELP and TYPE from the table, and a field missing from it is untyped.
+	want := `# HELP lookout_inventory_connected 1 while the agent is connected to the Docker Engine.
+# TYPE lookout_inventory_connected gauge
 lookout_inventory_connected{engine_host="node-1"} 1
+# HELP lookout_inventory_gather_time field gather-time of lookout_inventory (not described in the metrics table)
 # TYPE lookout_inventory_gather_time untyped
 lookout_inventory_gather_time{engine_host="node-1"} 0.25
-# TYPE lookout_output_buffered untyped
+# HELP lookout_output_buffered Lines not yet finished with, in memory and on disk.
+# TYPE lookout_output_buffered gauge
 lookout_output_buffered{engine_host="node-1",output="in\"flux\\db"} 2
-# TYPE lookout_output_dropped untyped
+# HELP lookout_output_dropped Lines dropped because the queue in memory or on disk was full (oldest first).
+# TYPE lookout_output_dropped counter
 lookout_output_dropped{engine_host="node-1",output="in\"flux\\db"} 0
-# TYPE lookout_output_written untyped
+# HELP lookout_output_written Lines the output delivered.
+# TYPE lookout_output_written counter
 lookout_output_written{engine_host="node-1",output="in\"flux\\db"} 10
 lookout_output_written{engine_host="node-1",output="stdout"} 3
 `
@@ -46,7 +53,7 @@ lookout_output_written{engine_host="node-1",output="stdout"} 3
 func TestServe(t *testing.T) {
 	var unhealthy error
 	s := New(func() error { return unhealthy })
-	s.Update([]metric.Point{metric.New("lookout_agent", nil, []metric.Field{{Key: "goroutines", Value: int64(7)}}, time.Now())})
+	s.Update([]metric.Point{metric.New("lookout_agent", nil, []metric.Field{{Key: "goroutines", Value: int64(7)}}, time.Now())}, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
