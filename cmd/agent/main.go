@@ -35,6 +35,7 @@ import (
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/logs"
+	"github.com/lookout-agent/lookout/logs/forward"
 	"github.com/lookout-agent/lookout/metric"
 	"github.com/lookout-agent/lookout/probes"
 	"github.com/lookout-agent/lookout/promtext"
@@ -574,11 +575,11 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 
 // fluentdAuth returns the shared-key handshake settings, nil without a shared key. The
 // hostname it introduces itself with defaults to the node's (Docker's), else the agent's.
-func fluentdAuth(ctx context.Context, f config.Fluentd, dc *client.Client) *logs.Auth {
+func fluentdAuth(ctx context.Context, f config.Fluentd, dc *client.Client) *forward.Auth {
 	if f.SharedKey == "" {
 		return nil
 	}
-	a := &logs.Auth{SharedKey: f.SharedKey, SelfHostname: f.SelfHostname, Username: f.Username, Password: f.Password}
+	a := &forward.Auth{SharedKey: f.SharedKey, SelfHostname: f.SelfHostname, Username: f.Username, Password: f.Password}
 	if a.SelfHostname == "" {
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if info, err := dc.Info(ictx); err == nil {

@@ -1,76 +1,45 @@
-package logs
+// Package forward is a client of Fluentd's forward protocol: Forward-mode messages with a
+// chunk ID, each acknowledged by the server, over TCP, TLS or a Unix socket, with the
+// shared-key handshake of protocol v1 when the server asks for it (HELO). A Client is one
+// connection, opened when a message is to be written and opened again after a failure;
+// Deliver keeps a window of messages on it before their acks.
+package forward
 
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"time"
 )
 
-// batch is a Forward-mode message in the making: records of one container under one tag.
-type batch struct {
-	tag     string
-	records []Record
-	bytes   int
+// Config configures a Client.
+type Config struct {
+	Address  string        // host:port, tcp://host:port or unix:///path
+	TLS      *tls.Config   // nil: plain TCP
+	Auth     *Auth         // nil: no shared key; a server that sends HELO is refused (errHELO)
+	Timeout  time.Duration // connect, write, handshake and wait for an ack (default DefaultTimeout)
+	InFlight int           // messages written on the connection before their acks (Deliver; default DefaultInFlight)
 }
 
-// encodeForward writes a batch in the forward protocol's Forward mode,
-// [tag, [[time, record], …], {"chunk": id, "size": n}], each record being meta (the
-// container's fields, already encoded, n pairs) plus source and log.
-func encodeForward(b *batch, meta []byte, metaPairs int, chunk string) []byte {
-	buf := appendArrayHeader(nil, 3)
-	buf = appendStr(buf, b.tag)
-	buf = appendArrayHeader(buf, len(b.records))
-	for _, r := range b.records {
-		buf = appendArrayHeader(buf, 2)
-		buf = appendEventTime(buf, r.Time)
-		buf = appendMapHeader(buf, metaPairs+2)
-		buf = append(buf, meta...)
-		buf = appendStr(buf, "source")
-		buf = appendStr(buf, r.Source)
-		buf = appendStr(buf, "log")
-		buf = appendStr(buf, r.Log)
-	}
-	buf = appendMapHeader(buf, 2)
-	buf = appendStr(buf, "chunk")
-	buf = appendStr(buf, chunk)
-	buf = appendStr(buf, "size")
-	return appendUint(buf, uint64(len(b.records)))
-}
+// The defaults of Config.
+const (
+	DefaultTimeout  = 10 * time.Second
+	DefaultInFlight = 4
+)
 
-// encodeMeta encodes the fields every record of a container carries, in order.
-func encodeMeta(fields [][2]string) ([]byte, int) {
-	var b []byte
-	n := 0
-	for _, f := range fields {
-		if f[1] == "" {
-			continue
-		}
-		b = appendStr(appendStr(b, f[0]), f[1])
-		n++
-	}
-	return b, n
-}
-
-func newChunkID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-// conn is one connection to Fluentd. One goroutine (the follower's sender) opens it and
-// writes messages; a reader goroutine of the connection passes the acks it reads on.
-type conn struct {
+// Client is one connection to Fluentd. One goroutine at a time uses it (Send, Deliver,
+// Close); a reader goroutine of the open connection passes the acks it reads on.
+type Client struct {
 	network, addr string
-	tls           *tls.Config // nil: plain TCP
+	tls           *tls.Config
 	timeout       time.Duration
-	auth          *Auth // nil: no shared key; a server that sends HELO is refused (errHELO)
-	oneShot       bool  // the server closes the connection after each message (HELO keepalive false)
+	auth          *Auth
+	inFlight      int
+	oneShot       bool // the server closes the connection after each message (HELO keepalive false)
 	c             net.Conn
 	acks          chan ack      // from the reader of c; an error is its last
 	stopped       chan struct{} // closed by close: the reader gives up passing acks on
@@ -81,6 +50,21 @@ type conn struct {
 type ack struct {
 	chunk string
 	err   error
+}
+
+// New returns a client of the server at cfg.Address; it connects when it first writes.
+func New(cfg Config) (*Client, error) {
+	network, addr, err := parseAddress(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("fluentd address %q: %w", cfg.Address, err)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = DefaultInFlight
+	}
+	return &Client{network: network, addr: addr, tls: cfg.TLS, timeout: cfg.Timeout, auth: cfg.Auth, inFlight: cfg.InFlight}, nil
 }
 
 // parseAddress splits LOOKOUT_FLUENTD_ADDRESS: host:port, tcp://host:port or unix:///path.
@@ -97,10 +81,39 @@ func parseAddress(a string) (network, addr string, err error) {
 	return "tcp", a, nil
 }
 
+// Send writes msg and waits until Fluentd acknowledges chunk: one message in flight
+// (Deliver keeps several). Any error closes the connection; the next message reconnects.
+func (c *Client) Send(ctx context.Context, msg []byte, chunk string) error {
+	if c.broken() || c.c == nil {
+		if err := c.open(ctx); err != nil {
+			return err
+		}
+	}
+	err := c.write(ctx, msg)
+	if err == nil {
+		t := time.NewTimer(c.timeout)
+		defer t.Stop()
+		select {
+		case a := <-c.acks:
+			if err = a.err; err == nil && a.chunk != chunk {
+				err = fmt.Errorf("forward protocol: ack %q for chunk %q", a.chunk, chunk)
+			}
+		case <-t.C:
+			err = errors.New("forward protocol: no ack within the timeout")
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil || c.oneShot {
+		c.Close()
+	}
+	return err
+}
+
 // open connects; with a shared key it first waits for the server's HELO and does the
 // handshake, as Fluentd's out_forward does with <security>. Then a reader goroutine passes
 // every ack on.
-func (c *conn) open(ctx context.Context) error {
+func (c *Client) open(ctx context.Context) error {
 	d := net.Dialer{Timeout: c.timeout}
 	var nc net.Conn
 	var err error
@@ -147,7 +160,7 @@ func (c *conn) open(ctx context.Context) error {
 }
 
 // write writes one message, within the timeout.
-func (c *conn) write(ctx context.Context, msg []byte) error {
+func (c *Client) write(ctx context.Context, msg []byte) error {
 	nc := c.c
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetWriteDeadline(time.Now()) })
 	defer stop()
@@ -161,20 +174,21 @@ func (c *conn) write(ctx context.Context, msg []byte) error {
 
 // broken says whether the reader of an open connection has ended (the server closed it):
 // then the connection is closed, and the next message needs a new one.
-func (c *conn) broken() bool {
+func (c *Client) broken() bool {
 	if c.c == nil {
 		return false
 	}
 	select {
 	case <-c.acks: // an error, or an ack nobody waits for: either way the connection is done
-		c.close()
+		c.Close()
 		return true
 	default:
 		return false
 	}
 }
 
-func (c *conn) close() {
+// Close closes the connection, if open; the client may be used again (it reconnects).
+func (c *Client) Close() {
 	if c.c != nil {
 		_ = c.c.Close()
 		close(c.stopped)
