@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/system"
 	"github.com/sirupsen/logrus"
 
+	"github.com/lookout-agent/lookout/internal/backoff"
 	"github.com/lookout-agent/lookout/metric"
 )
 
@@ -87,10 +87,11 @@ type Options struct {
 
 // Inventory watches the engine.
 type Inventory struct {
-	client   Client
-	opts     Options
-	handlers []Handler
-	log      logrus.FieldLogger
+	client    Client
+	opts      Options
+	handlers  []Handler
+	mailboxes []*Mailbox
+	log       logrus.FieldLogger
 
 	mu         sync.Mutex
 	containers map[string]*Container
@@ -138,7 +139,7 @@ const eventQueueSize = 4096
 
 // Run watches until ctx is done.
 func (inv *Inventory) Run(ctx context.Context) {
-	failures := 0
+	retry := backoff.Backoff{Min: 250 * time.Millisecond, Max: 30 * time.Second}
 	for {
 		start := time.Now()
 		err := inv.session(ctx)
@@ -147,12 +148,10 @@ func (inv *Inventory) Run(ctx context.Context) {
 			return
 		}
 		if time.Since(start) > time.Minute {
-			failures = 0
+			retry.Reset()
 		}
-		failures++
 		inv.reconnects.Add(1)
-		wait := min(250*time.Millisecond<<min(failures-1, 8), 30*time.Second)
-		wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
+		wait := retry.Next()
 		inv.log.WithError(err).WithField("retry_in", wait.String()).Warn("lost the Docker Engine; reconnecting")
 		select {
 		case <-ctx.Done():
@@ -731,6 +730,12 @@ func (inv *Inventory) notify(ctx context.Context, ch Change) {
 	inv.mu.Unlock()
 	for _, h := range inv.handlers {
 		h.HandleChange(ctx, ch)
+	}
+	if len(inv.mailboxes) > 0 {
+		u := Update{Container: ch.Container, Gone: ch.Kind == Gone, Engine: ch.Engine, Time: ch.Time}
+		for _, m := range inv.mailboxes {
+			m.Put(u)
+		}
 	}
 }
 

@@ -279,6 +279,7 @@ type harness struct {
 	f    *fakeDocker
 	inv  *Inventory
 	rec  *recorder
+	mb   *Mailbox
 	stop func() bool // cancels Run and waits (bounded) for it to return
 }
 
@@ -293,6 +294,7 @@ func start(t *testing.T, f *fakeDocker, opts Options) *harness {
 	inv := New(f, opts)
 	rec := &recorder{}
 	inv.Subscribe(rec)
+	mb := inv.Mailbox("test")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -313,7 +315,7 @@ func start(t *testing.T, f *fakeDocker, opts Options) *harness {
 			t.Error("Run did not return after its context was cancelled")
 		}
 	})
-	return &harness{f: f, inv: inv, rec: rec, stop: stop}
+	return &harness{f: f, inv: inv, rec: rec, mb: mb, stop: stop}
 }
 
 // sub waits for the next Events call.
@@ -636,6 +638,31 @@ func TestVanishedBetweenListsIsGone(t *testing.T) {
 		if c.ID == "b" || c.ID == "u" {
 			t.Errorf("%s still in the snapshot", c.ID)
 		}
+	}
+}
+
+// A feature's mailbox gets the same containers as the handlers, latest state only: a
+// feature that took a and b sees a's removal, and never sees u (not monitored).
+func TestMailboxFollowsTheInventory(t *testing.T) {
+	f := newFake(ctr("a", enabled, false), ctr("b", enabled, false), ctr("u", nil, false))
+	h := start(t, f, Options{})
+	s := h.connected(t)
+	ids := func(us []Update) (out []string) {
+		for _, u := range us {
+			out = append(out, fmt.Sprintf("%s:%v", u.ID(), u.Gone))
+		}
+		sort.Strings(out)
+		return out
+	}
+	if got := fmt.Sprint(ids(h.mb.Take())); got != "[a:false b:false]" {
+		t.Fatalf("first take: %s", got)
+	}
+	f.remove("a")
+	send(t, s, ev("a", "destroy", base+1), ev("a", "destroy", base+2))
+	h.sync(t, s, "b", base+3)
+	got := h.mb.Take()
+	if fmt.Sprint(ids(got)) != "[a:true b:false]" || got[0].Container.Name == "" {
+		t.Fatalf("second take: %v", ids(got))
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/sirupsen/logrus"
 
+	"github.com/lookout-agent/lookout/internal/backoff"
 	"github.com/lookout-agent/lookout/metric"
 	"github.com/lookout-agent/lookout/shipper/diskqueue"
 )
@@ -192,7 +192,7 @@ func (o *Output) run(ctx context.Context) {
 			}
 		}()
 	}
-	failures := 0
+	retry := backoff.Backoff{Min: 250 * time.Millisecond, Max: o.cfg.RetryMax}
 	var b *batch
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -217,12 +217,11 @@ func (o *Output) run(ctx context.Context) {
 		}
 		err := o.flush(ctx, b)
 		if err == nil {
-			failures = 0
+			retry.Reset()
 			b = nil
 			continue
 		}
-		failures++
-		wait := o.backoff(failures, err)
+		wait := o.backoff(&retry, err)
 		o.log.WithError(err).WithField("retry_in", wait.String()).WithField("buffered", o.q.stats().lines).
 			Warn("write failed; will retry")
 		timer.Reset(wait)
@@ -266,16 +265,15 @@ func (o *Output) flush(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// backoff is exponential from 250 ms to RetryMax with ±20 % jitter, or the server's
-// Retry-After when it gave one (never more than 10 minutes).
-func (o *Output) backoff(failures int, err error) time.Duration {
+// backoff is the server's Retry-After when it gave one (never more than 10 minutes),
+// else the loop's next exponential delay (250 ms to RetryMax, jittered).
+func (o *Output) backoff(retry *backoff.Backoff, err error) time.Duration {
 	var we *writeError
 	if errors.As(err, &we) && we.retryAfter > 0 {
+		retry.Next() // an answer that says when still counts as a failure
 		return min(we.retryAfter, 10*time.Minute)
 	}
-	d := 250 * time.Millisecond << min(failures-1, 16)
-	d = min(d, o.cfg.RetryMax)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return retry.Next()
 }
 
 // send writes lines and returns how many of them, from the first, are finished with:
