@@ -17,7 +17,7 @@ import (
 // the records sent again after a lost connection as retried.
 func TestDeliverSavesPositionAndCounts(t *testing.T) {
 	srv := forwardtest.Start(t)
-	f, err := New(nil, Options{Address: srv.Addr, StateDir: t.TempDir(), BatchSize: 1, InFlight: 4, Timeout: 20 * time.Second, Log: testLog(t)})
+	f, err := New(nil, nil, Options{Address: srv.Addr, StateDir: t.TempDir(), BatchSize: 1, InFlight: 4, Timeout: 20 * time.Second, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/errdefs"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/inventory"
@@ -60,7 +59,7 @@ type Forwarder struct {
 	started time.Time
 	docker  Docker
 	store   *store
-	changes chan inventory.Change
+	updates *inventory.Mailbox          // the inventory's: the latest state of each container
 	saved   func(id string, p Position) // tests: called after each position saved
 
 	// containers is written only by Run's goroutine, under mu (Points reads it).
@@ -68,17 +67,16 @@ type Forwarder struct {
 	wg         sync.WaitGroup
 	done       chan followDone
 
-	mu        sync.Mutex
-	total     counters
-	changesDr atomic.Uint64
-	active    atomic.Int64
+	mu     sync.Mutex
+	total  counters
+	active atomic.Int64
 }
 
 // tracked is everything the forwarder keeps of one container, so that forgetting the
 // container forgets all of it: its latest state, its follower, its connection to Fluentd,
 // its counters and (in the store, by its ID) its position.
 type tracked struct {
-	latest    inventory.Change
+	latest    inventory.Update
 	follower  *follower       // nil while not followed
 	client    *forward.Client // one connection per container, kept across follows; nil before the first
 	cnt       *counters       // nil before the first follow; reported by Points
@@ -105,8 +103,9 @@ type counters struct {
 	positionErrors                            atomic.Uint64 // acknowledged batches whose position was not saved
 }
 
-// New returns a forwarder; it creates the state directory and checks it is writable.
-func New(docker Docker, opts Options) (*Forwarder, error) {
+// New returns a forwarder of the containers whose states updates brings (the inventory's
+// Mailbox); it creates the state directory and checks it is writable.
+func New(docker Docker, updates *inventory.Mailbox, opts Options) (*Forwarder, error) {
 	if opts.InFlight <= 0 {
 		opts.InFlight = forward.DefaultInFlight
 	}
@@ -136,25 +135,13 @@ func New(docker Docker, opts Options) (*Forwarder, error) {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Forwarder{opts: opts, fwd: fwd, started: time.Now(), docker: docker, store: st,
-		changes: make(chan inventory.Change, 1024), containers: map[string]*tracked{}, done: make(chan followDone)}, nil
+	return &Forwarder{opts: opts, fwd: fwd, started: time.Now(), docker: docker, store: st, updates: updates,
+		containers: map[string]*tracked{}, done: make(chan followDone)}, nil
 }
 
-var _ inventory.Handler = (*Forwarder)(nil)
-
-// HandleChange implements inventory.Handler; it never blocks. A change dropped on a full
-// queue is counted; the next refresh repeats it.
-func (f *Forwarder) HandleChange(_ context.Context, ch inventory.Change) {
-	select {
-	case f.changes <- ch:
-	default:
-		f.changesDr.Add(1)
-	}
-}
-
-func wanted(ch inventory.Change) bool {
-	c := ch.Container
-	return ch.Kind != inventory.Gone && c.Monitored && c.State.Running && !c.State.Restarting &&
+func wanted(u inventory.Update) bool {
+	c := u.Container
+	return !u.Gone && c.Monitored && c.State.Running && !c.State.Restarting &&
 		(c.Config.Logs.Enable == nil || *c.Config.Logs.Enable)
 }
 
@@ -183,21 +170,8 @@ func (f *Forwarder) Run(ctx context.Context) {
 				}
 			}
 			return
-		case ch := <-f.changes:
-			id := ch.Container.ID
-			t := f.containers[id]
-			if t == nil {
-				t = &tracked{}
-				f.mu.Lock()
-				f.containers[id] = t
-				f.mu.Unlock()
-			}
-			t.latest = ch
-			if ch.Kind == inventory.Gone && t.follower == nil {
-				f.forget(id)
-				continue
-			}
-			f.startIfWanted(ctx, id, t)
+		case <-f.updates.Ready():
+			f.updates.Each(func(u inventory.Update) { f.update(ctx, u) })
 		case d := <-f.done:
 			t := f.containers[d.id]
 			t.follower = nil
@@ -211,9 +185,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 				t.idle = min(2*t.idle, maxIdle)
 				t.notBefore = time.Time{}
 			}
-			// Gone: by the inventory's word, or by Docker's (no such container) when the
-			// inventory's one Gone notice was dropped on a full queue.
-			if t.latest.Kind == inventory.Gone || errdefs.IsNotFound(d.err) {
+			if t.latest.Gone {
 				f.forget(d.id)
 			}
 		case <-tick.C:
@@ -222,6 +194,32 @@ func (f *Forwarder) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// update takes the latest state of a container: it starts following it if wanted, and
+// forgets a container that is gone. A container removed while followed is forgotten when
+// its follower ends: that is when the log it read (its stream ends with the container) is
+// delivered, and the follower writes its position no more.
+func (f *Forwarder) update(ctx context.Context, u inventory.Update) {
+	id := u.ID()
+	t := f.containers[id]
+	if t == nil {
+		if u.Gone {
+			return
+		}
+		t = &tracked{}
+		f.mu.Lock()
+		f.containers[id] = t
+		f.mu.Unlock()
+	}
+	t.latest = u
+	if u.Gone {
+		if t.follower == nil {
+			f.forget(id)
+		}
+		return
+	}
+	f.startIfWanted(ctx, id, t)
 }
 
 // forget drops everything kept of a container that is gone and no longer followed.
@@ -239,22 +237,22 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string, t *tracked) {
 	if !wanted(t.latest) || t.follower != nil || time.Now().Before(t.notBefore) {
 		return
 	}
-	ch := t.latest
-	c := ch.Container
+	u := t.latest
+	c := u.Container
 	tagTmpl := f.opts.Tag
 	if c.Config.Logs.Tag != nil {
 		tagTmpl = c.Config.Logs.Tag
 	}
-	tag, err := f.tag(tagTmpl, c, ch.Engine)
+	tag, err := f.tag(tagTmpl, c, u.Engine)
 	if err != nil {
 		f.opts.Log.WithError(err).WithField("container", c.Name).Warn("logs: tag template failed; using the agent's")
-		tag, _ = f.tag(f.opts.Tag, c, ch.Engine)
+		tag, _ = f.tag(f.opts.Tag, c, u.Engine)
 	}
 	f.mu.Lock()
 	if t.cnt == nil {
 		t.cnt = &counters{}
 	}
-	t.cnt.tags = c.Tags(ch.Engine)
+	t.cnt.tags = c.Tags(u.Engine)
 	f.mu.Unlock()
 	if t.idle == 0 {
 		t.idle = minIdle
@@ -264,7 +262,7 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string, t *tracked) {
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	fl := &follower{f: f, id: id, name: c.Name, tty: c.Tty, tag: tag, multiline: c.Config.Logs.Multiline,
-		meta: forward.NewMeta(recordFields(c, ch.Engine)), cnt: t.cnt, cancel: cancel, idle: t.idle, client: t.client}
+		meta: forward.NewMeta(recordFields(c, u.Engine)), cnt: t.cnt, cancel: cancel, idle: t.idle, client: t.client}
 	t.follower = fl
 	f.active.Add(1)
 	f.wg.Add(1)
@@ -326,8 +324,7 @@ func (f *Forwarder) Points(now time.Time, tags map[string]string) []metric.Point
 			out = append(out, metric.New("lookout_logs", t.cnt.tags, t.cnt.fields(), now))
 		}
 	}
-	fields := append(f.total.fields(), metric.Field{Key: "followed", Value: f.active.Load()},
-		metric.Field{Key: "changes_dropped", Value: f.changesDr.Load()})
+	fields := append(f.total.fields(), metric.Field{Key: "followed", Value: f.active.Load()})
 	return append(out, metric.New("lookout_logs_total", tags, fields, now))
 }
 

@@ -247,13 +247,12 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		if auth != nil { // never the key or the password
 			log.WithField("self_hostname", auth.SelfHostname).WithField("username", auth.Username).Info("logs: shared-key handshake on: Fluentd must ask for it (HELO)")
 		}
-		fwd, err = logs.New(dc, logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Auth: auth, Tag: tag, StateDir: cfg.StateDir,
+		fwd, err = logs.New(dc, inv.Mailbox("logs"), logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Auth: auth, Tag: tag, StateDir: cfg.StateDir,
 			BufferLimit: cfg.Fluentd.BufferLimit, BatchSize: cfg.Fluentd.BatchSize, MaxRecordSize: cfg.Fluentd.MaxRecordSize,
 			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout), Log: log})
 		if err != nil {
 			return fmt.Errorf("logs: %w", err)
 		}
-		inv.Subscribe(fwd)
 		sources = append(sources, fwd)
 	}
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }

@@ -3,8 +3,9 @@ package forward
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/lookout-agent/lookout/internal/backoff"
 )
 
 // Hooks are what Deliver tells its caller about the caller's batches (T). Any may be nil.
@@ -42,7 +43,8 @@ type inFlight[T any] struct {
 // a new one, after a backoff. The connection stays open when Deliver returns nil.
 func Deliver[T any](ctx context.Context, c *Client, in <-chan T, h Hooks[T]) error {
 	var win []*inFlight[T]
-	failures, sent := 0, 0 // sent: batches written on the connection and not acknowledged
+	sent := 0 // batches written on the connection and not acknowledged
+	failures := backoff.Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second}
 	var retry <-chan time.Time
 	var lastProgress time.Time
 	timer := time.NewTimer(time.Hour)
@@ -56,12 +58,10 @@ func Deliver[T any](ctx context.Context, c *Client, in <-chan T, h Hooks[T]) err
 			w.onConn, w.tried = false, false
 		}
 		sent = 0
-		if failures == 0 && h.Failed != nil {
+		if failures.Attempts() == 0 && h.Failed != nil {
 			h.Failed(err)
 		}
-		wait := min(250*time.Millisecond<<min(failures, 6), 10*time.Second)
-		retry = time.After(time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64())))
-		failures++
+		retry = time.After(failures.Next())
 	}
 	for {
 		if in == nil && len(win) == 0 {
@@ -146,7 +146,7 @@ func Deliver[T any](ctx context.Context, c *Client, in <-chan T, h Hooks[T]) err
 				continue
 			}
 			sent--
-			failures = 0
+			failures.Reset()
 			lastProgress = time.Now()
 			if c.oneShot {
 				c.Close()

@@ -95,6 +95,22 @@ func (c *Conn) Read(t testing.TB, n int) []Message {
 	return out
 }
 
+// WaitClosed waits until the client closes the connection, skipping what it sends.
+func (c *Conn) WaitClosed(t testing.TB) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case _, ok := <-c.msgs:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			t.Fatal("the client did not close the connection")
+		}
+	}
+}
+
 // Ack acknowledges m: {"ack": chunk}.
 func (c *Conn) Ack(t testing.TB, m Message) {
 	t.Helper()
