@@ -10,7 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/lookout-agent/lookout/healthcheck"
+	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/metric"
 )
@@ -154,7 +154,7 @@ func healthPoint(c *inventory.Container, tags map[string]string, t time.Time, ve
 			metric.Field{Key: "last_exit_code", Value: int64(last.ExitCode)},
 			metric.Field{Key: "last_response_time", Value: last.End.Sub(last.Start).Seconds()})
 		if last.ExitCode != 0 {
-			fields = append(fields, metric.Field{Key: "last_output", Value: healthcheck.Truncate(strings.TrimSpace(last.Output), 1024)})
+			fields = append(fields, metric.Field{Key: "last_output", Value: checks.Truncate(strings.TrimSpace(last.Output), 1024)})
 		}
 	}
 	return metric.New(MeasurementHealth, tags, fields, t), true
@@ -171,48 +171,13 @@ func (h *Health) newRuns(c *inventory.Container, tags map[string]string) []metri
 	if st == nil {
 		return nil
 	}
-	runs, last := NewRuns(c.State.Health.Log, st.lastRun)
+	runs, last := checks.NewRuns(c.State.Health.Log, st.lastRun)
 	st.lastRun = last
 	out := make([]metric.Point, 0, len(runs))
 	for _, run := range runs {
-		out = append(out, NativeResult(run).Point(tags))
+		out = append(out, checks.NativeResult(run).Point(tags))
 	}
 	return out
-}
-
-// NewRuns returns the finished runs of a health log that started after last, and the
-// start of the latest of them (last when there is none): Docker keeps the last five
-// runs, so every change shows some already reported.
-func NewRuns(log []*container.HealthcheckResult, last time.Time) ([]*container.HealthcheckResult, time.Time) {
-	var runs []*container.HealthcheckResult
-	for _, run := range log {
-		if run == nil || !run.Start.After(last) || run.End.IsZero() {
-			continue
-		}
-		last = run.Start
-		runs = append(runs, run)
-	}
-	return runs, last
-}
-
-// NativeResult turns one HEALTHCHECK run into a check result. Docker's exit codes: 0
-// healthy, 1 unhealthy, anything else an error running the probe; a probe that ran out
-// of time has exit code -1 and says so in its output.
-func NativeResult(run *container.HealthcheckResult) healthcheck.Result {
-	code := run.ExitCode
-	r := healthcheck.Result{Check: "healthcheck", Type: "docker", Start: run.Start,
-		Duration: run.End.Sub(run.Start), ExitCode: &code, Output: strings.TrimSpace(run.Output)}
-	switch {
-	case code == 0:
-		r.Result = healthcheck.Success
-	case code == 1:
-		r.Result = healthcheck.Failure
-	case code == -1 && strings.Contains(run.Output, "exceeded timeout"):
-		r.Result = healthcheck.Timeout
-	default:
-		r.Result = healthcheck.Error
-	}
-	return r
 }
 
 func eventPoint(c *inventory.Container, tags map[string]string, ch inventory.Change, verb, arg string) metric.Point {

@@ -17,7 +17,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
-	"github.com/lookout-agent/lookout/healthcheck"
+	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
@@ -182,7 +182,7 @@ func checkPointOf(tags map[string]string, r *container.HealthcheckResult, result
 	if out := strings.TrimSpace(r.Output); out != "" {
 		fields = append(fields, "output", out)
 	}
-	return point(healthcheck.Measurement, tg, r.Start, fields...)
+	return point(checks.Measurement, tg, r.Start, fields...)
 }
 
 func TestSeenRunningHealthy(t *testing.T) {
@@ -201,15 +201,15 @@ func TestSeenRunningHealthy(t *testing.T) {
 		"last_exit_code", int64(0), "last_response_time", 0.25)
 	checkPoints(t, "first Seen", s.take(), []metric.Point{
 		running, health,
-		checkPointOf(baseTags(), r1, healthcheck.Success, 1),
-		checkPointOf(baseTags(), r2, healthcheck.Success, 1),
+		checkPointOf(baseTags(), r1, checks.Success, 1),
+		checkPointOf(baseTags(), r2, checks.Success, 1),
 	})
 
 	// Seen again with the same log: status and health again, no run twice.
 	later := now.Add(10 * time.Second)
 	h.HandleChange(context.Background(), seenChange(c, later))
 	got := s.take()
-	if n := len(byName(got, healthcheck.Measurement)); n != 0 {
+	if n := len(byName(got, checks.Measurement)); n != 0 {
 		t.Errorf("second Seen with the same log: %d lookout_check points, want 0", n)
 	}
 	if st := byName(got, MeasurementStatus); len(st) != 1 || st[0].Field("uptime_ns") != int64(100*time.Second) {
@@ -223,9 +223,9 @@ func TestSeenRunningHealthy(t *testing.T) {
 	r3, r4 := run(90*time.Second, 1, "connection refused"), run(120*time.Second, 0, "ok")
 	inProgress := &container.HealthcheckResult{Start: started.Add(150 * time.Second)} // no End yet
 	h.HandleChange(context.Background(), seenChange(web(container.Healthy, 0, r2, r3, r4, inProgress), later))
-	checkPoints(t, "third Seen, checks", byName(s.take(), healthcheck.Measurement), []metric.Point{
-		checkPointOf(baseTags(), r3, healthcheck.Failure, 0),
-		checkPointOf(baseTags(), r4, healthcheck.Success, 1),
+	checkPoints(t, "third Seen, checks", byName(s.take(), checks.Measurement), []metric.Point{
+		checkPointOf(baseTags(), r3, checks.Failure, 0),
+		checkPointOf(baseTags(), r4, checks.Success, 1),
 	})
 
 	// A health_log change reports the run that finished since, once.
@@ -235,8 +235,8 @@ func TestSeenRunningHealthy(t *testing.T) {
 	for range 2 {
 		h.HandleChange(context.Background(), hl)
 	}
-	checkPoints(t, "health_log, checks", byName(s.take(), healthcheck.Measurement), []metric.Point{
-		checkPointOf(baseTags(), done, healthcheck.Success, 1),
+	checkPoints(t, "health_log, checks", byName(s.take(), checks.Measurement), []metric.Point{
+		checkPointOf(baseTags(), done, checks.Success, 1),
 	})
 }
 
@@ -251,7 +251,7 @@ func TestHealthLogChangeHasNoStatus(t *testing.T) {
 		point(MeasurementHealth, baseTags("container_status", "running"), now,
 			"health_status", "healthy", "failing_streak", int64(0), "healthy", int64(1), "health_code", int64(0),
 			"last_exit_code", int64(0), "last_response_time", 0.25),
-		checkPointOf(baseTags(), r1, healthcheck.Success, 1),
+		checkPointOf(baseTags(), r1, checks.Success, 1),
 	})
 }
 
@@ -278,7 +278,7 @@ func TestHealthStatusEvent(t *testing.T) {
 		if n := len(byName(got, MeasurementStatus)); n != 1 {
 			t.Errorf("%d status points, want 1", n)
 		}
-		if n := len(byName(got, healthcheck.Measurement)); n != 0 {
+		if n := len(byName(got, checks.Measurement)); n != 0 {
 			t.Errorf("%d check points for a run already reported, want 0", n)
 		}
 	})
@@ -294,9 +294,9 @@ func TestHealthStatusEvent(t *testing.T) {
 				"health_status", "unhealthy", "failing_streak", int64(3), "healthy", int64(0), "health_code", int64(2),
 				"last_exit_code", int64(1), "last_response_time", 0.25, "last_output", "connection refused"),
 		})
-		checkPoints(t, "checks", byName(got, healthcheck.Measurement), []metric.Point{
-			checkPointOf(baseTags(), r1, healthcheck.Failure, 0),
-			checkPointOf(baseTags(), r2, healthcheck.Failure, 0),
+		checkPoints(t, "checks", byName(got, checks.Measurement), []metric.Point{
+			checkPointOf(baseTags(), r1, checks.Failure, 0),
+			checkPointOf(baseTags(), r2, checks.Failure, 0),
 		})
 	})
 
@@ -492,37 +492,6 @@ func TestSeenHasNoEventPoint(t *testing.T) {
 	h.HandleChange(context.Background(), ch)
 	if got := byName(s.take(), MeasurementEvent); len(got) != 0 {
 		t.Errorf("event points from a Seen change: %v", got)
-	}
-}
-
-func TestNativeResult(t *testing.T) {
-	tests := []struct {
-		name   string
-		code   int
-		output string
-		want   string
-	}{
-		{"exit 0", 0, "ok", healthcheck.Success},
-		{"exit 1", 1, "connection refused", healthcheck.Failure},
-		{"timeout", -1, "Health check exceeded timeout (3s)", healthcheck.Timeout},
-		{"-1 without timeout", -1, "OCI runtime exec failed", healthcheck.Error},
-		{"exit 2 reserved", 2, "", healthcheck.Error},
-		{"exit 137 killed", 137, "", healthcheck.Error},
-		{"exit 126 not executable", 126, "permission denied", healthcheck.Error},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			start := started.Add(time.Minute)
-			r := NativeResult(&container.HealthcheckResult{Start: start, End: start.Add(1500 * time.Millisecond),
-				ExitCode: tt.code, Output: "\n" + tt.output + "\n"})
-			if r.Result != tt.want {
-				t.Errorf("Result = %q, want %q", r.Result, tt.want)
-			}
-			if r.Check != "healthcheck" || r.Type != "docker" || !r.Start.Equal(start) ||
-				r.Duration != 1500*time.Millisecond || r.ExitCode == nil || *r.ExitCode != tt.code || r.Output != tt.output {
-				t.Errorf("NativeResult = %+v", r)
-			}
-		})
 	}
 }
 

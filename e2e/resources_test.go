@@ -152,7 +152,8 @@ func readFile(path string) []byte {
 }
 
 // Lookout's fields that Telegraf's inputs.docker does not have, by measurement: each is
-// listed in the README. Any other extra field fails the test.
+// listed in docs/measurements.md ("Differences from Telegraf's inputs.docker"). Any other
+// extra field fails the test.
 var lookoutExtraFields = map[string]string{
 	"docker_container_status": "restart_count,running,task_id",
 	"docker_container_health": "healthy,health_code,last_exit_code,last_response_time,last_output",
@@ -231,7 +232,7 @@ func TestResourcesMatchTelegrafAndDashboardsQuery(t *testing.T) {
 	})
 
 	// Lookout against Telegraf: same tag keys, Telegraf's fields with the same types, and
-	// no extra field the README does not list.
+	// no extra field docs/measurements.md does not list.
 	for _, m := range want {
 		if got, want := keys(lk[m].tags), keys(tg[m].tags); got != want {
 			t.Errorf("%s tag keys: lookout %s, telegraf %s", m, got, want)

@@ -788,7 +788,7 @@ func (inv *Inventory) Points(now time.Time, tags map[string]string) []metric.Poi
 	}
 	connected := inv.connected
 	inv.mu.Unlock()
-	return []metric.Point{metric.New("lookout_inventory", tags, []metric.Field{
+	out := []metric.Point{metric.New("lookout_inventory", tags, []metric.Field{
 		{Key: "connected", Value: connected},
 		{Key: "containers", Value: int64(total)},
 		{Key: "monitored", Value: int64(monitored)},
@@ -799,6 +799,11 @@ func (inv *Inventory) Points(now time.Time, tags map[string]string) []metric.Poi
 		{Key: "inspect_errors", Value: inv.inspectErrors.Load()},
 		{Key: "label_problems", Value: inv.labelProblems.Load()},
 	}, now)}
+	// Each feature's mailbox: what it has not taken yet, and its recovered panics.
+	for _, m := range inv.mailboxes {
+		out = append(out, m.Points(now, tags)...)
+	}
+	return out
 }
 
 // LastContact is when the engine last answered or sent an event.

@@ -664,6 +664,11 @@ func TestMailboxFollowsTheInventory(t *testing.T) {
 	if fmt.Sprint(ids(got)) != "[a:true b:false]" || got[0].Container.Name == "" {
 		t.Fatalf("second take: %v", ids(got))
 	}
+	// After a feature's panic, the box gets the whole picture again.
+	h.mb.resync()
+	if got := fmt.Sprint(ids(h.mb.Take())); got != "[b:false]" {
+		t.Fatalf("after resync: %s", got)
+	}
 }
 
 func TestDestroyEventIsGone(t *testing.T) {

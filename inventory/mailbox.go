@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/lookout-agent/lookout/internal/backoff"
 	"github.com/lookout-agent/lookout/metric"
 )
 
@@ -36,6 +38,10 @@ type Mailbox struct {
 	ready  chan struct{}
 	panics atomic.Uint64
 
+	// resync puts the current state of every monitored container (the inventory's),
+	// after a panic, so that a restarted feature starts from the whole picture.
+	resync func()
+
 	mu      sync.Mutex
 	pending map[string]Update
 	order   []string        // IDs in pending, in the order they first became pending
@@ -48,8 +54,59 @@ type Mailbox struct {
 func (inv *Inventory) Mailbox(name string) *Mailbox {
 	m := &Mailbox{name: name, log: inv.log.WithField("feature", name), ready: make(chan struct{}, 1),
 		pending: map[string]Update{}, told: map[string]bool{}}
+	m.resync = func() { inv.resync(m) }
 	inv.mailboxes = append(inv.mailboxes, m)
 	return m
+}
+
+// resync puts the current state of every monitored container into m.
+func (inv *Inventory) resync(m *Mailbox) {
+	inv.mu.Lock()
+	eng := inv.engine
+	var cs []*Container
+	for _, c := range inv.containers {
+		if c.Monitored {
+			cs = append(cs, c)
+		}
+	}
+	inv.mu.Unlock()
+	now := time.Now()
+	for _, c := range cs {
+		m.Put(Update{Container: c, Engine: eng, Time: now})
+	}
+}
+
+// Supervise runs the feature's loop until ctx is done. A panic in it is recovered, logged
+// with its stack and counted (panics), and the loop starts again after a backoff with the
+// current state of every container in the box: one feature's bug does not stop the
+// others, nor the agent.
+func (m *Mailbox) Supervise(ctx context.Context, run func(context.Context)) {
+	retry := backoff.Backoff{Min: time.Second, Max: time.Minute}
+	for {
+		if !m.runOnce(ctx, run) || ctx.Err() != nil {
+			return
+		}
+		if !retry.Sleep(ctx) {
+			return
+		}
+		if m.resync != nil {
+			m.resync()
+		}
+	}
+}
+
+// runOnce runs run and says whether it panicked.
+func (m *Mailbox) runOnce(ctx context.Context, run func(context.Context)) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = true
+			m.panics.Add(1)
+			m.log.WithField("panic", fmt.Sprint(r)).WithField("stack", string(debug.Stack())).
+				Error("feature panicked; restarting it")
+		}
+	}()
+	run(ctx)
+	return false
 }
 
 // NewMailbox returns a mailbox fed by hand (Put), for tests of a feature.
@@ -162,7 +219,7 @@ func (m *Mailbox) Points(now time.Time, tags map[string]string) []metric.Point {
 	}, now)}
 }
 
-// Panics is the number of panics Each recovered.
+// Panics is the number of panics Each and Supervise recovered.
 func (m *Mailbox) Panics() uint64 { return m.panics.Load() }
 
 // Name is the feature's name.

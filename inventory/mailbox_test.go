@@ -1,8 +1,10 @@
 package inventory
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 func upd(id string, running, gone bool) Update {
@@ -85,5 +87,31 @@ func TestMailboxEachRecoversAPanic(t *testing.T) {
 	})
 	if fmt.Sprint(seen) != "[a c]" || m.Panics() != 1 {
 		t.Fatalf("seen %v, panics %d; want [a c] and 1", seen, m.Panics())
+	}
+}
+
+func TestSuperviseRestartsAPanickingFeature(t *testing.T) {
+	m := NewMailbox("test", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runs := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Supervise(ctx, func(ctx context.Context) {
+			runs++
+			if runs == 1 {
+				panic("boom")
+			}
+			cancel()
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		t.Fatal("Supervise did not return")
+	}
+	if runs != 2 || m.Panics() != 1 {
+		t.Fatalf("runs %d, panics %d; want 2 and 1", runs, m.Panics())
 	}
 }

@@ -13,7 +13,7 @@ import (
 // Prefix is the namespace of every label Lookout reads.
 const Prefix = "lookout."
 
-// Keys Lookout understands, documented in the README.
+// Keys Lookout understands, documented in docs/labels-and-checks.md.
 const (
 	KeyEnable    = Prefix + "enable"
 	KeyTagPrefix = Prefix + "tags."

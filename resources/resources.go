@@ -62,10 +62,15 @@ type Options struct {
 // Collector gathers resource points. Readers are tried in order for each container.
 type Collector struct {
 	sink    metric.Sink
-	inv     inventory.View // the containers, and the engine's name and version for their tags
+	mb      *inventory.Mailbox // the containers, and the engine's name and version for their tags
 	info    InfoClient
 	readers []Reader
 	opts    Options
+
+	// known is every live monitored container the mailbox told of, by ID; touched only
+	// by Collect, which runs one at a time.
+	known  map[string]inventory.Update
+	engine inventory.Engine
 
 	mu   sync.Mutex
 	prev map[string]cpuPrev // by container ID
@@ -75,9 +80,9 @@ type Collector struct {
 	readsBy                      map[string]*atomic.Uint64 // successful reads by reader
 }
 
-// New returns a collector writing to sink (Run) or to the caller (Collect, Gather).
-// info may be nil: then no docker measurement is sent.
-func New(sink metric.Sink, inv inventory.View, info InfoClient, opts Options, readers ...Reader) *Collector {
+// New returns a collector writing to sink (Run) or to the caller (Collect, Gather); it
+// learns the containers from mb. info may be nil: then no docker measurement is sent.
+func New(sink metric.Sink, mb *inventory.Mailbox, info InfoClient, opts Options, readers ...Reader) *Collector {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
 	}
@@ -90,7 +95,7 @@ func New(sink metric.Sink, inv inventory.View, info InfoClient, opts Options, re
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	c := &Collector{sink: sink, inv: inv, info: info, readers: readers, opts: opts,
+	c := &Collector{sink: sink, mb: mb, info: info, readers: readers, opts: opts, known: map[string]inventory.Update{},
 		prev: map[string]cpuPrev{}, readsBy: map[string]*atomic.Uint64{}}
 	for _, r := range readers {
 		c.readsBy[r.Name()] = &atomic.Uint64{}
@@ -129,11 +134,19 @@ func (c *Collector) Collect(ctx context.Context) []metric.Point {
 			out = append(out, dockerPoint(info, start))
 		}
 	}
-	engine := c.inv.Engine()
+	c.mb.Each(func(u inventory.Update) {
+		c.engine = u.Engine
+		if u.Gone {
+			delete(c.known, u.ID())
+		} else {
+			c.known[u.ID()] = u
+		}
+	})
+	engine := c.engine
 	var targets []inventory.Container
-	for _, ct := range c.inv.Snapshot() {
-		if ct.Monitored && ct.State.Running && !ct.State.Paused && !ct.State.Restarting {
-			targets = append(targets, ct)
+	for _, u := range c.known {
+		if ct := u.Container; ct.Monitored && ct.State.Running && !ct.State.Paused && !ct.State.Restarting {
+			targets = append(targets, *ct)
 		}
 	}
 	results := make([][]metric.Point, len(targets))
@@ -195,7 +208,8 @@ func (c *Collector) one(ctx context.Context, ct *inventory.Container, engine inv
 	return nil
 }
 
-// forget drops the CPU readings of containers no longer running.
+// forget drops the CPU readings (and the readers' open files) of containers not read
+// this time: stopped, paused or removed.
 func (c *Collector) forget(running []inventory.Container) {
 	keep := make(map[string]bool, len(running))
 	for _, ct := range running {

@@ -27,6 +27,15 @@ func (f fakeInv) Engine() inventory.Engine {
 	return inventory.Engine{Host: "node-1", ServerVersion: "20.10.24"}
 }
 
+// box is a mailbox holding the containers, as the inventory fills it.
+func (f fakeInv) box() *inventory.Mailbox {
+	mb := inventory.NewMailbox("resources", nil)
+	for i := range f {
+		mb.Put(inventory.Update{Container: &f[i], Engine: f.Engine(), Time: time.Now()})
+	}
+	return mb
+}
+
 type fakeInfo struct{ err error }
 
 func (f fakeInfo) Info(context.Context) (system.Info, error) {
@@ -106,7 +115,7 @@ func TestCollectTelegrafNames(t *testing.T) {
 	paused := running("p", "paused", true)
 	paused.State.Paused = true
 	inv := fakeInv{running("c1", "web", true), running("c2", "other", false), paused}
-	c := New(nil, inv, fakeInfo{}, Options{}, &fakeReader{name: "fake"})
+	c := New(nil, inv.box(), fakeInfo{}, Options{}, &fakeReader{name: "fake"})
 	first := c.Collect(context.Background())
 	second := c.Collect(context.Background())
 
@@ -157,7 +166,7 @@ func TestCollectTelegrafNames(t *testing.T) {
 }
 
 func TestCollectPerDevice(t *testing.T) {
-	c := New(nil, fakeInv{running("c1", "web", true)}, nil, Options{PerDevice: true}, &fakeReader{name: "fake"})
+	c := New(nil, fakeInv{running("c1", "web", true)}.box(), nil, Options{PerDevice: true}, &fakeReader{name: "fake"})
 	points := c.Collect(context.Background())
 	if len(byName(points, MeasurementDocker)) != 0 {
 		t.Error("a docker point without an Info client")
@@ -185,7 +194,7 @@ func TestCollectFallbackAndErrors(t *testing.T) {
 	primary := &fakeReader{name: "cgroup", fail: map[string]bool{"c2": true, "c3": true}}
 	fallback := &fakeReader{name: "api", fail: map[string]bool{"c3": true}}
 	s := &sink{}
-	c := New(s, inv, fakeInfo{err: errors.New("down")}, Options{Concurrency: 2}, primary, fallback)
+	c := New(s, inv.box(), fakeInfo{err: errors.New("down")}, Options{Concurrency: 2}, primary, fallback)
 	points := c.Collect(context.Background())
 	var names []string
 	for _, p := range byName(points, MeasurementMem) {
@@ -206,7 +215,7 @@ func TestCollectFallbackAndErrors(t *testing.T) {
 
 func TestRunStopsWithContext(t *testing.T) {
 	s := &sink{}
-	c := New(s, fakeInv{running("c1", "web", true)}, nil, Options{Interval: 10 * time.Millisecond}, &fakeReader{name: "fake"})
+	c := New(s, fakeInv{running("c1", "web", true)}.box(), nil, Options{Interval: 10 * time.Millisecond}, &fakeReader{name: "fake"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
@@ -229,7 +238,7 @@ func TestRunStopsWithContext(t *testing.T) {
 
 func TestCollectKeepsTheEngineWhenInfoFails(t *testing.T) {
 	info := &fakeInfoToggle{}
-	c := New(nil, fakeInv{running("c1", "web", true)}, info, Options{}, &fakeReader{name: "fake"})
+	c := New(nil, fakeInv{running("c1", "web", true)}.box(), info, Options{}, &fakeReader{name: "fake"})
 	c.Collect(context.Background())
 	info.err = errors.New("engine busy")
 	points := c.Collect(context.Background())
@@ -252,7 +261,7 @@ func (f *fakeInfoToggle) Info(ctx context.Context) (system.Info, error) {
 // and still adds what it read.
 func TestGatherSaysWhatItCouldNotRead(t *testing.T) {
 	inv := fakeInv{running("c1", "web", true), running("c2", "api", true)}
-	c := New(nil, inv, fakeInfo{}, Options{}, &fakeReader{name: "fake", fail: map[string]bool{"c2": true}})
+	c := New(nil, inv.box(), fakeInfo{}, Options{}, &fakeReader{name: "fake", fail: map[string]bool{"c2": true}})
 	var out, errs bytes.Buffer
 	acc := execd.NewAccumulator(&out, &errs)
 	err := c.Gather(acc)
@@ -263,7 +272,35 @@ func TestGatherSaysWhatItCouldNotRead(t *testing.T) {
 	if !strings.Contains(out.String(), "docker_container_mem,") || !strings.Contains(out.String(), "container_name=web") {
 		t.Errorf("the readable container's points are missing:\n%s", out.String())
 	}
-	if err := New(nil, fakeInv{running("c1", "web", true)}, fakeInfo{}, Options{}, &fakeReader{name: "fake"}).Gather(acc); err != nil {
+	if err := New(nil, fakeInv{running("c1", "web", true)}.box(), fakeInfo{}, Options{}, &fakeReader{name: "fake"}).Gather(acc); err != nil {
 		t.Errorf("a gather that read everything: %v", err)
+	}
+}
+
+// TestStoppedAndRemovedContainersAreForgotten: the mailbox says a container stopped, then
+// that it is gone; the collector stops reading it and keeps nothing of it.
+func TestStoppedAndRemovedContainersAreForgotten(t *testing.T) {
+	inv := fakeInv{running("c1", "web", true), running("c2", "api", true)}
+	mb := inv.box()
+	c := New(nil, mb, nil, Options{}, &fakeReader{name: "fake"})
+	if n := len(byName(c.Collect(context.Background()), MeasurementCPU)); n != 2 {
+		t.Fatalf("cpu points %d, want 2", n)
+	}
+	stopped := inv[1]
+	stopped.State.Running = false
+	mb.Put(inventory.Update{Container: &stopped, Engine: inv.Engine()})
+	if cpu := byName(c.Collect(context.Background()), MeasurementCPU); len(cpu) != 1 || cpu[0].Tag("container_name") != "web" {
+		t.Fatalf("after c2 stopped: %+v", cpu)
+	}
+	c.mu.Lock()
+	_, kept := c.prev["c2"]
+	c.mu.Unlock()
+	if kept {
+		t.Error("the stopped container's CPU reading is kept")
+	}
+	mb.Put(inventory.Update{Container: &stopped, Gone: true, Engine: inv.Engine()})
+	c.Collect(context.Background())
+	if _, ok := c.known["c2"]; ok || len(c.known) != 1 {
+		t.Errorf("known after c2 was removed: %v", c.known)
 	}
 }

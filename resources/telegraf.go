@@ -10,7 +10,7 @@ import (
 var _ telegraf.Input = (*Collector)(nil)
 
 // SampleConfig implements telegraf.Input. The collector is configured by Lookout's own
-// settings (see the README), not by TOML.
+// settings (see docs/configuration.md), not by TOML.
 func (*Collector) SampleConfig() string {
 	return `# Container resource use as inputs.docker reports it, read by Lookout
 # (LOOKOUT_RESOURCES=auto|cgroup|api, LOOKOUT_RESOURCES_PER_DEVICE)

@@ -11,8 +11,7 @@ import (
 
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 
-	"github.com/lookout-agent/lookout/collectors"
-	"github.com/lookout-agent/lookout/healthcheck"
+	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
@@ -68,15 +67,15 @@ func (sc SpanContext) Headers() http.Header {
 // StartCheck is called before a check runs: it returns the context to probe with, which
 // makes an HTTP check send the span's trace context, and the function to call with the
 // result, which makes the span.
-func (p *Probes) StartCheck(ctx context.Context, c *inventory.Container, eng inventory.Engine, chk labels.Check) (context.Context, func(healthcheck.Result)) {
+func (p *Probes) StartCheck(ctx context.Context, c *inventory.Container, eng inventory.Engine, chk labels.Check) (context.Context, func(checks.Result)) {
 	sc := NewSpanContext()
 	if chk.Type == labels.CheckHTTP {
-		ctx = healthcheck.WithRequestHeaders(ctx, sc.Headers())
+		ctx = checks.WithRequestHeaders(ctx, sc.Headers())
 	}
-	return ctx, func(r healthcheck.Result) { p.emit(sc, c, eng, r, "client") }
+	return ctx, func(r checks.Result) { p.emit(sc, c, eng, r, "client") }
 }
 
-func (p *Probes) emit(sc SpanContext, c *inventory.Container, eng inventory.Engine, r healthcheck.Result, kind string) {
+func (p *Probes) emit(sc SpanContext, c *inventory.Container, eng inventory.Engine, r checks.Result, kind string) {
 	s := CheckSpan(sc, c, eng, r, kind)
 	p.made.Add(1)
 	p.sink.ExportBatches([]*jaeger.Batch{{Process: p.proc, Spans: []*jaeger.Span{s}}})
@@ -85,7 +84,7 @@ func (p *Probes) emit(sc SpanContext, c *inventory.Container, eng inventory.Engi
 // CheckSpan is the span of one check run r against container c: operation "check <name>",
 // the container's tags, the result, the HTTP status or exit code, error=true unless it
 // succeeded.
-func CheckSpan(sc SpanContext, c *inventory.Container, eng inventory.Engine, r healthcheck.Result, kind string) *jaeger.Span {
+func CheckSpan(sc SpanContext, c *inventory.Container, eng inventory.Engine, r checks.Result, kind string) *jaeger.Span {
 	tags := ContainerTags(c, eng)
 	tags["lookout.check"] = r.Check
 	tags["lookout.check.type"] = r.Type
@@ -95,8 +94,8 @@ func CheckSpan(sc SpanContext, c *inventory.Container, eng inventory.Engine, r h
 	if kind != "" {
 		tags["span.kind"] = kind
 	}
-	if r.Result != healthcheck.Success && r.Output != "" {
-		tags["lookout.check.output"] = healthcheck.Truncate(r.Output, 1024)
+	if r.Result != checks.Success && r.Output != "" {
+		tags["lookout.check.output"] = checks.Truncate(r.Output, 1024)
 	}
 	jt := sortedTags(tags)
 	if r.StatusCode > 0 {
@@ -105,7 +104,7 @@ func CheckSpan(sc SpanContext, c *inventory.Container, eng inventory.Engine, r h
 	if r.ExitCode != nil {
 		jt = append(jt, longTag("process.exit.code", int64(*r.ExitCode)))
 	}
-	if r.Result != healthcheck.Success {
+	if r.Result != checks.Success {
 		jt = append(jt, boolTag("error", true))
 	}
 	dur := max(r.Duration.Microseconds(), 1)
@@ -157,11 +156,11 @@ func (p *Probes) HandleChange(_ context.Context, ch inventory.Change) {
 		return
 	}
 	p.mu.Lock()
-	runs, last := collectors.NewRuns(c.State.Health.Log, p.lastRuns[c.ID])
+	runs, last := checks.NewRuns(c.State.Health.Log, p.lastRuns[c.ID])
 	p.lastRuns[c.ID] = last
 	p.mu.Unlock()
 	for _, run := range runs {
-		r := collectors.NativeResult(run)
+		r := checks.NativeResult(run)
 		p.emit(NewSpanContext(), c, ch.Engine, r, "")
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 
-	"github.com/lookout-agent/lookout/healthcheck"
+	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 )
@@ -45,7 +45,7 @@ func TestHTTPCheckSpanCarriesTraceContext(t *testing.T) {
 	c := testContainer()
 	chk := labels.Check{Name: "web", Type: labels.CheckHTTP, Interval: time.Second, Timeout: time.Second}
 	ctx, end := p.StartCheck(context.Background(), c, inventory.Engine{Host: "node-a"}, chk)
-	res := healthcheck.ProbeHTTP(ctx, chk, strings.TrimPrefix(srv.URL, "http://"))
+	res := checks.ProbeHTTP(ctx, chk, strings.TrimPrefix(srv.URL, "http://"))
 	end(res)
 
 	h := <-got
@@ -78,7 +78,7 @@ func TestHTTPCheckSpanCarriesTraceContext(t *testing.T) {
 }
 
 func TestSuccessfulCheckSpanHasNoErrorTag(t *testing.T) {
-	r := healthcheck.Result{Check: "db", Type: "tcp", Result: healthcheck.Success, Start: time.Now(), Duration: time.Millisecond}
+	r := checks.Result{Check: "db", Type: "tcp", Result: checks.Success, Start: time.Now(), Duration: time.Millisecond}
 	tags := spanTags(CheckSpan(NewSpanContext(), testContainer(), inventory.Engine{}, r, "client"))
 	if _, ok := tags["error"]; ok || tags["lookout.check.result"] != "success" {
 		t.Errorf("tags %v", tags)

@@ -28,16 +28,15 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/sirupsen/logrus"
 
+	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/collectors"
 	"github.com/lookout-agent/lookout/config"
 	"github.com/lookout-agent/lookout/execd"
-	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/logs"
 	"github.com/lookout-agent/lookout/logs/forward"
 	"github.com/lookout-agent/lookout/metric"
-	"github.com/lookout-agent/lookout/probes"
 	"github.com/lookout-agent/lookout/promtext"
 	"github.com/lookout-agent/lookout/resources"
 	"github.com/lookout-agent/lookout/shipper"
@@ -57,7 +56,7 @@ Usage:
                           write line protocol to stdout
   lookout version         print the version
 
-Flags (each also an environment variable, see the README):
+Flags (each also an environment variable; see docs/configuration.md):
 `
 
 func main() {
@@ -71,23 +70,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	fs := flag.NewFlagSet("lookout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	file := fs.String("config", "", "YAML configuration file (LOOKOUT_CONFIG)")
-	flagEnv := map[string]*string{
-		"LOOKOUT_DOCKER_HOST":  fs.String("docker-host", "", "Docker Engine address (LOOKOUT_DOCKER_HOST)"),
-		"LOOKOUT_MONITOR_ALL":  fs.String("monitor-all", "", "monitor containers without lookout.enable=true (LOOKOUT_MONITOR_ALL)"),
-		"LOOKOUT_LOG_LEVEL":    fs.String("log-level", "", "debug, info, warn or error (LOOKOUT_LOG_LEVEL)"),
-		"LOOKOUT_INFLUXDB_URL": fs.String("influxdb-url", "", "InfluxDB address (LOOKOUT_INFLUXDB_URL)"),
-	}
+	fs.Usage = func() { fmt.Fprint(stderr, usage); config.PrintFlags(stderr) }
+	setFlags := config.Flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	flags := map[string]string{}
-	for env, v := range flagEnv {
-		if *v != "" {
-			flags[env] = *v
-		}
-	}
+	flags := setFlags()
 	switch cmd {
 	case "version":
 		fmt.Fprintf(stdout, "lookout %s (%s, Docker API client %s, negotiates down to the engine's version)\n",
@@ -99,7 +87,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
-	cfg, err := config.Load(*file, getenv, flags)
+	cfg, err := config.Load("", getenv, flags)
 	err = errors.Join(err, cfg.Validate())
 	if err == nil && cmd != "healthcheck" {
 		err = cfg.LoadSecrets()
@@ -233,8 +221,8 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		}
 		cancel()
 	}
-	sched := probes.New(ship, popts)
-	inv.Subscribe(sched)
+	checksBox := inv.Mailbox("checks")
+	sched := checks.New(ship, checksBox, popts)
 	sources := []collectors.Source{ship, inv, sched}
 	var fwd *logs.Forwarder
 	if cfg.Fluentd.Address != "" {
@@ -256,7 +244,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		sources = append(sources, fwd)
 	}
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
-	res, err := newResources(cfg, dc, inv, ship, log)
+	var resBox *inventory.Mailbox // no mailbox, nothing queued, when resources are off
+	if cfg.Resources != resources.SourceOff {
+		resBox = inv.Mailbox("resources")
+	}
+	res, err := newResources(cfg, dc, resBox, ship, log)
 	if err != nil {
 		return err
 	}
@@ -299,12 +291,12 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	go func() { defer shipDone.Done(); ship.Run(shipCtx) }()
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); sched.Run(producers) }()
+	go func() { defer wg.Done(); checksBox.Supervise(producers, sched.Run) }()
 	go func() { defer wg.Done(); inv.Run(producers) }()
 	go func() { defer wg.Done(); self.Run(producers) }()
 	if res != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); res.Run(producers) }()
+		go func() { defer wg.Done(); resBox.Supervise(producers, res.Run) }()
 	}
 	if prom != nil {
 		wg.Add(1)
@@ -329,12 +321,12 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	return nil
 }
 
-func probeOptions(cfg config.Config, dc *client.Client, log logrus.FieldLogger) probes.Options {
+func probeOptions(cfg config.Config, dc *client.Client, log logrus.FieldLogger) checks.Options {
 	allowed := map[string]bool{}
 	for _, h := range cfg.ProbeAllowedHosts {
 		allowed[h] = true
 	}
-	return probes.Options{Docker: dc, ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
+	return checks.Options{Docker: dc, ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
 }
 
 // probe runs one container's checks once and prints a table.
@@ -353,8 +345,8 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	c := inventory.FromInspect(resp, true)
-	sched := probes.New(nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
-	results := make([]healthcheck.Result, len(c.Config.Checks))
+	sched := checks.New(nil, nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
+	results := make([]checks.Result, len(c.Config.Checks))
 	var wg sync.WaitGroup
 	for i, chk := range c.Config.Checks {
 		wg.Add(1)
@@ -363,7 +355,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 	wg.Wait()
 	if c.HasHealthcheck && c.State.Health != nil && len(c.State.Health.Log) > 0 {
 		last := c.State.Health.Log[len(c.State.Health.Log)-1]
-		results = append(results, collectors.NativeResult(last))
+		results = append(results, checks.NativeResult(last))
 	}
 	fmt.Fprintf(stdout, "container %s (%s)\n", c.Name, c.State.Status)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -376,7 +368,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		}
 		if r.Type == "docker" {
 			detail = fmt.Sprintf("last run of Docker's HEALTHCHECK: %s", oneLine(r.Output))
-		} else if r.Result != healthcheck.Success && r.Output != "" {
+		} else if r.Result != checks.Success && r.Output != "" {
 			detail += ": " + oneLine(r.Output)
 		}
 		target := r.Target
@@ -385,7 +377,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Check, r.Type, target, r.Result,
 			r.Duration.Round(time.Millisecond), detail)
-		if r.Result != healthcheck.Success {
+		if r.Result != checks.Success {
 			failed++
 		}
 	}
@@ -437,8 +429,11 @@ func selfHealthcheck(cfg config.Config, stderr io.Writer) int {
 	return 0
 }
 
-// check lists every container and reports the lookout.* labels it cannot use.
+// check prints the configuration in effect, then lists every container and reports the
+// lookout.* labels it cannot use.
 func check(cfg config.Config, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "configuration: ok (%d output(s), docker %s, monitor_all=%v)\n", len(cfg.Outputs), cfg.DockerHost, cfg.MonitorAll)
+	printConfig(cfg, stdout)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dc, err := dockerClient(cfg)
@@ -456,7 +451,7 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 		return 1
 	}
 	sort.Slice(list, func(i, j int) bool { return name(list[i]) < name(list[j]) })
-	fmt.Fprintf(stdout, "configuration: ok (%d output(s), docker %s, monitor_all=%v)\n", len(cfg.Outputs), cfg.DockerHost, cfg.MonitorAll)
+	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER\tSTATE\tMONITORED\tLABEL PROBLEMS")
 	problems := 0
@@ -485,6 +480,24 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// printConfig lists every setting in effect, its value and where it came from. Secrets
+// are never in it (config.Effective shows the files they are read from).
+func printConfig(cfg config.Config, w io.Writer) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SETTING\tVALUE\tFROM")
+	for _, v := range cfg.Effective() {
+		val, from := v.Value, string(v.Source)
+		if val == "" {
+			val = "-"
+		}
+		if v.Via != "" {
+			from += " " + v.Via
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Key, val, from)
+	}
+	_ = tw.Flush()
+}
+
 func name(c container.Summary) string {
 	if len(c.Names) > 0 {
 		return strings.TrimPrefix(c.Names[0], "/")
@@ -494,7 +507,7 @@ func name(c container.Summary) string {
 
 // newResources builds the resource collector LOOKOUT_RESOURCES asks for (nil for off):
 // auto reads cgroup files where it can and falls back to the one-shot stats API.
-func newResources(cfg config.Config, dc *client.Client, inv inventory.View, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
+func newResources(cfg config.Config, dc *client.Client, mb *inventory.Mailbox, sink metric.Sink, log logrus.FieldLogger) (*resources.Collector, error) {
 	var readers []resources.Reader
 	switch cfg.Resources {
 	case resources.SourceOff:
@@ -520,7 +533,7 @@ func newResources(cfg config.Config, dc *client.Client, inv inventory.View, sink
 	if cfg.Resources == resources.SourceAPI {
 		concurrency = 64
 	}
-	return resources.New(sink, inv, dc, resources.Options{Interval: time.Duration(cfg.Interval),
+	return resources.New(sink, mb, dc, resources.Options{Interval: time.Duration(cfg.Interval),
 		PerDevice: cfg.ResourcesPerDevice, Concurrency: concurrency, Log: log}, readers...), nil
 }
 
@@ -546,7 +559,11 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 	}
 	defer dc.Close()
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval), Log: log})
-	res, err := newResources(cfg, dc, inv, nil, log)
+	var resBox *inventory.Mailbox
+	if cfg.Resources != resources.SourceOff {
+		resBox = inv.Mailbox("resources")
+	}
+	res, err := newResources(cfg, dc, resBox, nil, log)
 	if err != nil {
 		return err
 	}

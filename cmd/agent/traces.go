@@ -7,10 +7,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/collectors"
 	"github.com/lookout-agent/lookout/config"
 	"github.com/lookout-agent/lookout/inventory"
-	"github.com/lookout-agent/lookout/probes"
 	"github.com/lookout-agent/lookout/tracing"
 )
 
@@ -60,7 +60,7 @@ func newTraces(cfg config.Traces, log logrus.FieldLogger) (*traces, error) {
 }
 
 // wire subscribes the span makers to the inventory and the probes.
-func (t *traces) wire(inv *inventory.Inventory, popts *probes.Options) {
+func (t *traces) wire(inv *inventory.Inventory, popts *checks.Options) {
 	if t.probes != nil {
 		inv.Subscribe(t.probes)
 		popts.Tracer = t.probes

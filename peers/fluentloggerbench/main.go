@@ -1,7 +1,7 @@
 // Command fluentloggerbench measures github.com/fluent/fluent-logger-golang with
 // RequestAck, the sender the log forwarder was asked to start from, against the test
 // receiver: records per second for one sender, one record per message, each acknowledged
-// before the next. Lookout's logs/README section cites its figure. It lives in its own
+// before the next. docs/logs.md and BENCHMARKS.md cite its figure. It lives in its own
 // module so the agent does not depend on the library.
 //
 //	fluentloggerbench -address 127.0.0.1:24224 -records 20000

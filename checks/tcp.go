@@ -1,4 +1,4 @@
-package healthcheck
+package checks
 
 import (
 	"bytes"
@@ -14,6 +14,15 @@ import (
 
 // replyLimit caps the bytes of a TCP reply read while looking for c.Expect.
 const replyLimit = 4 << 10
+
+// TCP is the Prober of TCP checks: each run connects anew, and nothing is kept between
+// runs.
+type TCP struct{}
+
+var _ Prober = TCP{}
+
+// Runner implements Prober.
+func (TCP) Runner(chk labels.Check, _ bool) Runner { return ProbeFunc(ProbeTCP).Runner(chk, false) }
 
 // ProbeTCP runs one TCP check against addr, a resolved "host:port". c.Timeout (5s if
 // unset) bounds the whole probe. Without c.Send and c.Expect a connection is enough.

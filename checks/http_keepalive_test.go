@@ -1,4 +1,4 @@
-package healthcheck
+package checks
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func TestHTTPProberKeepsOneConnection(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	c := labels.Check{Name: "web", Type: labels.CheckHTTP, Scheme: "http", Path: "/", Interval: time.Second, Timeout: time.Second}
 
-	p := NewHTTPProber(c)
+	p := NewHTTPRunner(c)
 	first := p.Probe(context.Background(), c, addr)
 	second := p.Probe(context.Background(), c, addr)
 	p.Close()
@@ -57,7 +57,7 @@ func TestHTTPProberReusesItsRequestSafely(t *testing.T) {
 	defer two.Close()
 	c := labels.Check{Name: "web", Type: labels.CheckHTTP, Path: "/", Interval: time.Second, Timeout: time.Second,
 		Headers: http.Header{"X-Team": {"blue"}}}
-	p := NewHTTPProber(c)
+	p := NewHTTPRunner(c)
 	defer p.Close()
 	traced := WithRequestHeaders(context.Background(), http.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}})
 	for i, run := range []struct {

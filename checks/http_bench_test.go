@@ -1,4 +1,4 @@
-package healthcheck
+package checks
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 )
 
 // BenchmarkHTTPProberProbe is one run of an HTTP check on its kept-alive connection, the
-// work a scheduled check does each interval (go test -bench HTTPProber -benchmem).
+// work a scheduled check does each interval (go test -bench HTTPProberProbe -benchmem).
 func BenchmarkHTTPProberProbe(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) }))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	c := labels.Check{Name: "web", Type: labels.CheckHTTP, Scheme: "http", Port: 8080, Path: "/health",
 		Interval: time.Second, Timeout: 900 * time.Millisecond}
-	p := NewHTTPProber(c)
+	p := NewHTTPRunner(c)
 	defer p.Close()
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -1,7 +1,8 @@
-// Package healthcheck holds what every check has in common, native Docker HEALTHCHECKs
-// and the probes the agent runs: one result type and the one measurement, lookout_check,
-// that holds every result so that a single query can draw a status wall.
-package healthcheck
+package checks
+
+// What every check has in common, native Docker HEALTHCHECKs and the probes the agent
+// runs: one result type and the one measurement, lookout_check, that holds every result
+// so that a single query can draw a status wall.
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package probes
+package checks
 
 import (
 	"context"
@@ -13,17 +13,42 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/lookout-agent/lookout/healthcheck"
+	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 )
 
-// Docker is what the probes need of the Docker Engine API: exec for exec checks, and the
-// list of containers for the sweep (see sweepEvery).
+// Docker is what exec checks need of the Docker Engine API.
 type Docker interface {
 	ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error)
 	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
 	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
 }
+
+// Exec is the Prober of exec checks: the command runs inside the container through
+// Docker's exec API. A check's runner remembers its last exec, so that a run still going
+// is not joined by another (see ProbeExec).
+type Exec struct{ Docker Docker }
+
+var _ Prober = Exec{}
+
+// Runner implements Prober.
+func (e Exec) Runner(chk labels.Check, _ bool) Runner { return &execRunner{d: e.Docker, chk: chk} }
+
+type execRunner struct {
+	d        Docker
+	chk      labels.Check
+	lastExec string // the exec ID of the previous run
+}
+
+func (r *execRunner) Run(ctx context.Context, c *inventory.Container, _ string) Result {
+	res, id := ProbeExec(ctx, r.d, c.ID, r.chk, r.lastExec)
+	if id != "" {
+		r.lastExec = id
+	}
+	return res
+}
+
+func (r *execRunner) Close() {}
 
 // capped keeps the first limit bytes written to it and counts them all.
 type capped struct {
@@ -59,33 +84,33 @@ func (c *capped) String() string {
 // shares the host's PID namespace, as it does outside a container or with pid: host);
 // the result says whether the kill worked. prev, when not "", is the exec ID of this
 // check's previous run: if that is still running, this run does not start.
-func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Check, prev string) (res healthcheck.Result, execID string) {
+func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Check, prev string) (res Result, execID string) {
 	timeout := chk.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	res = healthcheck.Result{Check: chk.Name, Type: labels.CheckExec, Start: time.Now(), Target: strings.Join(chk.Command, " ")}
-	finish := func(result, reason string) (healthcheck.Result, string) {
+	res = Result{Check: chk.Name, Type: labels.CheckExec, Start: time.Now(), Target: strings.Join(chk.Command, " ")}
+	finish := func(result, reason string) (Result, string) {
 		res.Result, res.Reason, res.Duration = result, reason, time.Since(res.Start)
 		return res, execID
 	}
 	if prev != "" {
 		if in, err := d.ContainerExecInspect(ctx, prev); err == nil && in.Running {
-			return finish(healthcheck.Error, fmt.Sprintf("the previous run (pid %d) is still running; not starting another", in.Pid))
+			return finish(Error, fmt.Sprintf("the previous run (pid %d) is still running; not starting another", in.Pid))
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	created, err := d.ContainerExecCreate(cctx, containerID, container.ExecOptions{Cmd: chk.Command, AttachStdout: true, AttachStderr: true})
 	if err != nil {
-		return finish(healthcheck.Error, "cannot create exec: "+err.Error())
+		return finish(Error, "cannot create exec: "+err.Error())
 	}
 	execID = created.ID
 	hj, err := d.ContainerExecAttach(cctx, execID, container.ExecAttachOptions{})
 	if err != nil {
-		return finish(healthcheck.Error, "cannot start exec: "+err.Error())
+		return finish(Error, "cannot start exec: "+err.Error())
 	}
-	out := &capped{limit: healthcheck.OutputLimit}
+	out := &capped{limit: OutputLimit}
 	done := make(chan error, 1)
 	go func() {
 		_, err := stdcopy.StdCopy(out, out, hj.Reader)
@@ -99,9 +124,9 @@ func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Che
 		<-done
 		res.Output = out.String()
 		if ctx.Err() != nil {
-			return finish(healthcheck.Error, "stopped")
+			return finish(Error, "stopped")
 		}
-		return finish(healthcheck.Timeout, fmt.Sprintf("timeout after %s; %s", timeout, kill(ctx, d, execID)))
+		return finish(Timeout, fmt.Sprintf("timeout after %s; %s", timeout, kill(ctx, d, execID)))
 	}
 	res.Output = out.String()
 	// The stream ends a moment before Docker records the exit code.
@@ -114,17 +139,17 @@ func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Che
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err != nil {
-		return finish(healthcheck.Error, "cannot read the exit code: "+err.Error())
+		return finish(Error, "cannot read the exit code: "+err.Error())
 	}
 	code := in.ExitCode
 	res.ExitCode = &code
 	switch code {
 	case 0:
-		return finish(healthcheck.Success, "")
+		return finish(Success, "")
 	case 126, 127:
-		return finish(healthcheck.Error, fmt.Sprintf("exit code %d: the command could not run", code))
+		return finish(Error, fmt.Sprintf("exit code %d: the command could not run", code))
 	default:
-		return finish(healthcheck.Failure, fmt.Sprintf("exit code %d", code))
+		return finish(Failure, fmt.Sprintf("exit code %d", code))
 	}
 }
 

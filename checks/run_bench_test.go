@@ -1,4 +1,4 @@
-package probes
+package checks
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
-	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/metric"
 	"github.com/lookout-agent/lookout/shipper"
@@ -36,7 +35,7 @@ func (s *encodingSink) Add(points ...metric.Point) {
 // BenchmarkCheckRun is one scheduled run of an HTTP check as the benchmark's containers
 // declare it (lookout.check.web=http://:8080/health, interval 1s, timeout 900ms): the
 // target, the request on the kept-alive connection, the point and its line protocol
-// (go test -bench CheckRun -benchmem ./probes).
+// (go test -bench CheckRun -benchmem ./checks).
 func BenchmarkCheckRun(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) }))
 	defer srv.Close()
@@ -50,16 +49,16 @@ func BenchmarkCheckRun(b *testing.B) {
 	}
 	chk := c.Config.Checks[0]
 	out := &encodingSink{enc: shipper.NewEncoder(lineprotocol.Nanosecond)}
-	s := New(out, Options{})
-	hp := healthcheck.NewHTTPProber(chk)
+	s := New(out, nil, Options{})
+	hp := NewHTTPRunner(chk)
 	defer hp.Close()
 	v := &view{c: c, eng: inventory.Engine{Host: "node-1", ServerVersion: "28.0.1"}}
 	var st state
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		res := s.run(ctx, v.c, chk, &st, hp.Probe)
-		if res.Result != healthcheck.Success {
+		res := s.run(ctx, v.c, chk, &st, hp)
+		if res.Result != Success {
 			b.Fatalf("%s: %s", res.Result, res.Reason)
 		}
 		s.report(v, chk, res, &st)
@@ -74,11 +73,11 @@ func BenchmarkReport(b *testing.B) {
 	c.ImageName, c.ImageVersion = "lookout-testsvc", "bench"
 	chk := c.Config.Checks[0]
 	out := &encodingSink{enc: shipper.NewEncoder(lineprotocol.Nanosecond)}
-	s := New(out, Options{})
+	s := New(out, nil, Options{})
 	v := &view{c: c, eng: inventory.Engine{Host: "node-1", ServerVersion: "28.0.1"}}
-	res := healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now(),
+	res := Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now(),
 		Duration: 812 * time.Microsecond, Target: "172.17.0.9:" + strconv.Itoa(chk.Port), StatusCode: 200,
-		Phases: healthcheck.Phases{FirstByte: 700 * time.Microsecond}}
+		Phases: Phases{FirstByte: 700 * time.Microsecond}}
 	var st state
 	b.ReportAllocs()
 	for b.Loop() {

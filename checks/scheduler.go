@@ -1,13 +1,19 @@
-// Package probes runs the checks that containers declare in their labels (HTTP, TCP and
-// exec inside the container) and reports every run into the same lookout_check
-// measurement as Docker's own HEALTHCHECK. Checks follow their container: they start when
-// it runs, stop when it dies, pauses or goes, and restart when it is re-created.
-package probes
+// Package checks runs the checks that containers declare in their labels (HTTP, TCP and
+// exec inside the container) and reads Docker's own HEALTHCHECK runs, and reports every
+// run into the one measurement lookout_check, so that a single query can draw a status
+// wall. Checks follow their container: they start when it runs, stop when it dies,
+// pauses or goes, and restart when it is re-created.
+//
+// The Scheduler starts and stops the checks; a Prober runs the checks of one type
+// (http.go, tcp.go, exec.go): a new check type is one new file with its Prober. docker.go
+// turns Docker's health log into the same Results.
+package checks
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -16,20 +22,52 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
 )
 
-// Prober runs one check against an address ("ip:port").
-type Prober func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result
+// Prober runs the checks of one type (http, tcp, exec). The scheduler picks a check's
+// Prober by the check's type; a new check type is a new file with its Prober, added to
+// the scheduler's defaults in New.
+type Prober interface {
+	// Runner returns the runner of check chk. keep says whether the check runs again and
+	// again (the scheduler) or once (lookout probe): only the former is worth keeping
+	// anything, such as a connection, between runs.
+	Runner(chk labels.Check, keep bool) Runner
+}
+
+// Runner runs one check. Its runs are taken one after another, never two at once; Close
+// is called once the check stops.
+type Runner interface {
+	// Run runs the check once against container c at addr, the "ip:port" Target chose
+	// ("" for a check that needs no address: exec).
+	Run(ctx context.Context, c *inventory.Container, addr string) Result
+	Close()
+}
+
+// ProbeFunc is a Prober of checks that keep nothing between runs.
+type ProbeFunc func(ctx context.Context, chk labels.Check, addr string) Result
+
+// Runner implements Prober.
+func (f ProbeFunc) Runner(chk labels.Check, _ bool) Runner { return funcRunner{f: f, chk: chk} }
+
+type funcRunner struct {
+	f   ProbeFunc
+	chk labels.Check
+}
+
+func (r funcRunner) Run(ctx context.Context, _ *inventory.Container, addr string) Result {
+	return r.f(ctx, r.chk, addr)
+}
+
+func (funcRunner) Close() {}
 
 // Options configure a Scheduler.
 type Options struct {
-	// HTTP and TCP replace the real probers (tests). By default an HTTP check keeps one
-	// connection between runs (healthcheck.HTTPProber) and a TCP check connects each run.
-	HTTP, TCP     Prober
+	// Probers replace, by check type, the default probers (tests): HTTP (a connection
+	// kept between runs), TCP (a connection each run) and Exec (with Docker).
+	Probers       map[string]Prober
 	Docker        Docker          // for exec checks
 	ProbeNetwork  string          // the network to probe on when a check names none
 	AgentNetworks []string        // networks of the agent's own container, if it runs in one
@@ -43,28 +81,25 @@ type Options struct {
 // context to run it with (an HTTP check sends its trace context) and the function to call
 // with the result.
 type Tracer interface {
-	StartCheck(ctx context.Context, c *inventory.Container, eng inventory.Engine, chk labels.Check) (context.Context, func(healthcheck.Result))
+	StartCheck(ctx context.Context, c *inventory.Container, eng inventory.Engine, chk labels.Check) (context.Context, func(Result))
 }
 
-// Scheduler runs the checks of every monitored, running container.
+// Scheduler runs the checks of every monitored, running container. It learns the
+// containers' state from its inventory Mailbox: level-triggered, the latest state of each
+// container, so a removal is never missed and nothing is dropped however busy Run is.
 type Scheduler struct {
-	opts Options
-	sink metric.Sink
-	cmds chan inventory.Change
-
-	// Gone changes that found cmds full. The inventory tells of a removed container
-	// once, so they are never dropped: Run applies them once the changes queued before
-	// them are done.
-	goneMu   sync.Mutex
-	gone     map[string]*inventory.Container
-	goneWake chan struct{}
+	opts    Options
+	sink    metric.Sink
+	box     *inventory.Mailbox
+	probers map[string]Prober // by check type
 
 	// Touched only by Run's goroutine.
 	running map[string]*containerChecks
 	wg      sync.WaitGroup
 
-	runs, dropped, goneHeld atomic.Uint64
-	active                  atomic.Int64
+	runs   atomic.Uint64
+	panics atomic.Uint64 // prober panics recovered
+	active atomic.Int64
 }
 
 type containerChecks struct {
@@ -78,60 +113,28 @@ type view struct {
 	eng inventory.Engine
 }
 
-// New returns a scheduler writing to sink.
-func New(sink metric.Sink, opts Options) *Scheduler {
+// New returns a scheduler writing to sink that takes the containers' state from box
+// (inventory.Mailbox("checks")). box may be nil for a scheduler used only for RunOnce.
+func New(sink metric.Sink, box *inventory.Mailbox, opts Options) *Scheduler {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Scheduler{opts: opts, sink: sink, cmds: make(chan inventory.Change, 1024),
-		gone: map[string]*inventory.Container{}, goneWake: make(chan struct{}, 1), running: map[string]*containerChecks{}}
+	probers := map[string]Prober{labels.CheckHTTP: HTTP{}, labels.CheckTCP: TCP{}, labels.CheckExec: Exec{Docker: opts.Docker}}
+	for typ, p := range opts.Probers {
+		probers[typ] = p
+	}
+	return &Scheduler{opts: opts, sink: sink, box: box, probers: probers, running: map[string]*containerChecks{}}
 }
 
-var _ inventory.Handler = (*Scheduler)(nil)
-
-// HandleChange implements inventory.Handler: it queues the change for Run and never
-// blocks. A change dropped on a full queue is counted and the inventory's next refresh
-// repeats it; Gone, told once, is held aside instead (counted in gone_held), or a removed
-// container's checks would run on until the agent restarts (and succeed, should another
-// container take its address).
-func (s *Scheduler) HandleChange(_ context.Context, ch inventory.Change) {
-	select {
-	case s.cmds <- ch:
-		return
-	default:
-	}
-	if ch.Kind != inventory.Gone {
-		s.dropped.Add(1)
-		return
-	}
-	s.goneMu.Lock()
-	s.gone[ch.Container.ID] = ch.Container
-	s.goneMu.Unlock()
-	s.goneHeld.Add(1)
-	select {
-	case s.goneWake <- struct{}{}:
-	default:
-	}
-}
-
-// applyHeldGone stops the checks of the containers whose Gone was held aside. Run calls
-// it only with cmds empty: the changes queued before a Gone must not start the checks
-// again after it.
-func (s *Scheduler) applyHeldGone(ctx context.Context) {
-	s.goneMu.Lock()
-	held := s.gone
-	if len(held) > 0 {
-		s.gone = map[string]*inventory.Container{}
-	}
-	s.goneMu.Unlock()
-	for _, c := range held {
-		s.apply(ctx, inventory.Change{Kind: inventory.Gone, Action: "destroy", Container: c})
-	}
-}
-
-// Run starts and stops checks until ctx is done, then stops them all and waits for them.
+// Run starts and stops checks as the mailbox tells of the containers until ctx is done,
+// then stops them all and waits for them. Run may be started again after a panic
+// (inventory.Mailbox.Supervise): the checks running go on, and are brought in line with
+// the state the mailbox then holds.
 func (s *Scheduler) Run(ctx context.Context) {
-	defer s.wg.Wait()
+	var ready <-chan struct{} // nil without a mailbox: nothing to run
+	if s.box != nil {
+		ready = s.box.Ready()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,23 +142,20 @@ func (s *Scheduler) Run(ctx context.Context) {
 				cc.cancel()
 				delete(s.running, id)
 			}
+			s.wg.Wait()
 			return
-		case ch := <-s.cmds:
-			s.apply(ctx, ch)
-			if len(s.cmds) == 0 {
-				s.applyHeldGone(ctx)
-			}
-		case <-s.goneWake:
-			if len(s.cmds) == 0 {
-				s.applyHeldGone(ctx) // else once the queue has drained, above
-			}
+		case <-ready:
+			s.box.Each(func(u inventory.Update) { s.apply(ctx, u) })
 		}
 	}
 }
 
-func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
-	c := ch.Container
-	want := ch.Kind != inventory.Gone && c.State.Running && !c.State.Paused && !c.State.Restarting &&
+// apply brings a container's checks in line with its latest state: running while it
+// runs, is monitored and declares checks; started again when its check labels change;
+// stopped when it stops, pauses, restarts or goes.
+func (s *Scheduler) apply(ctx context.Context, u inventory.Update) {
+	c := u.Container
+	want := !u.Gone && c.State.Running && !c.State.Paused && !c.State.Restarting &&
 		c.Monitored && len(c.Config.Checks) > 0
 	cur := s.running[c.ID]
 	fp := fingerprint(c.Labels)
@@ -168,12 +168,12 @@ func (s *Scheduler) apply(ctx context.Context, ch inventory.Change) {
 		return
 	}
 	if cur != nil {
-		cur.current.Store(&view{c: c, eng: ch.Engine})
+		cur.current.Store(&view{c: c, eng: u.Engine})
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cc := &containerChecks{fingerprint: fp, cancel: cancel}
-	cc.current.Store(&view{c: c, eng: ch.Engine})
+	cc.current.Store(&view{c: c, eng: u.Engine})
 	s.running[c.ID] = cc
 	for _, chk := range c.Config.Checks {
 		s.active.Add(1)
@@ -225,7 +225,6 @@ func slotted(t time.Time) time.Time {
 type state struct {
 	passing          *bool // nil until the first verdict
 	successes, fails int
-	lastExec         string
 
 	// The target and the point tags, worked out again when the container's view changes
 	// (the inventory's every refresh) rather than each run.
@@ -252,12 +251,8 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 	timer := time.NewTimer(time.Until(slotted(next)))
 	defer timer.Stop()
 	var st state
-	probe := s.prober(chk)
-	if chk.Type == labels.CheckHTTP && s.opts.HTTP == nil {
-		hp := healthcheck.NewHTTPProber(chk)
-		defer hp.Close()
-		probe = hp.Probe
-	}
+	r := s.runner(chk, true)
+	defer r.Close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -265,11 +260,11 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 		case <-timer.C:
 		}
 		v := cc.current.Load()
-		rctx, traced := ctx, func(healthcheck.Result) {}
+		rctx, traced := ctx, func(Result) {}
 		if s.opts.Tracer != nil {
 			rctx, traced = s.opts.Tracer.StartCheck(ctx, v.c, v.eng, chk)
 		}
-		res := s.run(rctx, v.c, chk, &st, probe)
+		res := s.run(rctx, v.c, chk, &st, r)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the container went
 		}
@@ -285,37 +280,25 @@ func (s *Scheduler) loop(ctx context.Context, cc *containerChecks, chk labels.Ch
 }
 
 // RunOnce runs chk against container c once, on a connection of its own.
-func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check) healthcheck.Result {
-	return s.run(ctx, c, chk, nil, s.prober(chk))
+func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk labels.Check) Result {
+	r := s.runner(chk, false)
+	defer r.Close()
+	return s.run(ctx, c, chk, nil, r)
 }
 
-func (s *Scheduler) prober(chk labels.Check) Prober {
-	switch {
-	case chk.Type == labels.CheckTCP && s.opts.TCP != nil:
-		return s.opts.TCP
-	case chk.Type == labels.CheckTCP:
-		return healthcheck.ProbeTCP
-	case s.opts.HTTP != nil:
-		return s.opts.HTTP
-	default:
-		return healthcheck.ProbeHTTP
+// runner returns the runner of chk from the prober of its type.
+func (s *Scheduler) runner(chk labels.Check, keep bool) Runner {
+	if p := s.probers[chk.Type]; p != nil {
+		return p.Runner(chk, keep)
 	}
+	return ProbeFunc(func(_ context.Context, chk labels.Check, _ string) Result {
+		return Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: Error,
+			Reason: fmt.Sprintf("no prober for check type %q", chk.Type)}
+	}).Runner(chk, keep)
 }
 
-// run runs chk against c with probe. st, when not nil, carries what runs of the check
-// keep: an exec check's previous exec ID, the target.
-func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, st *state, probe Prober) healthcheck.Result {
-	if chk.Type == labels.CheckExec {
-		prev := ""
-		if st != nil {
-			prev = st.lastExec
-		}
-		res, id := ProbeExec(ctx, s.opts.Docker, c.ID, chk, prev)
-		if st != nil && id != "" {
-			st.lastExec = id
-		}
-		return res
-	}
+// run runs chk against c with r. st, when not nil, keeps the target between runs.
+func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.Check, st *state, r Runner) Result {
 	var addr string
 	var err error
 	if st != nil && st.target.c == c {
@@ -327,15 +310,31 @@ func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.
 		}
 	}
 	if err != nil {
-		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: healthcheck.Error,
+		return Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: Error,
 			Reason: "refused: " + err.Error()}
 	}
-	return probe(ctx, chk, addr)
+	return s.guarded(ctx, c, chk, addr, r)
+}
+
+// guarded runs r once; a panic in a prober is recovered, counted (panics) and logged, and
+// the run is an error: the check goes on, and so do the others.
+func (s *Scheduler) guarded(ctx context.Context, c *inventory.Container, chk labels.Check, addr string, r Runner) (res Result) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Add(1)
+			s.opts.Log.WithField("container", c.Name).WithField("check", chk.Name).WithField("panic", fmt.Sprint(p)).
+				WithField("stack", string(debug.Stack())).Error("a check's prober panicked")
+			res = Result{Check: chk.Name, Type: chk.Type, Target: addr, Start: start, Duration: time.Since(start),
+				Result: Error, Reason: "the prober failed (a bug in lookout, logged)"}
+		}
+	}()
+	return r.Run(ctx, c, addr)
 }
 
 // report writes the run and, when rise/fall turn the verdict, a transition event.
-func (s *Scheduler) report(v *view, chk labels.Check, res healthcheck.Result, st *state) {
-	ok := res.Result == healthcheck.Success
+func (s *Scheduler) report(v *view, chk labels.Check, res Result, st *state) {
+	ok := res.Result == Success
 	if ok {
 		st.successes, st.fails = st.successes+1, 0
 	} else {
@@ -357,7 +356,7 @@ func (s *Scheduler) report(v *view, chk labels.Check, res healthcheck.Result, st
 		st.tags.sorted, st.tags.result = res.Point(st.tags.container).Tags, res.Result
 	}
 	tags := st.tags.container
-	p := metric.Point{Name: healthcheck.Measurement, Tags: st.tags.sorted, Fields: res.Fields(), Time: res.Start}
+	p := metric.Point{Name: Measurement, Tags: st.tags.sorted, Fields: res.Fields(), Time: res.Start}
 	if st.passing != nil {
 		p.Fields = append(p.Fields, metric.Field{Key: "passing", Value: boolInt(*st.passing)})
 	}
@@ -389,8 +388,7 @@ func (s *Scheduler) Points(now time.Time, tags map[string]string) []metric.Point
 	return []metric.Point{metric.New("lookout_probes", tags, []metric.Field{
 		{Key: "checks", Value: s.active.Load()},
 		{Key: "runs", Value: s.runs.Load()},
-		{Key: "changes_dropped", Value: s.dropped.Load()},
-		{Key: "gone_held", Value: s.goneHeld.Load()},
+		{Key: "panics", Value: s.panics.Load()},
 	}, now)}
 }
 

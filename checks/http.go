@@ -1,4 +1,4 @@
-package healthcheck
+package checks
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 )
 
@@ -41,7 +42,7 @@ var defaultStatus = []labels.StatusRange{{Min: 200, Max: 399}}
 // the TLS handshake, the response and reading the body.
 //
 // ProbeHTTP uses a transport of its own with keep-alives off, and no proxy; a check that
-// runs again and again uses an HTTPProber, which keeps one idle connection between runs. At most 64 KiB of the
+// runs again and again uses an HTTPRunner, which keeps one idle connection between runs. At most 64 KiB of the
 // body is read and judged; up to 1 MiB more is drained before closing. The body is kept
 // as Output only when the result is not a success.
 //
@@ -50,12 +51,12 @@ var defaultStatus = []labels.StatusRange{{Min: 200, Max: 399}}
 // not followed, and is a failure, so that a container cannot send the agent to machines
 // its configuration does not allow.
 func ProbeHTTP(ctx context.Context, c labels.Check, addr string) Result {
-	p := newHTTPProber(c, false)
+	p := newHTTPRunner(c, false)
 	defer p.Close()
 	return p.Probe(ctx, c, addr)
 }
 
-// HTTPProber runs one HTTP check again and again over one kept-alive connection, as
+// HTTPRunner runs one HTTP check again and again over one kept-alive connection, as
 // Telegraf's http_response does: no TCP and TLS handshake a run while the container keeps
 // the connection open. A run on a new connection reports its DNS, connect and TLS phases;
 // a run on a reused one leaves them out. Close it when the check stops.
@@ -63,8 +64,9 @@ func ProbeHTTP(ctx context.Context, c labels.Check, addr string) Result {
 // Runs of one prober are taken one after another, never at once. What does not change
 // between runs (the request, the client) is made once and made again when the target
 // changes; the buffer that reads the body is reused.
-type HTTPProber struct {
-	tr *http.Transport
+type HTTPRunner struct {
+	chk labels.Check // the check Run runs
+	tr  *http.Transport
 
 	// The request of the last run, and what it was made from.
 	key    requestKey
@@ -81,11 +83,20 @@ type requestKey struct {
 	follow                     bool
 }
 
-// NewHTTPProber returns a prober for check c.
-func NewHTTPProber(c labels.Check) *HTTPProber { return newHTTPProber(c, true) }
+// HTTP is the Prober of HTTP checks: a check run again and again keeps one connection
+// (HTTPRunner), a single run (keep false) does not.
+type HTTP struct{}
 
-func newHTTPProber(c labels.Check, keepAlive bool) *HTTPProber {
-	return &HTTPProber{tr: &http.Transport{
+var _ Prober = HTTP{}
+
+// Runner implements Prober.
+func (HTTP) Runner(chk labels.Check, keep bool) Runner { return newHTTPRunner(chk, keep) }
+
+// NewHTTPRunner returns a runner of check c that keeps its connection between runs.
+func NewHTTPRunner(c labels.Check) *HTTPRunner { return newHTTPRunner(c, true) }
+
+func newHTTPRunner(c labels.Check, keepAlive bool) *HTTPRunner {
+	return &HTTPRunner{chk: c, tr: &http.Transport{
 		Proxy:                  nil, // never a proxy from the environment
 		DialContext:            (&net.Dialer{}).DialContext,
 		TLSClientConfig:        &tls.Config{InsecureSkipVerify: c.TLSSkipVerify, ServerName: c.ServerName}, //nolint:gosec // the check's own setting
@@ -98,10 +109,15 @@ func newHTTPProber(c labels.Check, keepAlive bool) *HTTPProber {
 }
 
 // Close drops the kept connection.
-func (p *HTTPProber) Close() { p.tr.CloseIdleConnections() }
+func (p *HTTPRunner) Close() { p.tr.CloseIdleConnections() }
+
+// Run implements Runner: it runs the runner's check against addr; see Probe.
+func (p *HTTPRunner) Run(ctx context.Context, _ *inventory.Container, addr string) Result {
+	return p.Probe(ctx, p.chk, addr)
+}
 
 // Probe runs check c against addr once; see ProbeHTTP.
-func (p *HTTPProber) Probe(ctx context.Context, c labels.Check, addr string) Result {
+func (p *HTTPRunner) Probe(ctx context.Context, c labels.Check, addr string) Result {
 	start := time.Now()
 	res := Result{Check: c.Name, Type: labels.CheckHTTP, Start: start, Target: addr}
 	timeout := probeTimeout(c)
@@ -174,7 +190,7 @@ func (p *HTTPProber) Probe(ctx context.Context, c labels.Check, addr string) Res
 // they changed since the last run, or (nil and) why the request cannot be made. The
 // request is a template: a run takes a copy with its own context, and clones the header
 // before adding to it.
-func (p *HTTPProber) request(c labels.Check, addr string) (*http.Request, *http.Client, string) {
+func (p *HTTPRunner) request(c labels.Check, addr string) (*http.Request, *http.Client, string) {
 	key := requestKey{addr: addr, scheme: c.Scheme, path: c.Path, method: c.Method, headers: c.Headers, follow: c.FollowRedirects}
 	if key.scheme == "" {
 		key.scheme = "http"

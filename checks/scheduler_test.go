@@ -1,4 +1,4 @@
-package probes
+package checks
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
-	"github.com/lookout-agent/lookout/healthcheck"
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
@@ -63,11 +62,12 @@ func testContainer(id string, running bool, lbls map[string]string) *inventory.C
 
 func TestStartStopCyclesLeaveNothingBehind(t *testing.T) {
 	var calls atomic.Int64
-	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
+	probe := func(ctx context.Context, chk labels.Check, addr string) Result {
 		calls.Add(1)
-		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now()}
+		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now()}
 	}
-	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
+	box := inventory.NewMailbox("checks", nil)
+	s := New(&sink{}, box, Options{Probers: map[string]Prober{labels.CheckHTTP: ProbeFunc(probe), labels.CheckTCP: ProbeFunc(probe)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	before := runtime.NumGoroutine()
@@ -75,9 +75,9 @@ func TestStartStopCyclesLeaveNothingBehind(t *testing.T) {
 	lbls := map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/", "lookout.check.db": "tcp://:5432",
 		"lookout.check.web.interval": "1s", "lookout.check.db.interval": "1s"}
 	for i := 0; i < 200; i++ {
-		s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("a", true, lbls)})
+		box.Put(inventory.Update{Container: testContainer("a", true, lbls)})
 		eventually(t, "two checks running", func() bool { return s.active.Load() == 2 })
-		s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "die", Container: testContainer("a", false, lbls)})
+		box.Put(inventory.Update{Container: testContainer("a", false, lbls)})
 		eventually(t, "no check running", func() bool { return s.active.Load() == 0 })
 	}
 	eventually(t, "goroutines back to where they were (+1 for Run)", func() bool { return runtime.NumGoroutine() <= before+1 })
@@ -88,37 +88,38 @@ func TestStartStopCyclesLeaveNothingBehind(t *testing.T) {
 
 func TestNewLabelsRestartChecksAndPauseStopsThem(t *testing.T) {
 	var seen sync.Map
-	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
+	probe := func(ctx context.Context, chk labels.Check, addr string) Result {
 		seen.Store(chk.Name+"@"+addr, true)
-		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now(), Target: addr}
+		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now(), Target: addr}
 	}
-	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
+	box := inventory.NewMailbox("checks", nil)
+	s := New(&sink{}, box, Options{Probers: map[string]Prober{labels.CheckHTTP: ProbeFunc(probe), labels.CheckTCP: ProbeFunc(probe)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.Run(ctx)
 	v1 := map[string]string{"lookout.enable": "true", "lookout.check.one": "http://:80/", "lookout.check.one.interval": "1s"}
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("x", true, v1)})
+	box.Put(inventory.Update{Container: testContainer("x", true, v1)})
 	eventually(t, "check one", func() bool { _, ok := seen.Load("one@172.17.0.9:80"); return ok })
 	v2 := map[string]string{"lookout.enable": "true", "lookout.check.two": "tcp://:81", "lookout.check.three": "tcp://:82",
 		"lookout.check.two.interval": "1s", "lookout.check.three.interval": "1s"}
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("x", true, v2)})
+	box.Put(inventory.Update{Container: testContainer("x", true, v2)})
 	eventually(t, "checks two and three replace one", func() bool { return s.active.Load() == 2 })
 	paused := testContainer("x", true, v2)
 	paused.State.Paused = true
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "pause", Container: paused})
+	box.Put(inventory.Update{Container: paused})
 	eventually(t, "pause stops checks", func() bool { return s.active.Load() == 0 })
 }
 
 func TestRiseFallAndTransitions(t *testing.T) {
 	out := &sink{}
-	s := New(out, Options{})
+	s := New(out, nil, Options{})
 	c := testContainer("r", true, map[string]string{"lookout.enable": "true"})
 	chk := labels.Check{Name: "api", Type: labels.CheckHTTP, Rise: 2, Fall: 2}
 	v := &view{c: c}
 	var st state
-	seq := []string{healthcheck.Success, healthcheck.Success, healthcheck.Failure, healthcheck.Success, healthcheck.Failure, healthcheck.Failure, healthcheck.Success}
+	seq := []string{Success, Success, Failure, Success, Failure, Failure, Success}
 	for _, r := range seq {
-		s.report(v, chk, healthcheck.Result{Check: "api", Type: "http", Result: r, Start: time.Now(), Reason: "because"}, &st)
+		s.report(v, chk, Result{Check: "api", Type: "http", Result: r, Start: time.Now(), Reason: "because"}, &st)
 	}
 	var statuses []string
 	for _, p := range out.named("lookout_container_event") {
@@ -130,7 +131,7 @@ func TestRiseFallAndTransitions(t *testing.T) {
 	if strings.Join(statuses, ",") != "passing,failing" {
 		t.Errorf("transitions = %v, want passing (after 2 successes), failing (after 2 failures)", statuses)
 	}
-	runs := out.named(healthcheck.Measurement)
+	runs := out.named(Measurement)
 	if len(runs) != len(seq) {
 		t.Fatalf("%d run points, want %d", len(runs), len(seq))
 	}
@@ -174,39 +175,42 @@ func TestTargetOnlyTheContainersOwnAddress(t *testing.T) {
 var goneLabels = map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/", "lookout.check.db": "tcp://:5432",
 	"lookout.check.web.interval": "1s", "lookout.check.db.interval": "1s"}
 
-// The inventory tells of a removed container once (Gone). A Gone that finds the
-// scheduler's queue full is not dropped: it is applied after the changes queued before
-// it, so the container's checks stop (they might otherwise succeed for ever, should
-// another container take the address) and do not start again.
-func TestGoneOnAFullQueueIsHeldNotDropped(t *testing.T) {
-	probe := func(ctx context.Context, chk labels.Check, addr string) healthcheck.Result {
-		return healthcheck.Result{Check: chk.Name, Type: chk.Type, Result: healthcheck.Success, Start: time.Now()}
+// The scheduler takes the containers' state from its mailbox, which keeps the latest
+// state of each: however many changes come while Run is busy (here: not started), a
+// removed container's checks never start, or they might succeed for ever should another
+// container take its address, and a removal after its checks started stops them.
+func TestGoneIsNeverMissed(t *testing.T) {
+	probe := func(ctx context.Context, chk labels.Check, addr string) Result {
+		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now()}
 	}
-	s := New(&sink{}, Options{HTTP: probe, TCP: probe})
+	box := inventory.NewMailbox("checks", nil)
+	s := New(&sink{}, box, Options{Probers: map[string]Prober{labels.CheckHTTP: ProbeFunc(probe), labels.CheckTCP: ProbeFunc(probe)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	// Before Run starts: a's start, then the queue filled up, then a's Gone.
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("a", true, goneLabels)})
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: testContainer("b", true, goneLabels)})
-	for i := 0; len(s.cmds) < cap(s.cmds); i++ {
-		s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer(fmt.Sprint("filler", i), true, nil)})
+	// Before Run starts: a's start, b's, a thousand more changes (beyond any queue the
+	// scheduler once had), b seen again, then a's Gone.
+	box.Put(inventory.Update{Container: testContainer("a", true, goneLabels)})
+	box.Put(inventory.Update{Container: testContainer("b", true, goneLabels)})
+	for i := 0; i < 2000; i++ {
+		box.Put(inventory.Update{Container: testContainer(fmt.Sprint("filler", i%1000), true, nil)})
 	}
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("b", true, goneLabels)}) // dropped: repeated by the next refresh
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Gone, Container: testContainer("a", true, goneLabels)})
+	box.Put(inventory.Update{Container: testContainer("b", true, goneLabels)})
+	box.Put(inventory.Update{Container: testContainer("a", true, goneLabels), Gone: true})
 	go s.Run(ctx)
-	eventually(t, "b's two checks running and a's stopped", func() bool {
-		s.goneMu.Lock()
-		held := len(s.gone)
-		s.goneMu.Unlock()
-		return s.active.Load() == 2 && held == 0 && len(s.cmds) == 0
+	eventually(t, "b's two checks running and a's never started", func() bool {
+		return s.active.Load() == 2 && box.Pending() == 0
 	})
 	p := s.Points(time.Now(), nil)[0]
-	if p.Field("gone_held") != uint64(1) || p.Field("changes_dropped") != uint64(1) {
-		t.Errorf("gone_held = %v, changes_dropped = %v; want 1 and 1", p.Field("gone_held"), p.Field("changes_dropped"))
+	if p.Field("checks") != int64(2) || p.Field("gone_held") != nil || p.Field("changes_dropped") != nil {
+		t.Errorf("lookout_probes %v; want checks=2 and no gone_held or changes_dropped", p.Fields)
 	}
-	// Forgotten by Run too: the container seen again gets its checks back.
-	s.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: testContainer("a", true, goneLabels)})
+	// Forgotten by Run too: the container seen again gets its checks back, and its
+	// removal stops them.
+	box.Put(inventory.Update{Container: testContainer("a", true, goneLabels)})
 	eventually(t, "checks back", func() bool { return s.active.Load() == 4 })
+	box.Put(inventory.Update{Container: testContainer("a", true, goneLabels), Gone: true})
+	box.Put(inventory.Update{Container: testContainer("b", false, goneLabels)})
+	eventually(t, "a gone and b stopped", func() bool { return s.active.Load() == 0 })
 }
 
 func TestRunsStartOnSlotBoundaries(t *testing.T) {
