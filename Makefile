@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
-.PHONY: bench-spans bench-queue bench-outage
+.PHONY: bench-spans bench-queue bench-outage bench-msgpack
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -74,6 +74,11 @@ bench-resources: peers build
 ## (Telegraf's disk buffer), 1 GiB queue; a module of its own (bench/queuestore/go.mod).
 bench-queue:
 	cd bench/queuestore && $(GO) run . -size $${SIZE:-1GiB}
+
+## bench-msgpack: the Forward message encoder, hand-written vs tinylib/msgp vs vmihailenco/msgpack;
+## a module of its own (bench/msgpack/go.mod), figures in docs/logs-msgpack.md.
+bench-msgpack:
+	cd bench/msgpack && $(GO) test -run '^$$' -bench Encode -benchmem -count $${COUNT:-5} .
 
 ## bench-outage: InfluxDB stopped for 10 minutes (OUTAGE=2m for a quick run) under Lookout's
 ## disk queue and Telegraf's disk buffer, on the same containers (see BENCHMARKS.md).

@@ -3,14 +3,21 @@ package logs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"regexp"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/lookout-agent/lookout/logs/forward"
 )
+
+// batch is a Forward-mode message in the making: records of one container under one tag.
+type batch struct {
+	tag     string
+	records []Record
+	bytes   int
+}
 
 // follower reads one container's log and delivers it: a reader goroutine parses the
 // Docker stream, run assembles records and batches, a sender goroutine delivers them.
@@ -20,11 +27,10 @@ type follower struct {
 	tty       bool
 	tag       string
 	multiline *regexp.Regexp
-	meta      []byte
-	metaPairs int
+	meta      forward.Meta // the container's fields, in every record
 	cnt       *counters
 	cancel    context.CancelFunc
-	conn      *conn
+	client    *forward.Client
 	// idle is how long the stream may stay silent before the follow is restarted (see
 	// errIdle); got says whether this follow read anything.
 	idle time.Duration
@@ -279,175 +285,42 @@ const (
 	slabSize = 64 << 10
 )
 
-// inFlight is a batch in the window: read, maybe sent, not yet passed by the position.
-type inFlight struct {
-	b      *batch
-	chunk  string
-	msg    []byte
-	onConn bool // written on the current connection
-	tried  bool // written, or waiting for the connection being opened: counted as retried if that fails
-	acked  bool
-}
-
-// deliver sends the batches read, up to the window's size of them on the connection before
-// their acks, until batches is closed and everything is acknowledged, or ctx is done. The
-// position advances, in reading order, to the end of the last batch that was acknowledged
-// along with every batch before it: an ack that arrives early for a later batch moves
-// nothing, so a crash resends at most the batches of the window. On a failed connection
-// the batches not acknowledged are sent again, in order, on a new one, after a backoff.
+// deliver sends the batches read through the container's connection (forward.Deliver:
+// a window of them before their acks) until batches is closed and everything is
+// acknowledged, or ctx is done. The position advances, in reading order, to the end of the
+// last batch acknowledged along with every batch before it, so a crash resends at most the
+// batches of the window; batches sent again on a new connection count as retried.
 func (fl *follower) deliver(ctx context.Context, batches <-chan *batch) error {
-	f, c := fl.f, fl.conn
-	var win []*inFlight
-	in := batches
-	failures, sent := 0, 0 // sent: batches written on the connection and not acknowledged
-	var retry <-chan time.Time
-	var lastProgress time.Time
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	fail := func(err error) {
-		c.close()
-		for _, w := range win {
-			if w.tried && !w.acked {
-				n := uint64(len(w.b.records))
-				fl.cnt.retried.Add(n)
-				f.total.retried.Add(n)
-			}
-			w.onConn, w.tried = false, false
-		}
-		sent = 0
-		if failures == 0 {
-			f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: Fluentd did not acknowledge; retrying")
-		}
-		wait := min(250*time.Millisecond<<min(failures, 6), 10*time.Second)
-		retry = time.After(time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64())))
-		failures++
-	}
-	for {
-		if in == nil && len(win) == 0 {
-			return nil
-		}
-		limit := f.opts.InFlight
-		if c.oneShot {
-			limit = 1
-		}
-		if retry == nil && sent < limit && len(win) > sent {
-			// Batches wait to be written: on the connection, or on a new one.
-			if c.c == nil || (sent == 0 && c.broken()) {
-				for i, w := 0, 0; w < len(win) && i < limit; w++ {
-					if !win[w].acked {
-						win[w].tried = true
-						i++
-					}
-				}
-				if err := c.open(ctx); err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					fail(err)
-					continue
-				}
-			}
-			var err error
-			for _, w := range win {
-				if sent >= limit {
-					break
-				}
-				if w.acked || w.onConn {
-					continue
-				}
-				w.tried = true
-				if err = c.write(ctx, w.msg); err != nil {
-					break
-				}
-				w.onConn = true
-				if sent == 0 {
-					lastProgress = time.Now()
-				}
-				sent++
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					c.close()
-					return ctx.Err()
-				}
-				fail(err)
-				continue
-			}
-		}
-		var recv <-chan *batch
-		if len(win) < f.opts.InFlight {
-			recv = in
-		}
-		var timeout <-chan time.Time
-		if sent > 0 {
-			timer.Reset(time.Until(lastProgress.Add(c.timeout)))
-			timeout = timer.C
-		}
-		select {
-		case <-ctx.Done():
-			c.close()
-			return ctx.Err()
-		case b, ok := <-recv:
-			if !ok {
-				in = nil
-				continue
-			}
-			w := &inFlight{b: b, chunk: newChunkID()}
-			w.msg = encodeForward(b, fl.meta, fl.metaPairs, w.chunk)
-			win = append(win, w)
-		case a := <-c.acks:
-			if a.err != nil {
-				fail(a.err)
-				continue
-			}
-			if !fl.acked(win, a.chunk) {
-				fail(fmt.Errorf("forward protocol: ack %q for no chunk in flight", a.chunk))
-				continue
-			}
-			sent--
-			failures = 0
-			lastProgress = time.Now()
-			if c.oneShot {
-				c.close()
-			}
-			win = fl.advance(win)
-		case <-timeout:
-			fail(fmt.Errorf("forward protocol: no ack within %s", c.timeout))
-		case <-retry:
-			retry = nil
-		}
-	}
-}
-
-// acked marks the batch of chunk acknowledged and counts it; false if no batch on the
-// connection waits for that ack.
-func (fl *follower) acked(win []*inFlight, chunk string) bool {
-	for _, w := range win {
-		if w.chunk == chunk && w.onConn && !w.acked {
-			w.acked = true
-			n := uint64(len(w.b.records))
+	f := fl.f
+	return forward.Deliver(ctx, fl.client, batches, forward.Hooks[*batch]{
+		Encode: func(b *batch, chunk string) []byte {
+			return forward.AppendForward(nil, b.tag, fl.meta, len(b.records), func(i int) forward.Entry {
+				r := &b.records[i]
+				return forward.Entry{Time: r.Time, Source: r.Source, Log: r.Log}
+			}, chunk)
+		},
+		Acked: func(b *batch) {
+			n := uint64(len(b.records))
 			fl.cnt.lines.Add(n)
-			fl.f.total.lines.Add(n)
-			fl.cnt.bytes.Add(uint64(w.b.bytes))
-			fl.f.total.bytes.Add(uint64(w.b.bytes))
-			return true
-		}
-	}
-	return false
+			f.total.lines.Add(n)
+			fl.cnt.bytes.Add(uint64(b.bytes))
+			f.total.bytes.Add(uint64(b.bytes))
+		},
+		Passed: fl.passed,
+		Retried: func(b *batch) {
+			n := uint64(len(b.records))
+			fl.cnt.retried.Add(n)
+			f.total.retried.Add(n)
+		},
+		Failed: func(err error) {
+			f.opts.Log.WithError(err).WithField("container", fl.name).Warn("logs: Fluentd did not acknowledge; retrying")
+		},
+	})
 }
 
-// advance drops the acknowledged batches at the head of the window and saves the position
-// after the last of them; it returns the rest of the window.
-func (fl *follower) advance(win []*inFlight) []*inFlight {
-	n := 0
-	for n < len(win) && win[n].acked {
-		n++
-	}
-	if n == 0 {
-		return win
-	}
-	last := win[n-1].b
-	pos := last.records[len(last.records)-1].Pos
+// passed saves the position after b: b and every batch before it are acknowledged.
+func (fl *follower) passed(b *batch) {
+	pos := b.records[len(b.records)-1].Pos
 	if err := fl.f.store.save(fl.id, pos); err != nil {
 		// Delivered, but a restart now would send these batches again: counted, logged once.
 		if fl.cnt.positionErrors.Add(1) == 1 {
@@ -457,6 +330,4 @@ func (fl *follower) advance(win []*inFlight) []*inFlight {
 	} else if fl.f.saved != nil {
 		fl.f.saved(fl.id, pos)
 	}
-	clear(win[:n])
-	return win[n:]
 }

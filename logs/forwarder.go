@@ -1,5 +1,5 @@
 // Package logs forwards the stdout and stderr of monitored containers to Fluentd over the
-// forward protocol, at least once: it follows each container through the Docker logs API
+// forward protocol (package logs/forward), at least once: it follows each container through the Docker logs API
 // (timestamps on), joins the pieces Docker cut at 16 KiB, optionally joins multiline
 // records, sends Forward-mode batches with a chunk ID and advances a per-container
 // position, saved in a state directory, only when Fluentd has acknowledged the batch.
@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"slices"
@@ -22,11 +21,11 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/errdefs"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
+	"github.com/lookout-agent/lookout/logs/forward"
 	"github.com/lookout-agent/lookout/metric"
 )
 
@@ -39,15 +38,15 @@ type Docker interface {
 type Options struct {
 	Address       string             // host:port, tcp://host:port or unix:///path
 	TLS           *tls.Config        // nil: plain TCP
-	Auth          *Auth              // nil: no shared key (a server asking for the handshake is refused)
+	Auth          *forward.Auth      // nil: no shared key (a server asking for the handshake is refused)
 	Tag           *template.Template // the agent's tag template (labels.ParseLogTag)
 	StateDir      string             // positions are kept in StateDir/logs
 	BufferLimit   int                // records read but not acknowledged, per container
 	BatchSize     int                // records per Forward message
-	InFlight      int                // Forward messages sent on a connection before their acks (default 4)
+	InFlight      int                // Forward messages sent on a connection before their acks (default forward.DefaultInFlight)
 	MaxRecordSize int                // bytes of log per record; the rest is cut, with a marker
 	FromStart     bool               // a container seen for the first time is read from its start (else from when the agent started)
-	Timeout       time.Duration      // connect, write and wait for an ack
+	Timeout       time.Duration      // connect, write and wait for an ack (default forward.DefaultTimeout)
 	Linger        time.Duration      // how long a record may wait for its batch to fill
 	Log           logrus.FieldLogger
 }
@@ -55,28 +54,34 @@ type Options struct {
 // Forwarder follows the logs of every monitored container that does not say
 // lookout.logs=false.
 type Forwarder struct {
-	opts          Options
-	started       time.Time
-	docker        Docker
-	store         *store
-	network, addr string
-	changes       chan inventory.Change
-	saved         func(id string, p Position) // tests: called after each position saved
+	opts    Options
+	fwd     forward.Config
+	started time.Time
+	docker  Docker
+	store   *store
+	updates *inventory.Mailbox          // the inventory's: the latest state of each container
+	saved   func(id string, p Position) // tests: called after each position saved
 
-	// Touched only by Run's goroutine.
-	followers map[string]*follower
-	latest    map[string]inventory.Change
-	notBefore map[string]time.Time
-	idle      map[string]time.Duration
-	conns     map[string]*conn // one connection per container, kept across follows
-	wg        sync.WaitGroup
-	done      chan followDone
+	// containers is written only by Run's goroutine, under mu (Points reads it).
+	containers map[string]*tracked
+	wg         sync.WaitGroup
+	done       chan followDone
 
-	mu        sync.Mutex
-	perCont   map[string]*counters
-	total     counters
-	changesDr atomic.Uint64
-	active    atomic.Int64
+	mu     sync.Mutex
+	total  counters
+	active atomic.Int64
+}
+
+// tracked is everything the forwarder keeps of one container, so that forgetting the
+// container forgets all of it: its latest state, its follower, its connection to Fluentd,
+// its counters and (in the store, by its ID) its position.
+type tracked struct {
+	latest    inventory.Update
+	follower  *follower       // nil while not followed
+	client    *forward.Client // one connection per container, kept across follows; nil before the first
+	cnt       *counters       // nil before the first follow; reported by Points
+	notBefore time.Time       // no follow before this (a follow that ended waits a second)
+	idle      time.Duration   // the idle time of the next follow (see errIdle)
 }
 
 // followDone is what a follower reports when it ends.
@@ -98,11 +103,15 @@ type counters struct {
 	positionErrors                            atomic.Uint64 // acknowledged batches whose position was not saved
 }
 
-// New returns a forwarder; it creates the state directory and checks it is writable.
-func New(docker Docker, opts Options) (*Forwarder, error) {
-	network, addr, err := parseAddress(opts.Address)
-	if err != nil {
-		return nil, fmt.Errorf("fluentd address %q: %w", opts.Address, err)
+// New returns a forwarder of the containers whose states updates brings (the inventory's
+// Mailbox); it creates the state directory and checks it is writable.
+func New(docker Docker, updates *inventory.Mailbox, opts Options) (*Forwarder, error) {
+	if opts.InFlight <= 0 {
+		opts.InFlight = forward.DefaultInFlight
+	}
+	fwd := forward.Config{Address: opts.Address, TLS: opts.TLS, Auth: opts.Auth, Timeout: opts.Timeout, InFlight: opts.InFlight}
+	if _, err := forward.New(fwd); err != nil { // checks the address
+		return nil, err
 	}
 	st, err := newStore(opts.StateDir)
 	if err != nil {
@@ -114,17 +123,11 @@ func New(docker Docker, opts Options) (*Forwarder, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
 	}
-	if opts.InFlight <= 0 {
-		opts.InFlight = 4
-	}
 	if opts.BufferLimit < opts.BatchSize {
 		opts.BufferLimit = max(10000, opts.BatchSize)
 	}
 	if opts.MaxRecordSize <= 0 {
 		opts.MaxRecordSize = 1 << 20
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Second
 	}
 	if opts.Linger <= 0 {
 		opts.Linger = 100 * time.Millisecond
@@ -132,27 +135,13 @@ func New(docker Docker, opts Options) (*Forwarder, error) {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Forwarder{opts: opts, started: time.Now(), docker: docker, store: st, network: network, addr: addr,
-		changes: make(chan inventory.Change, 1024), followers: map[string]*follower{},
-		latest: map[string]inventory.Change{}, notBefore: map[string]time.Time{}, done: make(chan followDone), idle: map[string]time.Duration{},
-		conns: map[string]*conn{}, perCont: map[string]*counters{}}, nil
+	return &Forwarder{opts: opts, fwd: fwd, started: time.Now(), docker: docker, store: st, updates: updates,
+		containers: map[string]*tracked{}, done: make(chan followDone)}, nil
 }
 
-var _ inventory.Handler = (*Forwarder)(nil)
-
-// HandleChange implements inventory.Handler; it never blocks. A change dropped on a full
-// queue is counted; the next refresh repeats it.
-func (f *Forwarder) HandleChange(_ context.Context, ch inventory.Change) {
-	select {
-	case f.changes <- ch:
-	default:
-		f.changesDr.Add(1)
-	}
-}
-
-func wanted(ch inventory.Change) bool {
-	c := ch.Container
-	return ch.Kind != inventory.Gone && c.Monitored && c.State.Running && !c.State.Restarting &&
+func wanted(u inventory.Update) bool {
+	c := u.Container
+	return !u.Gone && c.Monitored && c.State.Running && !c.State.Restarting &&
 		(c.Config.Logs.Enable == nil || *c.Config.Logs.Enable)
 }
 
@@ -164,107 +153,123 @@ func (f *Forwarder) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			for _, fl := range f.followers {
-				fl.cancel()
+			following := 0
+			for _, t := range f.containers {
+				if t.follower != nil {
+					t.follower.cancel()
+					following++
+				}
 			}
 			// Drain the followers' done notices so that they can return.
-			for len(f.followers) > 0 {
-				delete(f.followers, (<-f.done).id)
+			for ; following > 0; following-- {
+				<-f.done
 			}
-			for _, c := range f.conns {
-				c.close()
+			for _, t := range f.containers {
+				if t.client != nil {
+					t.client.Close()
+				}
 			}
 			return
-		case ch := <-f.changes:
-			id := ch.Container.ID
-			f.latest[id] = ch
-			if ch.Kind == inventory.Gone && f.followers[id] == nil {
-				f.forget(id)
-			}
-			f.startIfWanted(ctx, id)
+		case <-f.updates.Ready():
+			f.updates.Each(func(u inventory.Update) { f.update(ctx, u) })
 		case d := <-f.done:
-			id := d.id
-			delete(f.followers, id)
-			f.notBefore[id] = time.Now().Add(time.Second)
+			t := f.containers[d.id]
+			t.follower = nil
+			t.notBefore = time.Now().Add(time.Second)
 			switch {
 			case !errors.Is(d.err, errIdle):
 			case d.got:
-				f.idle[id] = minIdle
-				f.notBefore[id] = time.Time{}
+				t.idle = minIdle
+				t.notBefore = time.Time{}
 			default:
-				f.idle[id] = min(2*f.idle[id], maxIdle)
-				f.notBefore[id] = time.Time{}
+				t.idle = min(2*t.idle, maxIdle)
+				t.notBefore = time.Time{}
 			}
-			// Gone: by the inventory's word, or by Docker's (no such container) when the
-			// inventory's one Gone notice was dropped on a full queue.
-			if ch, ok := f.latest[id]; (ok && ch.Kind == inventory.Gone) || errdefs.IsNotFound(d.err) {
-				f.forget(id)
+			if t.latest.Gone {
+				f.forget(d.id)
 			}
 		case <-tick.C:
-			for id := range f.latest {
-				f.startIfWanted(ctx, id)
+			for id, t := range f.containers {
+				f.startIfWanted(ctx, id, t)
 			}
 		}
 	}
 }
 
-// forget drops what is kept of a container that is gone and no longer followed.
+// update takes the latest state of a container: it starts following it if wanted, and
+// forgets a container that is gone. A container removed while followed is forgotten when
+// its follower ends: that is when the log it read (its stream ends with the container) is
+// delivered, and the follower writes its position no more.
+func (f *Forwarder) update(ctx context.Context, u inventory.Update) {
+	id := u.ID()
+	t := f.containers[id]
+	if t == nil {
+		if u.Gone {
+			return
+		}
+		t = &tracked{}
+		f.mu.Lock()
+		f.containers[id] = t
+		f.mu.Unlock()
+	}
+	t.latest = u
+	if u.Gone {
+		if t.follower == nil {
+			f.forget(id)
+		}
+		return
+	}
+	f.startIfWanted(ctx, id, t)
+}
+
+// forget drops everything kept of a container that is gone and no longer followed.
 func (f *Forwarder) forget(id string) {
-	delete(f.latest, id)
-	delete(f.notBefore, id)
-	delete(f.idle, id)
-	if c := f.conns[id]; c != nil {
-		c.close()
-		delete(f.conns, id)
+	if t := f.containers[id]; t != nil && t.client != nil {
+		t.client.Close()
 	}
 	f.store.remove(id)
 	f.mu.Lock()
-	delete(f.perCont, id)
+	delete(f.containers, id)
 	f.mu.Unlock()
 }
 
-func (f *Forwarder) startIfWanted(ctx context.Context, id string) {
-	ch, ok := f.latest[id]
-	if !ok || !wanted(ch) || f.followers[id] != nil || time.Now().Before(f.notBefore[id]) {
+func (f *Forwarder) startIfWanted(ctx context.Context, id string, t *tracked) {
+	if !wanted(t.latest) || t.follower != nil || time.Now().Before(t.notBefore) {
 		return
 	}
-	c := ch.Container
+	u := t.latest
+	c := u.Container
 	tagTmpl := f.opts.Tag
 	if c.Config.Logs.Tag != nil {
 		tagTmpl = c.Config.Logs.Tag
 	}
-	tag, err := f.tag(tagTmpl, c, ch.Engine)
+	tag, err := f.tag(tagTmpl, c, u.Engine)
 	if err != nil {
 		f.opts.Log.WithError(err).WithField("container", c.Name).Warn("logs: tag template failed; using the agent's")
-		tag, _ = f.tag(f.opts.Tag, c, ch.Engine)
+		tag, _ = f.tag(f.opts.Tag, c, u.Engine)
 	}
 	f.mu.Lock()
-	cnt := f.perCont[id]
-	if cnt == nil {
-		cnt = &counters{}
-		f.perCont[id] = cnt
+	if t.cnt == nil {
+		t.cnt = &counters{}
 	}
-	cnt.tags = c.Tags(ch.Engine)
+	t.cnt.tags = c.Tags(u.Engine)
 	f.mu.Unlock()
-	if f.idle[id] == 0 {
-		f.idle[id] = minIdle
+	if t.idle == 0 {
+		t.idle = minIdle
 	}
-	cn := f.conns[id]
-	if cn == nil {
-		cn = &conn{network: f.network, addr: f.addr, tls: f.opts.TLS, auth: f.opts.Auth, timeout: f.opts.Timeout}
-		f.conns[id] = cn
+	if t.client == nil {
+		t.client, _ = forward.New(f.fwd) // the address was checked by New
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	fl := &follower{f: f, id: id, name: c.Name, tty: c.Tty, tag: tag, multiline: c.Config.Logs.Multiline,
-		cnt: cnt, cancel: cancel, idle: f.idle[id], conn: cn}
-	fl.meta, fl.metaPairs = encodeMeta(recordFields(c, ch.Engine))
-	f.followers[id] = fl
+		meta: forward.NewMeta(recordFields(c, u.Engine)), cnt: t.cnt, cancel: cancel, idle: t.idle, client: t.client}
+	t.follower = fl
 	f.active.Add(1)
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		defer f.active.Add(-1)
-		err := fl.run(fctx) // the connection stays open for the next follow (deliver closes it on errors)
+		err := fl.run(fctx) // the connection stays open for the next follow (Deliver closes it on errors)
 		cancel()
 		if err != nil && fctx.Err() == nil && !errors.Is(err, errIdle) {
 			f.opts.Log.WithError(err).WithField("container", c.Name).Warn("logs: following stopped; retrying")
@@ -314,11 +319,12 @@ func (f *Forwarder) Points(now time.Time, tags map[string]string) []metric.Point
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []metric.Point
-	for _, c := range f.perCont {
-		out = append(out, metric.New("lookout_logs", c.tags, c.fields(), now))
+	for _, t := range f.containers {
+		if t.cnt != nil {
+			out = append(out, metric.New("lookout_logs", t.cnt.tags, t.cnt.fields(), now))
+		}
 	}
-	fields := append(f.total.fields(), metric.Field{Key: "followed", Value: f.active.Load()},
-		metric.Field{Key: "changes_dropped", Value: f.changesDr.Load()})
+	fields := append(f.total.fields(), metric.Field{Key: "followed", Value: f.active.Load()})
 	return append(out, metric.New("lookout_logs_total", tags, fields, now))
 }
 

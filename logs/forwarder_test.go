@@ -3,23 +3,22 @@ package logs
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/errdefs"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/internal/testpeer"
 	"github.com/lookout-agent/lookout/inventory"
+	"github.com/lookout-agent/lookout/logs/forward/forwardtest"
 )
 
 // fakeLogs serves a container's log as Docker's logs API does with timestamps: frames
@@ -64,16 +63,29 @@ func (f *fakeLogs) ContainerLogs(_ context.Context, _ string, o container.LogsOp
 
 func runForwarder(t *testing.T, docker Docker, addr, state string) (stop func()) {
 	t.Helper()
-	f, err := New(docker, Options{Address: addr, StateDir: state, BatchSize: 2, Linger: 10 * time.Millisecond, FromStart: true, Log: testLog(t)})
+	_, mb, stop := startForwarder(t, docker, addr, state)
+	mb.Put(inventory.Update{Container: appContainer(true)})
+	return stop
+}
+
+// startForwarder runs a forwarder fed by the mailbox it returns.
+func startForwarder(t *testing.T, docker Docker, addr, state string) (*Forwarder, *inventory.Mailbox, func()) {
+	t.Helper()
+	mb := inventory.NewMailbox("logs", testLog(t))
+	f, err := New(docker, mb, Options{Address: addr, StateDir: state, BatchSize: 2, Linger: 10 * time.Millisecond, FromStart: true, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(ctx) }()
-	f.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: &inventory.Container{ID: "c0ffee", Name: "app",
-		Image: "example/app:1", Monitored: true, State: container.State{Running: true}}})
-	return func() { cancel(); <-done }
+	return f, mb, func() { cancel(); <-done }
+}
+
+// appContainer is the state of the container the tests follow.
+func appContainer(running bool) *inventory.Container {
+	return &inventory.Container{ID: "c0ffee", Name: "app", Image: "example/app:1", Monitored: true,
+		State: container.State{Running: running}}
 }
 
 // TestResumeExactlyOnce: messages that share a timestamp, a restart of the forwarder
@@ -168,42 +180,71 @@ func startReceiver(t *testing.T) *testpeer.Fluentd {
 	return rcv
 }
 
-// goneLogs answers as Docker does for a container that no longer exists.
-type goneLogs struct{ calls atomic.Int64 }
-
-func (g *goneLogs) ContainerLogs(context.Context, string, container.LogsOptions) (io.ReadCloser, error) {
-	g.calls.Add(1)
-	return nil, errdefs.NotFound(errors.New("No such container: c0ffee"))
+// kept says what the forwarder keeps of the container: its counters (a lookout_logs
+// point) and its position file.
+func kept(f *Forwarder) (counters, position bool) {
+	for _, p := range f.Points(time.Now(), nil) {
+		if p.Name == "lookout_logs" {
+			counters = true
+		}
+	}
+	_, err := os.Stat(f.store.path("c0ffee"))
+	return counters, err == nil
 }
 
-// TestForgetsAContainerDockerNoLongerHas: the inventory's Gone notice for a container was
-// lost (a full queue); Docker's "no such container" makes the forwarder forget it all the
-// same, instead of keeping its counters and retrying it every second.
-func TestForgetsAContainerDockerNoLongerHas(t *testing.T) {
-	docker := &goneLogs{}
-	f, err := New(docker, Options{Address: "127.0.0.1:1", StateDir: t.TempDir(), FromStart: true, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); f.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	f.HandleChange(ctx, inventory.Change{Kind: inventory.Seen, Container: &inventory.Container{ID: "c0ffee", Name: "app",
-		Image: "example/app:1", Monitored: true, State: container.State{Running: true}}})
-	perContainer := func() int {
-		n := 0
-		for _, p := range f.Points(time.Now(), nil) {
-			if p.Name == "lookout_logs" {
-				n++
-			}
-		}
-		return n
-	}
-	for deadline := time.Now().Add(20 * time.Second); docker.calls.Load() == 0 || perContainer() > 0; time.Sleep(10 * time.Millisecond) {
+// waitFor polls cond until it holds, failing the test after 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %d log requests answered 'no such container', %d per-container point(s) remain",
-				docker.calls.Load(), perContainer())
+			t.Fatalf("still not %s after 20 s", what)
 		}
 	}
+}
+
+// TestGoneForgetsTheContainer: the inventory's Gone makes the forwarder forget the
+// container's state at once: its counters, its position and its connection to Fluentd.
+func TestGoneForgetsTheContainer(t *testing.T) {
+	srv := forwardtest.Start(t)
+	logs := &fakeLogs{}
+	logs.add(time.Unix(1700000000, 0), "first")
+	f, mb, stop := startForwarder(t, logs, srv.Addr, t.TempDir())
+	defer stop()
+	mb.Put(inventory.Update{Container: appContainer(true)})
+	c := srv.Next(t)
+	c.Ack(t, c.Read(t, 1)[0])
+	waitFor(t, "delivered", func() bool { cnt, pos := kept(f); return cnt && pos && f.total.lines.Load() == 1 })
+
+	mb.Put(inventory.Update{Container: appContainer(true), Gone: true})
+	waitFor(t, "forgotten", func() bool { cnt, pos := kept(f); return !cnt && !pos })
+	c.WaitClosed(t) // the connection is closed with it
+	f.mu.Lock()
+	n := len(f.containers)
+	f.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d containers kept, want none", n)
+	}
+}
+
+// TestStoppedThenRemoved: a container that stops keeps its state (it may start again and
+// resume from its position); its removal, arriving later, forgets it.
+func TestStoppedThenRemoved(t *testing.T) {
+	srv := forwardtest.Start(t)
+	logs := &fakeLogs{}
+	logs.add(time.Unix(1700000000, 0), "first")
+	f, mb, stop := startForwarder(t, logs, srv.Addr, t.TempDir())
+	defer stop()
+	mb.Put(inventory.Update{Container: appContainer(true)})
+	c := srv.Next(t)
+	c.Ack(t, c.Read(t, 1)[0])
+	waitFor(t, "delivered", func() bool { return f.total.lines.Load() == 1 })
+
+	mb.Put(inventory.Update{Container: appContainer(false)})
+	waitFor(t, "stopped following", func() bool { return mb.Pending() == 0 && f.active.Load() == 0 })
+	if cnt, pos := kept(f); !cnt || !pos {
+		t.Fatalf("stopped: counters kept %v, position kept %v; want both kept", cnt, pos)
+	}
+	mb.Put(inventory.Update{Container: appContainer(false), Gone: true})
+	waitFor(t, "forgotten", func() bool { cnt, pos := kept(f); return !cnt && !pos })
+	c.WaitClosed(t)
 }

@@ -66,8 +66,7 @@ var logCounters = map[string]Desc{
 
 func withLogTotals(m map[string]Desc) map[string]Desc {
 	out := map[string]Desc{
-		"followed":        gauge("Containers whose logs are being read."),
-		"changes_dropped": counter("Container changes dropped on the log forwarder's full queue (repeated by the next refresh)."),
+		"followed": gauge("Containers whose logs are being read."),
 	}
 	for k, v := range m {
 		out[k] = v

@@ -43,7 +43,7 @@ func agentSources(t *testing.T) []collectors.Named {
 		t.Fatal(err)
 	}
 	inv := inventory.New(nil, inventory.Options{Log: log})
-	fwd, err := logs.New(nil, logs.Options{Address: "127.0.0.1:1", StateDir: t.TempDir(), Log: log})
+	fwd, err := logs.New(nil, inv.Mailbox("logs"), logs.Options{Address: "127.0.0.1:1", StateDir: t.TempDir(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestTableCoversEverySourceField(t *testing.T) {
 	// lookout_logs (per followed container) has the counters of lookout_logs_total
 	// (the same function makes both) but for the two fields only the total has.
 	for f := range emitted["lookout_logs_total"] {
-		if f == "followed" || f == "changes_dropped" {
+		if f == "followed" {
 			continue
 		}
 		if _, ok := metrics.Describe("lookout_logs", f); !ok {

@@ -35,6 +35,7 @@ import (
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/logs"
+	"github.com/lookout-agent/lookout/logs/forward"
 	"github.com/lookout-agent/lookout/metric"
 	"github.com/lookout-agent/lookout/metrics"
 	"github.com/lookout-agent/lookout/resources"
@@ -238,13 +239,12 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		if auth != nil { // never the key or the password
 			log.WithField("self_hostname", auth.SelfHostname).WithField("username", auth.Username).Info("logs: shared-key handshake on: Fluentd must ask for it (HELO)")
 		}
-		fwd, err = logs.New(dc, logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Auth: auth, Tag: tag, StateDir: cfg.StateDir,
+		fwd, err = logs.New(dc, inv.Mailbox("logs"), logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Auth: auth, Tag: tag, StateDir: cfg.StateDir,
 			BufferLimit: cfg.Fluentd.BufferLimit, BatchSize: cfg.Fluentd.BatchSize, MaxRecordSize: cfg.Fluentd.MaxRecordSize,
 			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout), Log: log})
 		if err != nil {
 			return fmt.Errorf("logs: %w", err)
 		}
-		inv.Subscribe(fwd)
 		sources = append(sources, collectors.Named{Name: "logs", Source: fwd})
 	}
 	hostTags := func() map[string]string { return map[string]string{"engine_host": inv.Engine().Host} }
@@ -596,11 +596,11 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 
 // fluentdAuth returns the shared-key handshake settings, nil without a shared key. The
 // hostname it introduces itself with defaults to the node's (Docker's), else the agent's.
-func fluentdAuth(ctx context.Context, f config.Fluentd, dc *client.Client) *logs.Auth {
+func fluentdAuth(ctx context.Context, f config.Fluentd, dc *client.Client) *forward.Auth {
 	if f.SharedKey == "" {
 		return nil
 	}
-	a := &logs.Auth{SharedKey: f.SharedKey, SelfHostname: f.SelfHostname, Username: f.Username, Password: f.Password}
+	a := &forward.Auth{SharedKey: f.SharedKey, SelfHostname: f.SelfHostname, Username: f.Username, Password: f.Password}
 	if a.SelfHostname == "" {
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if info, err := dc.Info(ictx); err == nil {

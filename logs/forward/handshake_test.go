@@ -1,4 +1,4 @@
-package logs
+package forward
 
 import (
 	"bufio"
@@ -114,10 +114,9 @@ func TestHandshake(t *testing.T) {
 	rcv := startReceiver(t)
 	addr := authServer{key: "k3y", pongKey: "k3y", user: "alice", pass: "pa55", upstream: rcv.Addr}.start(t)
 	liar := authServer{key: "k3y", pongKey: "guessed", upstream: rcv.Addr}.start(t)
-	b := &batch{tag: "t", records: []Record{{Time: time.Unix(1700000000, 7), Source: "stdout", Log: []byte("with key")}}}
-	meta, n := encodeMeta([][2]string{{"container_id", "x"}})
-	chunk := newChunkID()
-	msg := encodeForward(b, meta, n, chunk)
+	chunk := NewChunkID()
+	msg := oneRecord("t", Entry{Time: time.Unix(1700000000, 7), Source: "stdout", Log: []byte("with key")},
+		NewMeta([][2]string{{"container_id", "x"}}), chunk)
 
 	for _, c := range []struct {
 		addr string
@@ -129,8 +128,8 @@ func TestHandshake(t *testing.T) {
 		{addr, &Auth{SharedKey: "k3y", SelfHostname: "agent-1", Username: "alice", Password: "wrong-pass"}, `"username/password mismatch"`},
 		{liar, &Auth{SharedKey: "k3y", SelfHostname: "agent-1"}, `server "fluentd-a" answered with a digest that does not match the shared key`},
 	} {
-		cn := &conn{network: "tcp", addr: c.addr, auth: c.auth, timeout: 5 * time.Second}
-		err := cn.send(t.Context(), msg, chunk)
+		cn := newClient(t, Config{Address: c.addr, Auth: c.auth, Timeout: 5 * time.Second})
+		err := cn.Send(t.Context(), msg, chunk)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("auth %+v: error %v, want one saying %q", c.auth, err, c.want)
 		}
@@ -140,16 +139,16 @@ func TestHandshake(t *testing.T) {
 		if c.auth == nil && !errors.Is(err, errHELO) {
 			t.Errorf("no key: error %v, want errHELO", err)
 		}
-		cn.close()
+		cn.Close()
 	}
 	if recs, _ := rcv.Records(); len(recs) != 0 {
 		t.Fatalf("records %+v arrived through a failed handshake", recs)
 	}
 
-	c := &conn{network: "tcp", addr: addr, auth: &Auth{SharedKey: "k3y", SelfHostname: "agent-1", Username: "alice", Password: "pa55"}, timeout: 5 * time.Second}
-	defer c.close()
+	c := newClient(t, Config{Address: addr, Auth: &Auth{SharedKey: "k3y", SelfHostname: "agent-1", Username: "alice", Password: "pa55"}, Timeout: 5 * time.Second})
+	defer c.Close()
 	for i := 0; i < 2; i++ { // the second message reuses the connection (keepalive)
-		if err := c.send(t.Context(), msg, chunk); err != nil {
+		if err := c.Send(t.Context(), msg, chunk); err != nil {
 			t.Fatalf("send %d with the right key: %v", i, err)
 		}
 	}
@@ -166,18 +165,18 @@ func TestHandshake(t *testing.T) {
 // new handshake, for each message; one that keeps connections gets one handshake.
 func TestHandshakeKeepalive(t *testing.T) {
 	rcv := startReceiver(t)
-	b := &batch{tag: "t", records: []Record{{Time: time.Unix(1700000000, 0), Source: "stdout", Log: []byte("x")}}}
+	e := Entry{Time: time.Unix(1700000000, 0), Source: "stdout", Log: []byte("x")}
 	for _, oneShot := range []bool{false, true} {
 		var helos atomic.Int32
 		addr := authServer{key: "k3y", pongKey: "k3y", upstream: rcv.Addr, oneShot: oneShot, helos: &helos}.start(t)
-		c := &conn{network: "tcp", addr: addr, auth: &Auth{SharedKey: "k3y", SelfHostname: "agent-1"}, timeout: 5 * time.Second}
+		c := newClient(t, Config{Address: addr, Auth: &Auth{SharedKey: "k3y", SelfHostname: "agent-1"}, Timeout: 5 * time.Second})
 		for i := 0; i < 3; i++ {
-			chunk := newChunkID()
-			if err := c.send(t.Context(), encodeForward(b, nil, 0, chunk), chunk); err != nil {
+			chunk := NewChunkID()
+			if err := c.Send(t.Context(), oneRecord("t", e, Meta{}, chunk), chunk); err != nil {
 				t.Fatalf("keepalive %v, send %d: %v", !oneShot, i, err)
 			}
 		}
-		c.close()
+		c.Close()
 		if want := map[bool]int32{false: 1, true: 3}[oneShot]; helos.Load() != want {
 			t.Errorf("keepalive %v: %d handshakes for 3 messages, want %d", !oneShot, helos.Load(), want)
 		}

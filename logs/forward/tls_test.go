@@ -1,4 +1,4 @@
-package logs
+package forward
 
 import (
 	"crypto/ecdsa"
@@ -55,18 +55,17 @@ func tlsFront(t *testing.T, addr string) (string, *x509.CertPool) {
 func TestTLS(t *testing.T) {
 	rcv := startReceiver(t)
 	front, pool := tlsFront(t, rcv.Addr)
-	b := &batch{tag: "t", records: []Record{{Time: time.Unix(1700000000, 7), Source: "stdout", Log: []byte("over tls")}}}
-	meta, n := encodeMeta([][2]string{{"container_id", "x"}})
-	chunk := newChunkID()
-	msg := encodeForward(b, meta, n, chunk)
+	chunk := NewChunkID()
+	msg := oneRecord("t", Entry{Time: time.Unix(1700000000, 7), Source: "stdout", Log: []byte("over tls")},
+		NewMeta([][2]string{{"container_id", "x"}}), chunk)
 
-	untrusted := &conn{network: "tcp", addr: front, tls: &tls.Config{MinVersion: tls.VersionTLS12}, timeout: 5 * time.Second}
-	if err := untrusted.send(t.Context(), msg, chunk); err == nil {
+	untrusted := newClient(t, Config{Address: front, TLS: &tls.Config{MinVersion: tls.VersionTLS12}, Timeout: 5 * time.Second})
+	if err := untrusted.Send(t.Context(), msg, chunk); err == nil {
 		t.Fatal("a server certificate nobody trusts was accepted")
 	}
-	c := &conn{network: "tcp", addr: front, tls: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, timeout: 5 * time.Second}
-	defer c.close()
-	if err := c.send(t.Context(), msg, chunk); err != nil {
+	c := newClient(t, Config{Address: front, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Timeout: 5 * time.Second})
+	defer c.Close()
+	if err := c.Send(t.Context(), msg, chunk); err != nil {
 		t.Fatalf("send over TLS: %v", err)
 	}
 	recs, _ := rcv.Records()
