@@ -149,7 +149,8 @@ func wanted(u inventory.Update) bool {
 func (f *Forwarder) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	defer f.wg.Wait()
+	// The followers are waited for only on a normal return: after a panic, Supervise
+	// runs Run again, and the followers still running report to it.
 	for {
 		select {
 		case <-ctx.Done():
@@ -169,6 +170,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 					t.client.Close()
 				}
 			}
+			f.wg.Wait()
 			return
 		case <-f.updates.Ready():
 			f.updates.Each(func(u inventory.Update) { f.update(ctx, u) })

@@ -229,6 +229,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	}
 	sources = append(sources, collectors.Named{Name: "inventory", Source: inv}, collectors.Named{Name: "probes", Source: sched})
 	var fwd *logs.Forwarder
+	var logsBox *inventory.Mailbox
 	if cfg.Fluentd.Address != "" {
 		tag, _ := labels.ParseLogTag(cfg.Fluentd.Tag) // checked by Validate
 		tlsConf, err := cfg.Fluentd.TLSConfig()
@@ -239,7 +240,8 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		if auth != nil { // never the key or the password
 			log.WithField("self_hostname", auth.SelfHostname).WithField("username", auth.Username).Info("logs: shared-key handshake on: Fluentd must ask for it (HELO)")
 		}
-		fwd, err = logs.New(dc, inv.Mailbox("logs"), logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Auth: auth, Tag: tag, StateDir: cfg.StateDir,
+		logsBox = inv.Mailbox("logs")
+		fwd, err = logs.New(dc, logsBox, logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Auth: auth, Tag: tag, StateDir: cfg.StateDir,
 			BufferLimit: cfg.Fluentd.BufferLimit, BatchSize: cfg.Fluentd.BatchSize, MaxRecordSize: cfg.Fluentd.MaxRecordSize,
 			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout), Log: log})
 		if err != nil {
@@ -314,7 +316,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	}
 	if fwd != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); fwd.Run(producers) }()
+		go func() { defer wg.Done(); logsBox.Supervise(producers, fwd.Run) }()
 	}
 	spans.start(producers, &wg, shipCtx, &shipDone)
 	<-ctx.Done()
