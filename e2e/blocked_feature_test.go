@@ -122,12 +122,13 @@ func openFiles() int {
 
 // TestBlockedFeatureEndsWithTheInventorysContainers: the checks, resources and logs features
 // stop taking from their mailboxes for a minute while 1,000 containers are created and
-// removed (one in ten started). While blocked, what waits for them is bounded by the
+// removed. While blocked, what waits for them is bounded by the
 // containers alive at once, not by the churn; let go, each ends with exactly the
 // inventory's containers: the checks of the stable containers only, no series of a
 // removed container, no file or connection left open.
 func TestBlockedFeatureEndsWithTheInventorysContainers(t *testing.T) {
 	const stable, churn, workers = 10, 1000, 8
+	startEvery := 0 // start one churned container in startEvery; 0: none
 	blockFor := time.Minute
 	if testing.Short() {
 		t.Skip("e2e")
@@ -301,7 +302,9 @@ func TestBlockedFeatureEndsWithTheInventorysContainers(t *testing.T) {
 				resp, err := dc.ContainerCreate(cctx, &container.Config{Image: testImage, Labels: labelsFor()}, nil, nil, nil, name)
 				if err == nil {
 					created.Add(1)
-					if i%10 == 0 {
+					// Not started: Docker 20.10 can deadlock in its network code when
+					// many started containers are removed at once (moby/moby#46661).
+					if startEvery > 0 && i%startEvery == 0 {
 						if err = dc.ContainerStart(cctx, resp.ID, container.StartOptions{}); err == nil {
 							started.Add(1)
 						}
