@@ -4,7 +4,14 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
-.PHONY: bench-spans bench-queue bench-outage bench-msgpack
+.PHONY: bench-spans bench-queue bench-outage bench-msgpack baseline
+
+## BASELINE: the git ref whose Lookout bench-probes, bench-resources and bench-spans run
+## next to bin/lookout, same load, same run, with the ratios new/baseline (default: the
+## commit before issue 10's restructure). `make BASELINE= bench-probes` runs no baseline.
+## BENCH_ARGS: more flags for the bench program, e.g. BENCH_ARGS='-duration 1m'.
+BASELINE ?= 8a4da67
+BASELINE_FLAG = $(if $(BASELINE),-baseline bin/lookout-baseline)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -37,6 +44,12 @@ peers:
 	@bash scripts/peers.sh fluentd
 	@bash scripts/peers.sh jaeger
 
+## baseline: bin/lookout-baseline built from $(BASELINE) (cached by commit in bin/).
+baseline:
+ifneq ($(BASELINE),)
+	@GO=$(GO) bash scripts/build-baseline.sh $(BASELINE) bin/lookout-baseline
+endif
+
 fuzz:
 	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
 	$(GO) test ./shipper/diskqueue/ -run XXX -fuzz FuzzRecover -fuzztime 60s
@@ -49,26 +62,29 @@ bench-latency: peers build
 	@bash scripts/peers.sh telegraf
 	$(GO) run ./bench/healthlatency
 
-## bench-probes: 200 containers, one HTTP check a second, Lookout vs Telegraf http_response.
-bench-probes: peers build
+## bench-probes: 200 containers, one HTTP check a second, Lookout vs Telegraf http_response
+## (and vs the BASELINE build).
+bench-probes: peers build baseline
 	@bash scripts/peers.sh telegraf
-	$(GO) run ./bench/probeload
+	$(GO) run ./bench/probeload $(BASELINE_FLAG) $(BENCH_ARGS)
 
 ## bench-logs: a container logging as fast as it can, through Lookout vs Docker's fluentd
 ## log driver, to the same forward-protocol receiver (see BENCHMARKS.md).
 bench-logs: peers build
 	$(GO) run ./bench/logthroughput -duration $${DURATION:-15s} -log-max-size $${LOG_MAX_SIZE:-1g}
-## bench-spans: span relay throughput and CPU per span, Lookout vs jaeger-agent v1.62.
-bench-spans: peers build
-	$(GO) run ./bench/spanrelay
+## bench-spans: span relay throughput and CPU per span, Lookout vs jaeger-agent v1.62
+## (and vs the BASELINE build).
+bench-spans: peers build baseline
+	$(GO) run ./bench/spanrelay $(BASELINE_FLAG) $(BENCH_ARGS)
 
 clean:
 	rm -rf bin .peers
 
-## bench-resources: container resource metrics, Lookout (cgroup files, stats API) vs Telegraf inputs.docker.
-bench-resources: peers build
+## bench-resources: container resource metrics, Lookout (cgroup files, stats API) vs Telegraf
+## inputs.docker (and vs the BASELINE build).
+bench-resources: peers build baseline
 	@bash scripts/peers.sh telegraf
-	$(GO) run ./bench/resources
+	$(GO) run ./bench/resources $(BASELINE_FLAG) $(BENCH_ARGS)
 
 ## bench-queue: the metrics disk queue's storage, Lookout's shipper/diskqueue vs tidwall/wal
 ## (Telegraf's disk buffer), 1 GiB queue; a module of its own (bench/queuestore/go.mod).

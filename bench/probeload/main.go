@@ -1,7 +1,10 @@
 // Command probeload runs one HTTP check a second against each of N containers for a
 // while, by Lookout (label-declared checks) and, in the same run, by real Telegraf's
 // inputs.http_response polling the same URLs at the same interval, and prints each one's
-// CPU, RSS and p99 scheduling delay with the ratios. Run it with `make bench-probes`.
+// CPU, RSS and p99 scheduling delay with the ratios. With -baseline, a second Lookout
+// binary (the build from before a change) runs in the same run with the same settings
+// against the same containers, and the ratios new/baseline are printed too. Run it with
+// `make bench-probes` (BASELINE=<git ref> picks the baseline build).
 package main
 
 import (
@@ -23,12 +26,13 @@ func main() {
 	n := flag.Int("containers", 200, "containers, one HTTP check each")
 	dur := flag.Duration("duration", 5*time.Minute, "how long both probe")
 	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
+	baselineBin := flag.String("baseline", "", "a second lookout binary (the build before a change) run alongside, the same way; empty: none")
 	telegrafBin := flag.String("telegraf", ".peers/bin/telegraf", "the telegraf binary")
 	profile := flag.String("perf", "", "record a CPU profile of Lookout over the measured window into this file with "+
 		"Linux perf (perf record -g; needs an unstripped binary: -lookout; the profiling skews that run's CPU figures)")
 	flag.Parse()
 	testpeer.RemoveOnSignal("bench-probes")
-	if err := run(*n, *dur, *lookoutBin, *telegrafBin, *profile); err != nil {
+	if err := run(*n, *dur, *lookoutBin, *baselineBin, *telegrafBin, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "probeload:", err)
 		os.Exit(1)
 	}
@@ -39,7 +43,15 @@ type proc struct {
 	cmd  *exec.Cmd
 }
 
-func run(n int, dur time.Duration, lookoutBin, telegrafBin, profile string) error {
+// agent is one program under test: the database it writes its check runs to and the query
+// that reads them back (one row a run, series by container).
+type agent struct {
+	name, db, query string
+}
+
+const lookoutQuery = `SELECT success FROM lookout_check WHERE time >= %d AND time < %d GROUP BY container_name`
+
+func run(n int, dur time.Duration, lookoutBin, baselineBin, telegrafBin, profile string) error {
 	root, _ := os.Getwd()
 	work, err := os.MkdirTemp("", "lookout-probeload-")
 	if err != nil {
@@ -108,11 +120,27 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin, profile string) erro
 		procs = append(procs, proc{name, cmd})
 		return nil
 	}
-	if err := start("lookout", lookoutBin, []string{"run"}, []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL,
-		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_STATE_DIR=" + filepath.Join(work, "state"), "LOOKOUT_FLUSH_INTERVAL=1s",
-		// The same work as Telegraf's http_response: checks only, no resource readings.
-		"LOOKOUT_RESOURCES=off"}); err != nil {
+	// Every Lookout binary runs the same way; only its database and files are its own.
+	var agents []agent
+	startLookout := func(name, bin string) error {
+		a := agent{name: name, db: strings.ReplaceAll(name, "-", "_"), query: lookoutQuery}
+		if err := start(name, bin, []string{"run"}, []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL,
+			"LOOKOUT_INFLUXDB_DATABASE=" + a.db, "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_STATE_DIR=" + filepath.Join(work, name+"-state"),
+			"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(work, name+".heartbeat"), "LOOKOUT_FLUSH_INTERVAL=1s",
+			// The same work as Telegraf's http_response: checks only, no resource readings.
+			"LOOKOUT_RESOURCES=off"}); err != nil {
+			return err
+		}
+		agents = append(agents, a)
+		return nil
+	}
+	if err := startLookout("lookout", lookoutBin); err != nil {
 		return err
+	}
+	if baselineBin != "" {
+		if err := startLookout("baseline", baselineBin); err != nil {
+			return err
+		}
 	}
 	quoted := make([]string, n)
 	for i, u := range urls {
@@ -137,6 +165,8 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin, profile string) erro
 	if err := start("telegraf", telegrafBin, []string{"--config", conf}, nil); err != nil {
 		return err
 	}
+	agents = append(agents, agent{name: "telegraf", db: "telegraf",
+		query: `SELECT response_time FROM http_response WHERE time >= %d AND time < %d GROUP BY server`})
 
 	// Warm up, then measure CPU over the window and sample RSS every second.
 	time.Sleep(20 * time.Second)
@@ -173,10 +203,7 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin, profile string) erro
 	// Scheduling delay: how late each run started after the one before plus the interval.
 	delays := map[string][]time.Duration{}
 	runs := map[string]int{}
-	for _, q := range []struct{ name, db, query string }{
-		{"lookout", "lookout", `SELECT success FROM lookout_check WHERE time >= %d AND time < %d GROUP BY container_name`},
-		{"telegraf", "telegraf", `SELECT response_time FROM http_response WHERE time >= %d AND time < %d GROUP BY server`},
-	} {
+	for _, q := range agents {
 		rows, err := ix.Query(q.db, fmt.Sprintf(q.query, t0.UnixNano(), t1.UnixNano()))
 		if err != nil {
 			return err
@@ -196,37 +223,56 @@ func run(n int, dur time.Duration, lookoutBin, telegrafBin, profile string) erro
 	}
 
 	fmt.Printf("%d containers, one HTTP check a second each, measured for %s (after 20 s warm-up)\n", n, elapsed.Round(time.Second))
-	fmt.Printf("%-9s %8s %10s %10s %12s %12s\n", "agent", "runs", "CPU", "RSS max", "RSS median", "p99 delay")
-	for _, name := range []string{"lookout", "telegraf"} {
-		r := rss[name]
-		sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
-		d := delays[name]
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		p99 := time.Duration(0)
-		if len(d) > 0 {
-			p99 = d[min(len(d)-1, (len(d)*99+99)/100-1)]
-		}
-		fmt.Printf("%-9s %8d %9.1f%% %8.1fMiB %10.1fMiB %12s\n", name, runs[name], cpu[name]*100,
-			float64(r[len(r)-1])/1024, float64(r[len(r)/2])/1024, p99.Round(time.Millisecond))
+	fmt.Printf("lookout = %s\n", testpeer.AgentVersion(lookoutBin))
+	if baselineBin != "" {
+		fmt.Printf("baseline = %s, run alongside with the same settings\n", testpeer.AgentVersion(baselineBin))
 	}
-	// CPU per check run: an agent that falls behind does fewer runs for its CPU.
-	perRun := map[string]float64{}
-	for name, c := range cpu {
-		if runs[name] > 0 {
-			perRun[name] = c * elapsed.Seconds() * 1000 / float64(runs[name])
-		}
+	fmt.Printf("%-9s %8s %10s %10s %12s %12s %12s\n", "agent", "runs", "CPU", "RSS max", "RSS median", "p99 delay", "CPU per run")
+	res := map[string]result{}
+	for _, a := range agents {
+		r := summarize(rss[a.name], delays[a.name], runs[a.name], cpu[a.name], elapsed)
+		res[a.name] = r
+		fmt.Printf("%-9s %8d %9.1f%% %8.1fMiB %10.1fMiB %12s %9.3f ms\n", a.name, r.runs, r.cpu*100,
+			r.rssMax, r.rssMedian, r.p99.Round(time.Millisecond), r.perRun)
 	}
-	fmt.Printf("expected runs per agent: %d; CPU per run: lookout %.3f ms, telegraf %.3f ms\n",
-		n*int(elapsed/time.Second), perRun["lookout"], perRun["telegraf"])
-	if cpu["lookout"] > 0 && perRun["lookout"] > 0 {
-		fmt.Printf("ratio telegraf / lookout: CPU %.2fx, CPU per run %.2fx, RSS (max) %.2fx\n", cpu["telegraf"]/cpu["lookout"],
-			perRun["telegraf"]/perRun["lookout"],
-			float64(rss["telegraf"][len(rss["telegraf"])-1])/float64(rss["lookout"][len(rss["lookout"])-1]))
+	fmt.Printf("expected runs per agent: %d\n", n*int(elapsed/time.Second))
+	lk, tg := res["lookout"], res["telegraf"]
+	if lk.cpu > 0 && lk.perRun > 0 {
+		fmt.Printf("ratio telegraf / lookout: CPU %.2fx, CPU per run %.2fx, RSS (max) %.2fx\n", tg.cpu/lk.cpu,
+			tg.perRun/lk.perRun, tg.rssMax/lk.rssMax)
 	}
-	lr := rss["lookout"]
-	fmt.Printf("target CPU <= Telegraf's: %s; RSS < 40 MiB: %s\n", verdict(cpu["lookout"] <= cpu["telegraf"]),
-		verdict(float64(lr[len(lr)-1])/1024 < 40))
+	if b, ok := res["baseline"]; ok && b.cpu > 0 && b.perRun > 0 {
+		fmt.Printf("ratio lookout / baseline: CPU %.2fx, CPU per run %.2fx, RSS (max) %.2fx, RSS (median) %.2fx, p99 delay %s vs %s\n",
+			lk.cpu/b.cpu, lk.perRun/b.perRun, lk.rssMax/b.rssMax, lk.rssMedian/b.rssMedian,
+			lk.p99.Round(time.Millisecond), b.p99.Round(time.Millisecond))
+	}
+	fmt.Printf("target CPU <= Telegraf's: %s; RSS < 40 MiB: %s\n", verdict(lk.cpu <= tg.cpu), verdict(lk.rssMax < 40))
 	return nil
+}
+
+// result is one agent's figures over the measured window.
+type result struct {
+	runs              int
+	cpu               float64 // share of one core
+	rssMax, rssMedian float64 // MiB
+	p99               time.Duration
+	perRun            float64 // CPU milliseconds per check run: an agent that falls behind does fewer runs for its CPU
+}
+
+func summarize(rss []int64, delays []time.Duration, runs int, cpu float64, elapsed time.Duration) result {
+	r := result{runs: runs, cpu: cpu}
+	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
+	if len(rss) > 0 {
+		r.rssMax, r.rssMedian = float64(rss[len(rss)-1])/1024, float64(rss[len(rss)/2])/1024
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	if len(delays) > 0 {
+		r.p99 = delays[min(len(delays)-1, (len(delays)*99+99)/100-1)]
+	}
+	if runs > 0 {
+		r.perRun = cpu * elapsed.Seconds() * 1000 / float64(runs)
+	}
+	return r
 }
 
 func verdict(ok bool) string {

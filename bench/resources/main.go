@@ -1,9 +1,12 @@
 // Command resources measures what container resource metrics cost: N running containers,
-// one interval, and in turn nothing (the baseline), Lookout reading cgroup files,
-// Lookout reading Docker's one-shot stats API, and real Telegraf's inputs.docker, each for
-// the same duration on the same containers. For each phase it prints the collector's CPU
-// and peak RSS and the CPU of dockerd, containerd and the containerd shims (from
-// /proc/<pid>/stat), and the ratios. Run it with `make bench-resources`.
+// one interval, and in turn nothing (idle), Lookout with resources off, Lookout reading
+// cgroup files, Lookout reading Docker's one-shot stats API, and real Telegraf's
+// inputs.docker, each for the same duration on the same containers. For each phase it
+// prints the collector's CPU and peak RSS and the CPU of dockerd, containerd and the
+// containerd shims (from /proc/<pid>/stat), and the ratios. With -baseline, each Lookout
+// phase is run a second time with that binary (the build from before a change), the same
+// way, the two in alternating order, and the ratios new/baseline are printed too. Run it
+// with `make bench-resources` (BASELINE=<git ref> picks the baseline build).
 package main
 
 import (
@@ -21,7 +24,7 @@ import (
 
 type phase struct {
 	name    string
-	start   func() (*exec.Cmd, error) // nil: the baseline
+	start   func() (*exec.Cmd, error) // nil: idle, no collector
 	cpu     float64                   // collector CPU, % of one core
 	rssMiB  float64
 	daemons map[string]float64 // dockerd, containerd, shims: CPU % of one core
@@ -65,15 +68,16 @@ func main() {
 	interval := flag.Duration("interval", 10*time.Second, "collection interval of both agents")
 	dur := flag.Duration("duration", 2*time.Minute, "measured time per phase (after one interval of warm-up)")
 	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
+	baselineBin := flag.String("baseline", "", "a second lookout binary (the build before a change) measured in phases of its own, the same way; empty: none")
 	telegrafBin := flag.String("telegraf", ".peers/bin/telegraf", "the telegraf binary")
 	flag.Parse()
-	if err := run(*n, *interval, *dur, *lookoutBin, *telegrafBin); err != nil {
+	if err := run(*n, *interval, *dur, *lookoutBin, *baselineBin, *telegrafBin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-resources:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) error {
+func run(n int, interval, dur time.Duration, lookoutBin, baselineBin, telegrafBin string) error {
 	root, _ := os.Getwd()
 	work, err := os.MkdirTemp("", "lookout-bench-resources-")
 	if err != nil {
@@ -125,29 +129,46 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
   files = ["%s"]
   data_format = "influx"
 `, interval, interval, prefix, filepath.Join(work, "telegraf.out"))), 0o644)
-	lookout := func(source string) func() (*exec.Cmd, error) {
-		return func() (*exec.Cmd, error) {
-			out, err := os.Create(filepath.Join(work, "lookout-"+source+".out"))
+	// lookout is the phase of one Lookout binary (agent: "lookout" or "baseline") with one
+	// resources source; every binary runs the same way.
+	lookout := func(agent, bin, source, what string) *phase {
+		out := filepath.Join(work, agent+"-"+source+".out")
+		return &phase{name: agent + ", " + what, out: out, start: func() (*exec.Cmd, error) {
+			f, err := os.Create(out)
 			if err != nil {
 				return nil, err
 			}
-			cmd := exec.Command(lookoutBin, "run")
+			cmd := exec.Command(bin, "run")
 			cmd.Env = []string{"LOOKOUT_INTERVAL=" + interval.String(), "LOOKOUT_RESOURCES=" + source, "LOOKOUT_LOG_LEVEL=warn",
 				"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(work, "hb")}
-			cmd.Stdout = out
+			cmd.Stdout = f
 			return cmd, cmd.Start()
+		}}
+	}
+	sources := []struct{ source, what string }{{"off", "resources off"}, {"cgroup", "cgroup files"}, {"api", "one-shot stats API"}}
+	phases := []*phase{{name: "idle (no collector)"}}
+	lk := map[string]*phase{} // by source
+	bl := map[string]*phase{}
+	for i, src := range sources {
+		lk[src.source] = lookout("lookout", lookoutBin, src.source, src.what)
+		if baselineBin == "" {
+			phases = append(phases, lk[src.source])
+			continue
 		}
+		// Alternating order (new, baseline; baseline, new; …), so a drift in the machine's
+		// load over the run does not favour one of them.
+		bl[src.source] = lookout("baseline", baselineBin, src.source, src.what)
+		pair := []*phase{lk[src.source], bl[src.source]}
+		if i%2 == 1 {
+			pair[0], pair[1] = pair[1], pair[0]
+		}
+		phases = append(phases, pair...)
 	}
-	phases := []*phase{
-		{name: "baseline (no collector)"},
-		{name: "lookout, resources off", start: lookout("off"), out: filepath.Join(work, "lookout-off.out")},
-		{name: "lookout, cgroup files", start: lookout("cgroup"), out: filepath.Join(work, "lookout-cgroup.out")},
-		{name: "lookout, one-shot stats API", start: lookout("api"), out: filepath.Join(work, "lookout-api.out")},
-		{name: "telegraf inputs.docker", out: filepath.Join(work, "telegraf.out"), start: func() (*exec.Cmd, error) {
-			cmd := exec.Command(telegrafBin, "--config", tconf)
-			return cmd, cmd.Start()
-		}},
-	}
+	tg := &phase{name: "telegraf inputs.docker", out: filepath.Join(work, "telegraf.out"), start: func() (*exec.Cmd, error) {
+		cmd := exec.Command(telegrafBin, "--config", tconf)
+		return cmd, cmd.Start()
+	}}
+	phases = append(phases, tg)
 	for _, p := range phases {
 		fmt.Fprintf(os.Stderr, "phase %s: %s warm-up, %s measured\n", p.name, interval+5*time.Second, dur)
 		var cmd *exec.Cmd
@@ -190,8 +211,12 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 		}
 	}
 
-	fmt.Printf("\n%d containers, interval %s, %s per phase (CPU in %% of one core)\n\n", n, interval, dur)
-	fmt.Printf("| phase | collector CPU | collector RSS | dockerd CPU | containerd CPU | shims CPU | daemons above baseline | container readings (docker_container_mem) |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("\n%d containers, interval %s, %s per phase (CPU in %% of one core)\n", n, interval, dur)
+	fmt.Printf("lookout = %s\n", testpeer.AgentVersion(lookoutBin))
+	if baselineBin != "" {
+		fmt.Printf("baseline = %s, the same settings, phases in alternating order\n", testpeer.AgentVersion(baselineBin))
+	}
+	fmt.Printf("\n| phase | collector CPU | collector RSS | dockerd CPU | containerd CPU | shims CPU | daemons above idle | container readings (docker_container_mem) |\n|---|---|---|---|---|---|---|---|\n")
 	base := phases[0]
 	above := func(p *phase) float64 {
 		var s float64
@@ -204,7 +229,7 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 		fmt.Printf("| %s | %.2f%% | %.1f MiB | %.2f%% | %.2f%% | %.2f%% | %.2f%% | %d |\n", p.name, p.cpu, p.rssMiB,
 			p.daemons["dockerd"], p.daemons["containerd"], p.daemons["shims"], above(p), p.mem)
 	}
-	off, cg, api, tg := phases[1], phases[2], phases[3], phases[4]
+	off, cg, api := lk["off"], lk["cgroup"], lk["api"]
 	fmt.Printf("\nresource collection alone (lookout cgroup - lookout off): %.2f%% CPU; telegraf %.2f%% CPU + %.2f%% in the daemons\n",
 		cg.cpu-off.cpu, tg.cpu, above(tg))
 	ratio := func(a, b float64) string {
@@ -213,10 +238,18 @@ func run(n int, interval, dur time.Duration, lookoutBin, telegrafBin string) err
 		}
 		return fmt.Sprintf("%.2f", a/b)
 	}
-	fmt.Printf("\nlookout (cgroup) / telegraf: collector CPU %s, RSS %s, daemons above baseline %s\n",
+	fmt.Printf("\nlookout (cgroup) / telegraf: collector CPU %s, RSS %s, daemons above idle %s\n",
 		ratio(cg.cpu, tg.cpu), ratio(cg.rssMiB, tg.rssMiB), ratio(above(cg), above(tg)))
-	fmt.Printf("lookout (api) / telegraf:    collector CPU %s, RSS %s, daemons above baseline %s\n",
+	fmt.Printf("lookout (api) / telegraf:    collector CPU %s, RSS %s, daemons above idle %s\n",
 		ratio(api.cpu, tg.cpu), ratio(api.rssMiB, tg.rssMiB), ratio(above(api), above(tg)))
+	if baselineBin != "" {
+		fmt.Println()
+		for _, src := range sources {
+			a, b := lk[src.source], bl[src.source]
+			fmt.Printf("lookout / baseline (%s): collector CPU %s, RSS %s, daemons above idle %s, readings %d vs %d\n",
+				src.source, ratio(a.cpu, b.cpu), ratio(a.rssMiB, b.rssMiB), ratio(above(a), above(b)), a.mem, b.mem)
+		}
+	}
 	return nil
 }
 

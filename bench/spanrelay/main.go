@@ -2,8 +2,11 @@
 // out to one Jaeger collector (all-in-one v1.62, in memory). It runs Lookout's relay and,
 // in the same run against the same collector, jaeger-agent v1.62, one after the other at
 // each rate of a ladder, and prints for each the highest rate of spans per second relayed
-// with zero drops, the CPU seconds per 10,000 spans, and the ratios. Run it with
-// `make bench-spans`.
+// with zero drops, the CPU seconds per 10,000 spans, and the ratios. With -baseline, a
+// second Lookout binary (the build from before a change) relays too, started the same way
+// and sent the same packets at each rate, the two Lookouts in alternating order, and the
+// ratios new/baseline are printed with their peak RSS. Run it with `make bench-spans`
+// (BASELINE=<git ref> picks the baseline build).
 package main
 
 import (
@@ -34,6 +37,7 @@ func main() {
 	step := flag.Duration("step", 4*time.Second, "how long each rate is sent")
 	perPacket := flag.Int("spans-per-packet", 10, "spans in one UDP packet")
 	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
+	baselineBin := flag.String("baseline", "", "a second lookout binary (the build before a change) run as a relay too, the same way; empty: none")
 	flag.Parse()
 	var ladder []int
 	for _, r := range strings.Split(*rates, ",") {
@@ -44,7 +48,7 @@ func main() {
 		}
 		ladder = append(ladder, n)
 	}
-	if err := run(ladder, *step, *perPacket, *lookoutBin); err != nil {
+	if err := run(ladder, *step, *perPacket, *lookoutBin, *baselineBin); err != nil {
 		fmt.Fprintln(os.Stderr, "spanrelay:", err)
 		os.Exit(1)
 	}
@@ -54,6 +58,7 @@ func main() {
 // and its process for CPU time.
 type relay struct {
 	name      string
+	title     string // the column heading
 	addr      string
 	cmd       *exec.Cmd
 	forwarded func() (int64, error)
@@ -66,7 +71,7 @@ func cpuTicks(pid int) int64 {
 
 const ticksPerSecond = 100 // USER_HZ on Linux
 
-func run(ladder []int, step time.Duration, perPacket int, lookoutBin string) error {
+func run(ladder []int, step time.Duration, perPacket int, lookoutBin, baselineBin string) error {
 	root, _ := os.Getwd()
 	work, err := os.MkdirTemp("", "lookout-spanrelay-")
 	if err != nil {
@@ -87,39 +92,65 @@ func run(ladder []int, step time.Duration, perPacket int, lookoutBin string) err
 	}
 	defer j.Stop()
 
-	lk, err := startLookout(lookoutBin, j.CollectorURL, work)
+	lk, err := startLookout("lookout", lookoutBin, j.CollectorURL, work)
 	if err != nil {
 		return err
 	}
 	defer stop(lk.cmd)
+	relays := []*relay{lk}
+	if baselineBin != "" {
+		bl, err := startLookout("baseline", baselineBin, j.CollectorURL, work)
+		if err != nil {
+			return err
+		}
+		defer stop(bl.cmd)
+		relays = append(relays, bl)
+	}
 	ja, err := startJaegerAgent(agentBin, j.CollectorGRPC, work)
 	if err != nil {
 		return err
 	}
 	defer stop(ja.cmd)
+	relays = append(relays, ja)
+	nr := len(relays)
 
 	packets := makePackets(512, perPacket)
-	relays := []*relay{lk, ja}
 	type result struct {
 		rate      int
-		sent, fwd [2]int64
-		cpuPer10k [2]float64
-		zeroDrop  [2]bool
-		achieved  [2]float64
+		sent, fwd []int64
+		cpu       []float64 // CPU seconds
+		cpuPer10k []float64
+		zeroDrop  []bool
 	}
 	var results []result
-	fmt.Printf("%-9s | %-44s | %-44s\n", "", "lookout relay", "jaeger-agent v1.62")
-	fmt.Printf("%-9s | %10s %10s %10s %10s | %10s %10s %10s %10s\n", "spans/s", "sent", "forwarded", "drops", "cpu s/10k", "sent", "forwarded", "drops", "cpu s/10k")
-	for _, rate := range ladder {
-		var r result
-		r.rate = rate
-		for i, rl := range relays {
+	fmt.Printf("lookout = %s\n", testpeer.AgentVersion(lookoutBin))
+	if baselineBin != "" {
+		fmt.Printf("baseline = %s, the same settings, sent to in alternating order with lookout\n", testpeer.AgentVersion(baselineBin))
+	}
+	var head, cols strings.Builder
+	for _, rl := range relays {
+		fmt.Fprintf(&head, " | %-43s", rl.title)
+		fmt.Fprintf(&cols, " | %10s %10s %10s %10s", "sent", "forwarded", "drops", "cpu s/10k")
+	}
+	fmt.Printf("%-9s%s\n%-9s%s\n", "", head.String(), "spans/s", cols.String())
+	for k, rate := range ladder {
+		r := result{rate: rate, sent: make([]int64, nr), fwd: make([]int64, nr), cpu: make([]float64, nr),
+			cpuPer10k: make([]float64, nr), zeroDrop: make([]bool, nr)}
+		order := make([]int, nr)
+		for i := range order {
+			order[i] = i
+		}
+		if baselineBin != "" && k%2 == 1 {
+			order[0], order[1] = 1, 0 // the two Lookouts take turns going first
+		}
+		for _, i := range order {
+			rl := relays[i]
 			before, err := settle(rl)
 			if err != nil {
 				return fmt.Errorf("%s: %w", rl.name, err)
 			}
 			cpu0 := cpuTicks(rl.cmd.Process.Pid)
-			sent, took, err := send(rl.addr, packets, perPacket, rate, step)
+			sent, _, err := send(rl.addr, packets, perPacket, rate, step)
 			if err != nil {
 				return err
 			}
@@ -127,40 +158,74 @@ func run(ladder []int, step time.Duration, perPacket int, lookoutBin string) err
 			if err != nil {
 				return fmt.Errorf("%s: %w", rl.name, err)
 			}
-			cpu := float64(cpuTicks(rl.cmd.Process.Pid)-cpu0) / ticksPerSecond
+			r.cpu[i] = float64(cpuTicks(rl.cmd.Process.Pid)-cpu0) / ticksPerSecond
 			r.sent[i], r.fwd[i] = sent, after-before
 			r.zeroDrop[i] = r.fwd[i] >= sent
-			r.cpuPer10k[i] = cpu / float64(sent) * 10000
-			r.achieved[i] = float64(sent) / took.Seconds()
+			r.cpuPer10k[i] = r.cpu[i] / float64(sent) * 10000
 		}
 		results = append(results, r)
-		fmt.Printf("%-9d | %10d %10d %10d %10.3f | %10d %10d %10d %10.3f\n", rate,
-			r.sent[0], r.fwd[0], r.sent[0]-r.fwd[0], r.cpuPer10k[0], r.sent[1], r.fwd[1], r.sent[1]-r.fwd[1], r.cpuPer10k[1])
+		fmt.Printf("%-9d", rate)
+		for i := range relays {
+			fmt.Printf(" | %10d %10d %10d %10.3f", r.sent[i], r.fwd[i], r.sent[i]-r.fwd[i], r.cpuPer10k[i])
+		}
+		fmt.Println()
 	}
-	var best [2]int
-	var bestCPU [2]float64
-	for _, r := range results {
-		for i := range 2 {
-			if r.zeroDrop[i] && r.rate > best[i] {
-				best[i], bestCPU[i] = r.rate, r.cpuPer10k[i]
+	// best is the highest rate relay i forwarded without drops and its CPU per 10,000 there.
+	best := func(i int) (int, float64) {
+		rate, cpu := 0, 0.0
+		for _, r := range results {
+			if r.zeroDrop[i] && r.rate > rate {
+				rate, cpu = r.rate, r.cpuPer10k[i]
 			}
 		}
+		return rate, cpu
 	}
 	// CPU is compared at the highest rate both relayed without drops.
-	common := 0
-	var cpuAt [2]float64
-	for _, r := range results {
-		if r.zeroDrop[0] && r.zeroDrop[1] && r.rate > common {
-			common, cpuAt = r.rate, r.cpuPer10k
+	cpuAtCommon := func(a, b int) (int, [2]float64) {
+		common, at := 0, [2]float64{}
+		for _, r := range results {
+			if r.zeroDrop[a] && r.zeroDrop[b] && r.rate > common {
+				common, at = r.rate, [2]float64{r.cpuPer10k[a], r.cpuPer10k[b]}
+			}
 		}
+		return common, at
 	}
+	lkI, jaI := 0, nr-1
+	bestLk, _ := best(lkI)
+	bestJa, _ := best(jaI)
 	fmt.Printf("\nhighest rate with zero drops: lookout %d spans/s, jaeger-agent %d spans/s (ratio %.2fx)\n",
-		best[0], best[1], ratio(float64(best[0]), float64(best[1])))
-	if common > 0 {
+		bestLk, bestJa, ratio(float64(bestLk), float64(bestJa)))
+	if common, cpuAt := cpuAtCommon(lkI, jaI); common > 0 {
 		fmt.Printf("CPU seconds per 10,000 spans at %d spans/s: lookout %.3f, jaeger-agent %.3f\n", common, cpuAt[0], cpuAt[1])
 		fmt.Printf("spans per CPU-second: lookout %.0f, jaeger-agent %.0f (ratio %.2fx)\n",
 			10000/cpuAt[0], 10000/cpuAt[1], ratio(cpuAt[1], cpuAt[0]))
 	}
+	if baselineBin == "" {
+		return nil
+	}
+	// Lookout against its baseline: CPU over every rate both relayed without drops (more
+	// clock ticks than one rate alone), peak RSS over the whole run.
+	blI := 1
+	bestBl, _ := best(blI)
+	var cpu, spans [2]float64
+	rates := 0
+	for _, r := range results {
+		if r.zeroDrop[lkI] && r.zeroDrop[blI] {
+			rates++
+			cpu[0], cpu[1] = cpu[0]+r.cpu[lkI], cpu[1]+r.cpu[blI]
+			spans[0], spans[1] = spans[0]+float64(r.sent[lkI]), spans[1]+float64(r.sent[blI])
+		}
+	}
+	rss := [2]float64{float64(testpeer.PeakRSSKiB(relays[lkI].cmd.Process.Pid)) / 1024,
+		float64(testpeer.PeakRSSKiB(relays[blI].cmd.Process.Pid)) / 1024}
+	fmt.Printf("\nlookout / baseline: highest rate with zero drops %d vs %d spans/s (ratio %.2fx)\n",
+		bestLk, bestBl, ratio(float64(bestLk), float64(bestBl)))
+	if rates > 0 {
+		per := [2]float64{cpu[0] / spans[0] * 10000, cpu[1] / spans[1] * 10000}
+		fmt.Printf("CPU seconds per 10,000 spans over the %d rates both relayed without drops: lookout %.3f, baseline %.3f (ratio %.2fx)\n",
+			rates, per[0], per[1], ratio(per[0], per[1]))
+	}
+	fmt.Printf("peak RSS (VmHWM): lookout %.1f MiB, baseline %.1f MiB (ratio %.2fx)\n", rss[0], rss[1], ratio(rss[0], rss[1]))
 	return nil
 }
 
@@ -276,7 +341,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func startLookout(bin, collector, work string) (*relay, error) {
+// startLookout starts one Lookout binary as a relay; name tells its files apart, every
+// binary runs the same way.
+func startLookout(name, bin, collector, work string) (*relay, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreeUDPPort())
 	lw := &lineWriter{re: regexp.MustCompile(`(?m)^lookout_spans_export[ ,].*[ ,]forwarded=(\d+)i`), last: make(chan int64, 1)}
 	cmd := exec.Command(bin, "run")
@@ -284,9 +351,9 @@ func startLookout(bin, collector, work string) (*relay, error) {
 		// An unreachable engine: the figure is the relay's alone, not the checks of whatever
 		// containers share the machine. Packets come from 127.0.0.1, no container's address.
 		"LOOKOUT_DOCKER_HOST=unix://" + filepath.Join(work, "no-docker.sock"),
-		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_INTERVAL=1s", "LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(work, "hb"), "LOOKOUT_LOG_LEVEL=warn"}
+		"LOOKOUT_PROBE_SPANS=false", "LOOKOUT_INTERVAL=1s", "LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(work, name+".hb"), "LOOKOUT_LOG_LEVEL=warn"}
 	cmd.Stdout = lw
-	logf, err := os.Create(filepath.Join(work, "lookout.log"))
+	logf, err := os.Create(filepath.Join(work, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +362,11 @@ func startLookout(bin, collector, work string) (*relay, error) {
 		return nil, err
 	}
 	var cur int64 = -1
-	return &relay{name: "lookout", addr: addr, cmd: cmd, forwarded: func() (int64, error) {
+	title := "lookout relay"
+	if name != "lookout" {
+		title = "lookout relay, " + name
+	}
+	return &relay{name: name, title: title, addr: addr, cmd: cmd, forwarded: func() (int64, error) {
 		select {
 		case n := <-lw.last:
 			cur = n
@@ -325,7 +396,7 @@ func startJaegerAgent(bin, collectorGRPC, work string) (*relay, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return &relay{name: "jaeger-agent", addr: addr, cmd: cmd, forwarded: func() (int64, error) {
+	return &relay{name: "jaeger-agent", title: "jaeger-agent v1.62", addr: addr, cmd: cmd, forwarded: func() (int64, error) {
 		return promCounter("http://"+admin+"/metrics", "jaeger_agent_reporter_spans_submitted_total")
 	}}, nil
 }

@@ -26,7 +26,13 @@ func CPUTicks(pid int) (int64, error) {
 }
 
 // RSSKiB is a process's resident set size in KiB (VmRSS), 0 if it is gone.
-func RSSKiB(pid int) int64 {
+func RSSKiB(pid int) int64 { return statusKiB(pid, "VmRSS:") }
+
+// PeakRSSKiB is the most a process has had resident so far in KiB (VmHWM), 0 if it is gone.
+func PeakRSSKiB(pid int) int64 { return statusKiB(pid, "VmHWM:") }
+
+// statusKiB reads one KiB field of /proc/<pid>/status.
+func statusKiB(pid int, field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
@@ -34,7 +40,7 @@ func RSSKiB(pid int) int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
 			return n
 		}
