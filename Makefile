@@ -25,15 +25,18 @@ run: build
 ## Engine and a real InfluxDB included. Installs the peers it needs first.
 ## The end-to-end package runs last and verbose, so a log shows which test ran when.
 test: peers
+	@bash scripts/docker-up.sh
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e$$)
+	@bash scripts/docker-up.sh
 	$(GO) test -race -count=1 -timeout 25m -v ./e2e/
 
 unit:
 	$(GO) test -race -short ./...
 
 e2e: peers
+	@bash scripts/docker-up.sh
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) test -race -count=1 -v -timeout 25m ./e2e/
 
