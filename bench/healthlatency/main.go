@@ -54,21 +54,12 @@ func main() {
 func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	root, _ := os.Getwd()
-	work, err := os.MkdirTemp("", "lookout-bench-")
+	wb, err := testpeer.NewWorkbench("lookout-bench-", true)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	image := "lookout-testsvc:bench"
-	if err := testpeer.BuildTestImage(root, image); err != nil {
-		return err
-	}
-	ix, err := testpeer.StartInflux(filepath.Join(work, "influx"))
-	if err != nil {
-		return err
-	}
-	defer ix.Stop()
+	defer wb.Close()
+	work, image, ix := wb.Work, wb.Image, wb.Influx
 
 	targets := []target{{"lookout", "lookout", 0}, {"telegraf 10s", "telegraf10", 10 * time.Second}, {"telegraf 1s", "telegraf1", time.Second}}
 	prefix := fmt.Sprintf("lkb%d-", time.Now().Unix()%100000)

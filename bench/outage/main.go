@@ -175,25 +175,13 @@ type result struct {
 }
 
 func run(o options) error {
-	root, _ := os.Getwd()
-	work, err := os.MkdirTemp("", "lookout-bench-outage-")
+	wb, err := testpeer.NewWorkbench("lookout-bench-outage-", true)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(os.Stderr, "work directory:", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
-	image := "lookout-testsvc:bench"
-	if err := testpeer.BuildTestImage(root, image); err != nil {
-		return err
-	}
-	ix, err := testpeer.StartInflux(filepath.Join(work, "influx"))
-	if err != nil {
-		return err
-	}
-	defer func() { ix.Stop() }()
+	wb.Keep = o.keep
+	defer wb.Close()
+	work, image, ix := wb.Work, wb.Image, wb.Influx
 	onSignal(func() { ix.Stop() })
 	q := newInflux(ix.URL, 5*time.Second)
 

@@ -52,21 +52,12 @@ type agent struct {
 const lookoutQuery = `SELECT success FROM lookout_check WHERE time >= %d AND time < %d GROUP BY container_name`
 
 func run(n int, dur time.Duration, lookoutBin, baselineBin, telegrafBin, profile string) error {
-	root, _ := os.Getwd()
-	work, err := os.MkdirTemp("", "lookout-probeload-")
+	wb, err := testpeer.NewWorkbench("lookout-probeload-", true)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	image := "lookout-testsvc:bench"
-	if err := testpeer.BuildTestImage(root, image); err != nil {
-		return err
-	}
-	ix, err := testpeer.StartInflux(filepath.Join(work, "influx"))
-	if err != nil {
-		return err
-	}
-	defer ix.Stop()
+	defer wb.Close()
+	work, image, ix := wb.Work, wb.Image, wb.Influx
 	prefix := fmt.Sprintf("lkp%d-", time.Now().Unix()%100000)
 	defer testpeer.RemoveContainers("bench-probes")
 

@@ -78,16 +78,12 @@ func main() {
 }
 
 func run(n int, interval, dur time.Duration, lookoutBin, baselineBin, telegrafBin string) error {
-	root, _ := os.Getwd()
-	work, err := os.MkdirTemp("", "lookout-bench-resources-")
+	wb, err := testpeer.NewWorkbench("lookout-bench-resources-", false)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	image := "lookout-testsvc:bench"
-	if err := testpeer.BuildTestImage(root, image); err != nil {
-		return err
-	}
+	defer wb.Close()
+	work, image := wb.Work, wb.Image
 	prefix := fmt.Sprintf("lkr%d-", time.Now().Unix()%100000)
 	testpeer.RemoveOnSignal(prefix)
 	defer testpeer.RemoveContainers(prefix)
