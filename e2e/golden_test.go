@@ -67,8 +67,12 @@ func TestGoldenScenario(t *testing.T) {
 		return has("lookout_container_event", web, "action=check", "check=strict", `status="failing"`)
 	})
 	eventually(t, 60*time.Second, "the log burst delivered", func() bool { return len(recordsOf(t, f, logs)) >= goldenBurst })
-	// One trace, sent when the agent knows its sender (so it is tagged with it).
+	// One trace, sent when the agent knows its sender (so it is tagged with it) and the
+	// sender listens for the signal (it says so in its log).
 	eventually(t, 60*time.Second, "the OTLP sender reported", func() bool { return has("docker_container_status", sender) })
+	eventually(t, 60*time.Second, "the OTLP sender ready", func() bool {
+		return countLines(recordsOf(t, f, sender))["otlpsender: ready"] == 1
+	})
 	docker(t, "kill", "-s", "USR1", sender)
 	eventually(t, 60*time.Second, "the OTLP trace in Jaeger", func() bool { s, _ := spansOf(t, j, "golden-otlp"); return len(s) == 2 })
 	waitIntervals(t, a, 3)

@@ -7,7 +7,8 @@
 //	SERVICE         service name (default otlpsender)
 //	RATE            traces per second (default 10)
 //	COUNT           when above 0: no traces at RATE; COUNT traces each time SIGUSR1 arrives
-//	                (a test sends once the agent knows the container)
+//	                (a test sends once the agent knows the container), after it printed
+//	                "otlpsender: ready"
 package main
 
 import (
@@ -80,6 +81,7 @@ func trace2(ctx context.Context, tracer trace.Tracer, i int) {
 func onSignal(ctx context.Context, tp *sdktrace.TracerProvider, tracer trace.Tracer, count int) {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
+	fmt.Println("otlpsender: ready") // a SIGUSR1 sent before it would be lost
 	for seq := 0; ; {
 		select {
 		case <-ctx.Done():
