@@ -242,6 +242,9 @@ func goldenLines(n *normalizer, out string, records []testpeer.Record, traces []
 		p, ok := n.point(dec)
 		switch pol := goldenPolicies[p.measurement]; {
 		case !ok:
+		case p.measurement == "docker_container_status" && strings.Contains(p.series, ",container_status=created,"):
+			// Whether the inspection on the create event still finds the container
+			// created, or already running, is a matter of timing.
 		case pol.last:
 			last[p.series] = p.line
 		default:
