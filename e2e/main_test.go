@@ -23,7 +23,7 @@ import (
 )
 
 var (
-	agentBin    string // the agent built with -race
+	agentBin    string // the agent built with -race, or LOOKOUT_E2E_AGENT
 	staticBin   string // the agent built static, for images
 	testImage   = "lookout-testsvc:e2e"
 	runID       = fmt.Sprintf("lk%d", time.Now().UnixNano()%1e6)
@@ -56,12 +56,26 @@ func TestMain(m *testing.M) {
 
 func setup(dir string) error {
 	root, _ := filepath.Abs("..")
-	agentBin = filepath.Join(dir, "lookout-race")
 	staticBin = filepath.Join(dir, "lookout")
-	build := exec.Command("go", "build", "-race", "-o", agentBin, "./cmd/agent")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build agent: %v\n%s", err, out)
+	if bin := os.Getenv("LOOKOUT_E2E_AGENT"); bin != "" {
+		// Another build (e.g. bin/lookout-baseline, from before a change) in place of
+		// this tree's, so that TestGoldenScenario can record what that build does.
+		abs, err := filepath.Abs(bin)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return fmt.Errorf("LOOKOUT_E2E_AGENT: %w", err)
+		}
+		agentBin = abs
+		fmt.Fprintf(os.Stderr, "e2e: the agent is %s (LOOKOUT_E2E_AGENT), not this tree's\n", agentBin)
+	} else {
+		agentBin = filepath.Join(dir, "lookout-race")
+		build := exec.Command("go", "build", "-race", "-o", agentBin, "./cmd/agent")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build agent: %v\n%s", err, out)
+		}
 	}
 	if err := testpeer.BuildStatic(root, "./cmd/agent", staticBin); err != nil {
 		return err

@@ -121,6 +121,15 @@ type Span struct {
 	Duration  int64      `json:"duration"`
 	Tags      []KeyValue `json:"tags"`
 	ProcessID string     `json:"processID"`
+	Flags     int        `json:"flags"`
+	Logs      []SpanLog  `json:"logs"`
+	Warnings  []string   `json:"warnings"`
+}
+
+// SpanLog is a span's log (an OpenTelemetry span event).
+type SpanLog struct {
+	Timestamp int64      `json:"timestamp"`
+	Fields    []KeyValue `json:"fields"`
 }
 
 // TraceProcess is a process of a trace.

@@ -6,6 +6,9 @@
 //	OTLP_ENDPOINT   host:port of the OTLP/HTTP receiver (required; plain HTTP, /v1/traces)
 //	SERVICE         service name (default otlpsender)
 //	RATE            traces per second (default 10)
+//	COUNT           when above 0: no traces at RATE; COUNT traces each time SIGUSR1 arrives
+//	                (a test sends once the agent knows the container), after it printed
+//	                "otlpsender: ready"
 package main
 
 import (
@@ -48,6 +51,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if count, _ := strconv.Atoi(os.Getenv("COUNT")); count > 0 {
+		onSignal(ctx, tp, tracer, count)
+		return
+	}
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	for i := 0; ctx.Err() == nil; i++ {
@@ -68,4 +75,25 @@ func trace2(ctx context.Context, tracer trace.Tracer, i int) {
 	child.SetStatus(codes.Error, "row not found")
 	child.End()
 	parent.End()
+}
+
+// onSignal sends count traces, flushed at once, each time SIGUSR1 arrives, until ctx ends.
+func onSignal(ctx context.Context, tp *sdktrace.TracerProvider, tracer trace.Tracer, count int) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	fmt.Println("otlpsender: ready") // a SIGUSR1 sent before it would be lost
+	for seq := 0; ; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-usr1:
+			for range count {
+				trace2(ctx, tracer, seq)
+				seq++
+			}
+			if err := tp.ForceFlush(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "otlpsender:", err)
+			}
+		}
+	}
 }
