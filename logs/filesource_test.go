@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lookout-agent/lookout/inventory"
 )
 
 // jsonLog writes a container's log as Docker's json-file driver does, in a containers
@@ -521,4 +523,60 @@ func fdsOpen(path string) int {
 		}
 	}
 	return n
+}
+
+// TestSwitchSourcesKeepsThePlace: a container read through the file source, then the
+// API, then the file again (a forwarder restarted with another logs.source each time):
+// each line reaches the real receiver once; the Docker time part of the position links
+// the sources.
+func TestSwitchSourcesKeepsThePlace(t *testing.T) {
+	rcv := startReceiver(t)
+	state := t.TempDir()
+	l := newJSONLog(t, 3, false)
+	api := &fakeLogs{}
+	write := func(from, to int) {
+		l.lines(from, to)
+		for _, e := range l.entries[from-1 : to] {
+			api.add(e.Time, strings.TrimSuffix(e.Log, "\n"))
+		}
+	}
+	run := func(source string, want int) {
+		t.Helper()
+		mb := inventory.NewMailbox("logs", testLog(t))
+		f, err := New(api, mb, Options{Address: rcv.Addr, StateDir: state, BatchSize: 3, Linger: 10 * time.Millisecond,
+			FromStart: true, Source: source, ContainersDir: l.root, Log: testLog(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); f.Run(ctx) }()
+		c := appContainer(true)
+		c.LogDriver = "json-file"
+		mb.Put(inventory.Update{Container: c})
+		waitFor(t, fmt.Sprintf("%d records", want), func() bool { recs, _ := rcv.Records(); return len(recs) >= want })
+		waitFor(t, "the position saved", func() bool {
+			p, _, _ := f.store.load("c0ffee")
+			return p.TimeNS == l.entries[want-1].Time.UnixNano()
+		})
+		if got := map[string]uint64{SourceFile: f.total.linesFile.Load(), SourceAPI: f.total.linesAPI.Load()}[source]; got == 0 {
+			t.Errorf("%s source: no lines counted for it", source)
+		}
+		cancel()
+		<-done
+	}
+	write(1, 10)
+	run(SourceFile, 10)
+	write(11, 20)
+	run(SourceAPI, 20)
+	write(21, 30)
+	l.rotate()
+	write(31, 40)
+	run(SourceFile, 40)
+	recs, _ := rcv.Records()
+	var texts []string
+	for _, r := range recs {
+		texts = append(texts, string(r.Log()))
+	}
+	numbered(t, texts, 1, 40)
 }
