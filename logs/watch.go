@@ -25,11 +25,13 @@ const (
 
 // watcher wakes the readers of directories when something in them changes.
 type watcher struct {
-	f *os.File // the inotify instance, nil without inotify
+	f  *os.File // the inotify instance, nil without inotify
+	fd int      // its descriptor (not f.Fd(), which would make it blocking)
 
-	mu   sync.Mutex
-	wds  map[int32]*watch
-	dirs map[string]*watch
+	mu     sync.Mutex
+	closed bool
+	wds    map[int32]*watch
+	dirs   map[string]*watch
 }
 
 type watch struct {
@@ -45,6 +47,7 @@ func newWatcher() (*watcher, error) {
 	if err != nil {
 		return w, err
 	}
+	w.fd = fd
 	w.f = os.NewFile(uintptr(fd), "inotify") // non-blocking: read through the runtime's poller
 	go w.run()
 	return w, nil
@@ -61,6 +64,9 @@ func (w *watcher) poll() time.Duration {
 // close stops the watcher.
 func (w *watcher) close() {
 	if w != nil && w.f != nil {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
 		w.f.Close()
 	}
 }
@@ -75,9 +81,12 @@ func (w *watcher) subscribe(dir string) (<-chan struct{}, func()) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.closed {
+		return ch, func() {}
+	}
 	wt := w.dirs[dir]
 	if wt == nil {
-		wd, err := unix.InotifyAddWatch(int(w.f.Fd()), dir, unix.IN_MODIFY|unix.IN_CREATE|unix.IN_MOVED_FROM|
+		wd, err := unix.InotifyAddWatch(w.fd, dir, unix.IN_MODIFY|unix.IN_CREATE|unix.IN_MOVED_FROM|
 			unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_DELETE_SELF|unix.IN_CLOSE_WRITE)
 		if err != nil {
 			return ch, func() {}
@@ -93,8 +102,8 @@ func (w *watcher) subscribe(dir string) (<-chan struct{}, func()) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		delete(wt.subs, ch)
-		if len(wt.subs) == 0 && w.wds[wt.wd] == wt {
-			_, _ = unix.InotifyRmWatch(int(w.f.Fd()), uint32(wt.wd))
+		if len(wt.subs) == 0 && w.wds[wt.wd] == wt && !w.closed {
+			_, _ = unix.InotifyRmWatch(w.fd, uint32(wt.wd))
 			delete(w.wds, wt.wd)
 			for d, x := range w.dirs {
 				if x == wt {
