@@ -580,3 +580,47 @@ func TestSwitchSourcesKeepsThePlace(t *testing.T) {
 	}
 	numbered(t, texts, 1, 40)
 }
+
+// BenchmarkFileRead reads a json-file log of 100-byte lines through the file source.
+func BenchmarkFileRead(b *testing.B) {
+	dir := b.TempDir()
+	id := "bench"
+	if err := os.MkdirAll(filepath.Join(dir, id), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	t0 := time.Unix(1700000000, 0).UTC()
+	const lines = 100000
+	for i := 0; i < lines; i++ {
+		e, _ := json.Marshal(jsonEntry{Log: fmt.Sprintf("f %09d %s\n", i, strings.Repeat("x", 80)), Stream: "stdout", Time: t0.Add(time.Duration(i))})
+		buf.Write(append(e, '\n'))
+	}
+	if err := os.WriteFile(filepath.Join(dir, id, id+"-json.log"), buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		stopping := make(chan struct{})
+		close(stopping)
+		fr := newFileReader(dir, id, false, nil, stopping)
+		msgs := make(chan []message, 4)
+		n := 0
+		done := make(chan struct{})
+		go func() {
+			for ms := range msgs {
+				n += len(ms)
+			}
+			close(done)
+		}()
+		if err := fr.read(context.Background(), Position{}, msgs); err != io.EOF {
+			b.Fatal(err)
+		}
+		close(msgs)
+		<-done
+		if n != lines {
+			b.Fatalf("%d messages, want %d", n, lines)
+		}
+	}
+	b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
+}
