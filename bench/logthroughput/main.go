@@ -34,8 +34,12 @@ func main() {
 	lookoutBin := flag.String("lookout", "bin/lookout", "the lookout binary")
 	maxSize := flag.String("log-max-size", "", "json-file max-size of the flooding container on the Lookout paths (default: the daemon's)")
 	idle := flag.Duration("idle", 60*time.Second, "how long 20 idle containers are followed through each source (0: not measured)")
+	idleOnly := flag.Bool("idle-only", false, "measure only the idle containers")
 	flag.Parse()
 	logMaxSize = *maxSize
+	if *idleOnly {
+		*dur = 0
+	}
 	if err := run(*dur, *idle, *lookoutBin); err != nil {
 		fmt.Fprintln(os.Stderr, "logthroughput:", err)
 		os.Exit(1)
@@ -76,6 +80,9 @@ func run(dur, idle time.Duration, lookoutBin string) error {
 	if err := testpeer.BuildImage(root, "logsvc", image); err != nil {
 		return err
 	}
+	if dur == 0 {
+		return runIdle(work, lookoutBin, idle)
+	}
 	var results []result
 	for _, path := range []string{"file", "api", "driver"} {
 		r, err := measure(root, work, bin, path, dur, lookoutBin)
@@ -100,16 +107,23 @@ func run(dur, idle time.Duration, lookoutBin string) error {
 	fmt.Printf("Lookout + dockerd CPU per line: file %.2f, api %.2f (%% of a core per 10,000 lines/s): file/api %.2f\n",
 		perLine(file), perLine(api), perLine(file)/perLine(api))
 	if idle > 0 {
-		fmt.Printf("idle: 20 containers followed for %s:", idle)
-		for _, src := range []string{"file", "api"} {
-			cpu, err := measureIdle(work, lookoutBin, src, idle)
-			if err != nil {
-				return err
-			}
-			fmt.Printf(" %s %d ms CPU", src, cpu.Milliseconds())
-		}
-		fmt.Println()
+		return runIdle(work, lookoutBin, idle)
 	}
+	return nil
+}
+
+// runIdle prints Lookout's CPU time over idle with 20 idle containers: logs off (the
+// agent's other work), through the file source and through the API source.
+func runIdle(work, lookoutBin string, idle time.Duration) error {
+	fmt.Printf("idle: 20 containers for %s, Lookout's CPU:", idle)
+	for _, src := range []string{"off", "file", "api"} {
+		cpu, err := measureIdle(work, lookoutBin, src, idle)
+		if err != nil {
+			return err
+		}
+		fmt.Printf(" %s %d ms", map[string]string{"off": "logs off", "file": "file source", "api": "API source"}[src], cpu.Milliseconds())
+	}
+	fmt.Println()
 	return nil
 }
 
@@ -133,7 +147,10 @@ func baseline() float64 {
 func startLookout(lookoutBin, dir, addr, src string) (*exec.Cmd, error) {
 	agent := exec.Command(lookoutBin, "run")
 	agent.Env = append(os.Environ(), "LOOKOUT_FLUENTD_ADDRESS="+addr, "LOOKOUT_STATE_DIR="+filepath.Join(dir, "state"),
-		"LOOKOUT_HEARTBEAT_FILE="+filepath.Join(dir, "hb"), "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_LOGS_SOURCE="+src)
+		"LOOKOUT_HEARTBEAT_FILE="+filepath.Join(dir, "hb"), "LOOKOUT_LOG_LEVEL=warn")
+	if addr != "" {
+		agent.Env = append(agent.Env, "LOOKOUT_LOGS_SOURCE="+src)
+	}
 	agent.Stdout, agent.Stderr = nil, os.Stderr
 	return agent, agent.Start()
 }
@@ -148,7 +165,11 @@ func measureIdle(work, lookoutBin, src string, d time.Duration) (time.Duration, 
 		return 0, err
 	}
 	defer f.Stop()
-	agent, err := startLookout(lookoutBin, dir, f.Addr, src)
+	addr := f.Addr
+	if src == "off" {
+		addr = "" // no log forwarding: what the agent spends on everything else
+	}
+	agent, err := startLookout(lookoutBin, dir, addr, src)
 	if err != nil {
 		return 0, err
 	}
