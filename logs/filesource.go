@@ -57,6 +57,7 @@ type fileReader struct {
 	lost      func(why string)
 	bad       func()
 	files     []*logFile // oldest first; files[0] is being read
+	peakOpen  int        // the most files held at once (tests)
 	tp        Position   // the time part after the last message
 	skip      skipState
 	slab      []byte
@@ -270,6 +271,7 @@ func (fr *fileReader) tryLocate(pos Position) error {
 			return err
 		}
 		fr.files = append(fr.files, lf)
+		fr.peakOpen = max(fr.peakOpen, len(fr.files))
 	}
 	if !fr.skip.on && pos.File.Offset > 0 {
 		lf := fr.files[0]
@@ -437,6 +439,7 @@ func (fr *fileReader) read(ctx context.Context, pos Position, msgs chan<- []mess
 		}
 		lf.close()
 		fr.files = newer
+		fr.peakOpen = max(fr.peakOpen, len(fr.files))
 	}
 }
 

@@ -624,3 +624,20 @@ func BenchmarkFileRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// TestFileAtMost16Open: catching up from 24 files (max-file=25), the reader holds at most
+// 16 open at once and still reads every line once, in order.
+func TestFileAtMost16Open(t *testing.T) {
+	l := newJSONLog(t, 25, false)
+	for k := 0; k < 24; k++ {
+		l.lines(k*5+1, k*5+5)
+		l.rotate()
+	}
+	l.lines(121, 125)
+	r := startReading(t, l, testWatcher(t), Position{})
+	numbered(t, r.waitLines(t, 125), 1, 125)
+	r.stop(t) // the read ended: its fields are ours to read
+	if r.fr.peakOpen != maxOpenFiles {
+		t.Errorf("at most %d files held at once, want %d", r.fr.peakOpen, maxOpenFiles)
+	}
+}
