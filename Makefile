@@ -71,10 +71,11 @@ bench-probes: peers build baseline
 	@bash scripts/peers.sh telegraf
 	$(GO) run ./bench/probeload $(BASELINE_FLAG) $(BENCH_ARGS)
 
-## bench-logs: a container logging as fast as it can, through Lookout vs Docker's fluentd
-## log driver, to the same forward-protocol receiver (see BENCHMARKS.md).
+## bench-logs: a container logging as fast as it can, through Lookout's file source, its
+## logs API source and Docker's fluentd log driver, to the same forward-protocol receiver;
+## then 20 idle containers through each source (see BENCHMARKS.md).
 bench-logs: peers build
-	$(GO) run ./bench/logthroughput -duration $${DURATION:-15s} -log-max-size $${LOG_MAX_SIZE:-1g}
+	$(GO) run ./bench/logthroughput -duration $${DURATION:-15s} -log-max-size $${LOG_MAX_SIZE:-1g} -idle $${IDLE:-60s}
 ## bench-spans: span relay throughput and CPU per span, Lookout vs jaeger-agent v1.62
 ## (and vs the BASELINE build).
 bench-spans: peers build baseline

@@ -51,6 +51,8 @@ type Config struct {
 	MetricsAddress string `yaml:"metrics_address"`
 	// Fluentd configures the log forwarder; off while Fluentd.Address is empty.
 	Fluentd Fluentd `yaml:"fluentd"`
+	// Logs says where the forwarder reads container logs.
+	Logs Logs `yaml:"logs"`
 	// StateDir holds what must survive a restart (the log positions).
 	StateDir string `yaml:"state_dir"`
 	// Traces configures spans to Jaeger (probe spans and the span relay).
@@ -82,6 +84,15 @@ type Fluentd struct {
 	// SharedKey and Password are read from SharedKeyFile and PasswordFile by LoadSecrets.
 	SharedKey string `yaml:"-"`
 	Password  string `yaml:"-"`
+}
+
+// Logs says where the log forwarder reads: Source is auto (the json-file log file where
+// it can be read, else the Docker logs API, per container), file or api; ContainersDir is
+// Docker's containers directory as the agent sees it (empty: DockerRootDir/containers
+// from the engine, for a local engine).
+type Logs struct {
+	Source        string `yaml:"source"`
+	ContainersDir string `yaml:"containers_dir"`
 }
 
 // Output is one destination for line protocol.

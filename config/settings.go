@@ -181,6 +181,12 @@ var settings = resolve([]Setting{
 	{Key: "fluentd.self_hostname", Env: "LOOKOUT_FLUENTD_SELF_HOSTNAME", DefaultDoc: "the node's hostname (Docker's), else the agent's",
 		Help: "the name Lookout introduces itself with in the handshake"},
 
+	{Key: "logs.source", Env: "LOOKOUT_LOGS_SOURCE", Default: "auto",
+		Rule: oneOf("want auto, file or api", "auto", "file", "api"),
+		Help: "where container logs are read: `auto` (a `json-file` container's log file when it can be read, else the Docker logs API, per container; see [logs.md](logs.md#sources)), `file` or `api`"},
+	{Key: "logs.containers_dir", Env: "LOOKOUT_LOGS_CONTAINERS_DIR", DefaultDoc: "`DockerRootDir` (from `docker info`) + `/containers`, for an engine on a `unix://` socket; none (the API) for a remote one",
+		Help: "Docker's containers directory as the agent sees it (mount the host's read-only at the same path, see `deploy/global-stack.yml`); reading needs root or `CAP_DAC_READ_SEARCH`"},
+
 	{Key: "traces.jaeger_endpoint", Env: "LOOKOUT_JAEGER_ENDPOINT", DefaultDoc: "none: no spans", Rule: jaegerEndpoint(),
 		Help: "where spans go: the Jaeger collector's jaeger.thrift HTTP endpoint `http://jaeger:14268/api/traces`, or with `LOOKOUT_JAEGER_PROTOCOL=otlp` an OTLP/HTTP endpoint `http://jaeger:4318/v1/traces` (no path: the protocol's path is added). Turns on check spans and allows the relay"},
 	{Key: "traces.jaeger_protocol", Env: "LOOKOUT_JAEGER_PROTOCOL", Default: "thrift",
@@ -218,7 +224,7 @@ func Settings() []Setting { return append([]Setting(nil), settings...) }
 func resolve(table []Setting) []Setting {
 	for i := range table {
 		s := &table[i]
-		if strings.HasPrefix(s.Key, "fluentd.") {
+		if strings.HasPrefix(s.Key, "fluentd.") || strings.HasPrefix(s.Key, "logs.") {
 			s.when = fluentdOn
 		}
 		if strings.HasPrefix(s.Key, "traces.") || s.PerOutput() {

@@ -118,6 +118,7 @@ func TestDefaultsUnchanged(t *testing.T) {
 		StateDir: "/var/lib/lookout",
 		Fluentd: Fluentd{Tag: "docker.{{.Name}}", BufferLimit: 10000, BatchSize: 1000, MaxRecordSize: 1 << 20,
 			Start: "beginning", Timeout: Duration(10 * time.Second)},
+		Logs: Logs{Source: "auto"},
 		Traces: Traces{Protocol: "thrift", MaxPacketSize: 65000, OTLPMaxRequestSize: 4 << 20, BatchSize: 500,
 			FlushInterval: Duration(time.Second), QueueLimit: 50000, Timeout: Duration(5 * time.Second)},
 		Outputs: []Output{{Name: "influxdb", Type: OutputInfluxV1, URL: "http://db:8086", Database: "lookout", Precision: "ns",

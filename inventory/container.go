@@ -50,6 +50,8 @@ type Container struct {
 	HealthInterval time.Duration
 
 	Tty bool // the container has a terminal: its logs are one raw stream, not stdout/stderr frames
+	// LogDriver is the container's log driver ("json-file", "local", "journald", …).
+	LogDriver string
 }
 
 // SeriesName is the container_name tag: stable across restarts and task re-creation.
@@ -83,6 +85,7 @@ func FromInspect(in container.InspectResponse, monitorAll bool) *Container {
 		}
 		if in.HostConfig != nil {
 			c.NetworkMode = string(in.HostConfig.NetworkMode)
+			c.LogDriver = in.HostConfig.LogConfig.Type
 		}
 	}
 	if in.Config != nil {

@@ -60,10 +60,10 @@ func TestJoinPiecesPerStream(t *testing.T) {
 	if string(recs[1].Log) != piece+piece+"end" || recs[1].Source != "stdout" || !recs[1].Time.Equal(t0) {
 		t.Errorf("joined record: %d bytes, source %s, time %s", len(recs[1].Log), recs[1].Source, recs[1].Time)
 	}
-	if want := (Position{t0.UnixNano(), 3}); recs[1].Pos.TimeNS != t0.Add(1).UnixNano() || recs[1].Pos.N != 1 {
+	if want := (Position{TimeNS: t0.UnixNano(), N: 3}); recs[1].Pos.TimeNS != t0.Add(1).UnixNano() || recs[1].Pos.N != 1 {
 		t.Errorf("joined record position %+v, want after the stderr line (not %+v)", recs[1].Pos, want)
 	}
-	if string(recs[2].Log) != "" || recs[2].Pos != (Position{t0.Add(2).UnixNano(), 1}) {
+	if string(recs[2].Log) != "" || recs[2].Pos != (Position{TimeNS: t0.Add(2).UnixNano(), N: 1}) {
 		t.Errorf("empty line record %q at %+v", recs[2].Log, recs[2].Pos)
 	}
 }
@@ -78,7 +78,7 @@ func TestTruncateMultilineTTY(t *testing.T) {
 	if len(recs) != 2 || string(recs[0].Log) != "ERROR boom\n  at a()\n  at b()" || string(recs[1].Log) != "INFO ok" {
 		t.Fatalf("multiline records %+v", recs)
 	}
-	if recs[0].Pos != (Position{t0.Add(2).UnixNano(), 1}) {
+	if recs[0].Pos != (Position{TimeNS: t0.Add(2).UnixNano(), N: 1}) {
 		t.Errorf("multiline record position %+v: want after its last line, before the next record", recs[0].Pos)
 	}
 
@@ -101,7 +101,7 @@ func TestPositionSince(t *testing.T) {
 	if p.since() != "1700000000.000000042" || (Position{}).since() != "" {
 		t.Errorf("since %q", p.since())
 	}
-	if !p.before(p.advance(p.TimeNS)) || p.advance(p.TimeNS+1) != (Position{p.TimeNS + 1, 1}) {
+	if !p.before(p.advance(p.TimeNS)) || p.advance(p.TimeNS+1) != (Position{TimeNS: p.TimeNS + 1, N: 1}) {
 		t.Error("advance")
 	}
 	s, err := newStore(t.TempDir())
@@ -111,8 +111,8 @@ func TestPositionSince(t *testing.T) {
 	if _, ok, err := s.load("abc"); ok || err != nil {
 		t.Errorf("position before any save: %v, %v", ok, err)
 	}
-	_ = s.save("abc", Position{5, 2})
-	if got, ok, err := s.load("abc"); !ok || err != nil || got != (Position{5, 2}) {
+	_ = s.save("abc", Position{TimeNS: 5, N: 2})
+	if got, ok, err := s.load("abc"); !ok || err != nil || got != (Position{TimeNS: 5, N: 2}) {
 		t.Errorf("load %+v %v %v", got, ok, err)
 	}
 	// A file left empty (a host crash before the rename reached the disk) is an error,

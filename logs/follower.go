@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -35,6 +36,23 @@ type follower struct {
 	// errIdle); got says whether this follow read anything.
 	idle time.Duration
 	got  bool
+	// file is the file source's reader; nil: the Docker API. stopping is closed when the
+	// container stopped or was removed (the file source then reads to the end and stops;
+	// the API's stream ends by itself).
+	file     *fileReader
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// stop says the container stopped or was removed.
+func (fl *follower) stop() { fl.stopOnce.Do(func() { close(fl.stopping) }) }
+
+// source is the follower's source, as metrics and logs name it.
+func (fl *follower) source() string {
+	if fl.file != nil {
+		return SourceFile
+	}
+	return SourceAPI
 }
 
 // errIdle ends a follow that stayed silent for its idle time, in case Docker's follow
@@ -149,8 +167,13 @@ func (fl *follower) run(ctx context.Context) error {
 				ended = true
 			}
 		}
-		if idle := cur == nil && !asm.waiting() && fl.idle > 0 && !idled; idle && (!slow || ticked) {
-			tick.Reset(max(fast, time.Until(lastMsg.Add(fl.idle))))
+		// Nothing waits: the ticker stops (the file source) or wakes at the idle time.
+		if idle := cur == nil && !asm.waiting() && !idled; idle && (!slow || ticked) {
+			if fl.idle > 0 {
+				tick.Reset(max(fast, time.Until(lastMsg.Add(fl.idle))))
+			} else {
+				tick.Stop()
+			}
 			slow = true
 		} else if !idle && slow {
 			tick.Reset(fast)
@@ -190,6 +213,9 @@ var errLag = errors.New("fell behind")
 // read reads the log from pos into msgs until the container stops, ctx is done, or a
 // follow falls behind or goes silent.
 func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- []message) error {
+	if fl.file != nil {
+		return fl.file.read(ctx, pos, msgs)
+	}
 	follow := false
 	for {
 		rc, err := fl.f.docker.ContainerLogs(ctx, fl.id, container.LogsOptions{ShowStdout: true, ShowStderr: true,
@@ -303,6 +329,13 @@ func (fl *follower) deliver(ctx context.Context, batches <-chan *batch) error {
 			n := uint64(len(b.records))
 			fl.cnt.lines.Add(n)
 			f.total.lines.Add(n)
+			if fl.file != nil {
+				fl.cnt.linesFile.Add(n)
+				f.total.linesFile.Add(n)
+			} else {
+				fl.cnt.linesAPI.Add(n)
+				f.total.linesAPI.Add(n)
+			}
 			fl.cnt.bytes.Add(uint64(b.bytes))
 			f.total.bytes.Add(uint64(b.bytes))
 		},

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -48,8 +49,20 @@ type Options struct {
 	FromStart     bool               // a container seen for the first time is read from its start (else from when the agent started)
 	Timeout       time.Duration      // connect, write and wait for an ack (default forward.DefaultTimeout)
 	Linger        time.Duration      // how long a record may wait for its batch to fill
+	// Source is where logs are read: SourceAuto (the json-file log file where it can be
+	// read, else the API, per container), SourceFile or SourceAPI. ContainersDir is
+	// Docker's containers directory as the agent sees it; "" means no file source.
+	Source        string
+	ContainersDir string
 	Log           logrus.FieldLogger
 }
+
+// Log sources.
+const (
+	SourceAuto = "auto"
+	SourceFile = "file"
+	SourceAPI  = "api"
+)
 
 // Forwarder follows the logs of every monitored container that does not say
 // lookout.logs=false.
@@ -67,9 +80,13 @@ type Forwarder struct {
 	wg         sync.WaitGroup
 	done       chan followDone
 
+	watch *watcher // wakes the file source's readers; nil without one
+
 	mu     sync.Mutex
 	total  counters
 	active atomic.Int64
+	// followedFile and followedAPI count the followers by source.
+	followedFile, followedAPI atomic.Int64
 }
 
 // tracked is everything the forwarder keeps of one container, so that forgetting the
@@ -82,6 +99,7 @@ type tracked struct {
 	cnt       *counters       // nil before the first follow; reported by Points
 	notBefore time.Time       // no follow before this (a follow that ended waits a second)
 	idle      time.Duration   // the idle time of the next follow (see errIdle)
+	source    string          // the source of the last follow ("" before the first)
 }
 
 // followDone is what a follower reports when it ends.
@@ -101,6 +119,9 @@ type counters struct {
 	tags                                      map[string]string
 	lines, bytes, retried, dropped, truncated atomic.Uint64
 	positionErrors                            atomic.Uint64 // acknowledged batches whose position was not saved
+	linesFile, linesAPI                       atomic.Uint64 // lines by source
+	fallbacks                                 atomic.Uint64 // follows that took the API in auto mode
+	rotatedLost                               atomic.Uint64 // rotated log files deleted before they were read
 }
 
 // New returns a forwarder of the containers whose states updates brings (the inventory's
@@ -135,8 +156,41 @@ func New(docker Docker, updates *inventory.Mailbox, opts Options) (*Forwarder, e
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Forwarder{opts: opts, fwd: fwd, started: time.Now(), docker: docker, store: st, updates: updates,
-		containers: map[string]*tracked{}, done: make(chan followDone)}, nil
+	if opts.Source == "" {
+		opts.Source = SourceAuto
+	}
+	f := &Forwarder{opts: opts, fwd: fwd, started: time.Now(), docker: docker, store: st, updates: updates,
+		containers: map[string]*tracked{}, done: make(chan followDone)}
+	if opts.Source != SourceAPI {
+		var err error
+		if f.watch, err = newWatcher(); err != nil {
+			opts.Log.WithError(err).Warn("logs: no inotify; log files are polled every 250 ms")
+		}
+	}
+	return f, nil
+}
+
+// ChooseSource says where a container's log is read from, and why: in auto mode the
+// json-file log file when the container logs with json-file and its file can be read in
+// containersDir ("" for none: a remote engine), else the Docker API.
+func ChooseSource(mode, containersDir string, c *inventory.Container) (source, why string) {
+	switch mode {
+	case SourceFile, SourceAPI:
+		return mode, "set by logs.source"
+	}
+	if c.LogDriver != "json-file" {
+		return SourceAPI, "log driver " + c.LogDriver
+	}
+	if containersDir == "" {
+		return SourceAPI, "no containers directory (remote engine)"
+	}
+	fr := newFileReader(containersDir, c.ID, c.Tty, nil, nil)
+	f, err := os.Open(fr.livePath())
+	if err != nil {
+		return SourceAPI, "log file unreadable: " + err.Error()
+	}
+	f.Close()
+	return SourceFile, "json-file log readable"
 }
 
 func wanted(u inventory.Update) bool {
@@ -171,6 +225,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 				}
 			}
 			f.wg.Wait()
+			f.watch.close()
 			return
 		case <-f.updates.Ready():
 			f.updates.Each(func(u inventory.Update) { f.update(ctx, u) })
@@ -215,6 +270,9 @@ func (f *Forwarder) update(ctx context.Context, u inventory.Update) {
 		f.mu.Unlock()
 	}
 	t.latest = u
+	if t.follower != nil && !wanted(u) {
+		t.follower.stop() // the file source reads to the end, then stops
+	}
 	if u.Gone {
 		if t.follower == nil {
 			f.forget(id)
@@ -264,13 +322,37 @@ func (f *Forwarder) startIfWanted(ctx context.Context, id string, t *tracked) {
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	fl := &follower{f: f, id: id, name: c.Name, tty: c.Tty, tag: tag, multiline: c.Config.Logs.Multiline,
-		meta: forward.NewMeta(recordFields(c, u.Engine)), cnt: t.cnt, cancel: cancel, idle: t.idle, client: t.client}
+		meta: forward.NewMeta(recordFields(c, u.Engine)), cnt: t.cnt, cancel: cancel, idle: t.idle, client: t.client,
+		stopping: make(chan struct{})}
+	src, why := ChooseSource(f.opts.Source, f.opts.ContainersDir, c)
+	if src != t.source {
+		if src == SourceAPI && f.opts.Source == SourceAuto {
+			t.cnt.fallbacks.Add(1)
+			f.total.fallbacks.Add(1)
+		}
+		f.opts.Log.WithField("container", c.Name).WithField("source", src).WithField("why", why).Info("logs: source")
+		t.source = src
+	}
+	followed := &f.followedAPI
+	if src == SourceFile {
+		fl.idle = 0 // the file source does not go silent by mistake: no restarts
+		fl.file = newFileReader(f.opts.ContainersDir, id, c.Tty, f.watch, fl.stopping)
+		fl.file.bad = func() { t.cnt.dropped.Add(1); f.total.dropped.Add(1) }
+		fl.file.lost = func(what string) {
+			t.cnt.rotatedLost.Add(1)
+			f.total.rotatedLost.Add(1)
+			f.opts.Log.WithField("container", c.Name).Warn("logs: " + what + "; lines may be lost (rotated_lost)")
+		}
+		followed = &f.followedFile
+	}
 	t.follower = fl
 	f.active.Add(1)
+	followed.Add(1)
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		defer f.active.Add(-1)
+		defer followed.Add(-1)
 		err := fl.run(fctx) // the connection stays open for the next follow (Deliver closes it on errors)
 		cancel()
 		if err != nil && fctx.Err() == nil && !errors.Is(err, errIdle) {
@@ -326,12 +408,15 @@ func (f *Forwarder) Points(now time.Time, tags map[string]string) []metric.Point
 			out = append(out, metric.New("lookout_logs", t.cnt.tags, t.cnt.fields(), now))
 		}
 	}
-	fields := append(f.total.fields(), metric.Field{Key: "followed", Value: f.active.Load()})
+	fields := append(f.total.fields(), metric.Field{Key: "followed", Value: f.active.Load()},
+		metric.Field{Key: "followed_file", Value: f.followedFile.Load()}, metric.Field{Key: "followed_api", Value: f.followedAPI.Load()})
 	return append(out, metric.New("lookout_logs_total", tags, fields, now))
 }
 
 func (c *counters) fields() []metric.Field {
 	return []metric.Field{{Key: "lines", Value: c.lines.Load()}, {Key: "bytes", Value: c.bytes.Load()},
 		{Key: "retried", Value: c.retried.Load()}, {Key: "dropped", Value: c.dropped.Load()},
-		{Key: "truncated", Value: c.truncated.Load()}, {Key: "position_errors", Value: c.positionErrors.Load()}}
+		{Key: "truncated", Value: c.truncated.Load()}, {Key: "position_errors", Value: c.positionErrors.Load()},
+		{Key: "lines_file", Value: c.linesFile.Load()}, {Key: "lines_api", Value: c.linesAPI.Load()},
+		{Key: "fallbacks", Value: c.fallbacks.Load()}, {Key: "rotated_lost", Value: c.rotatedLost.Load()}}
 }

@@ -16,13 +16,37 @@ import (
 // that timestamp. Docker stamps every 16 KiB piece of a long line with the time of the
 // first, so a later piece may carry an older time: Docker's `since` would filter it out,
 // which is why a position never moves past a line still being joined (see assembler).
+//
+// The file source also keeps File: where in which json-file log file it stands. The time
+// part links the two sources: a container switched from one to the other goes on from its
+// place (the file source finds it by skipping as the API's since and N would).
 type Position struct {
-	TimeNS int64 `json:"time_ns"`
-	N      int   `json:"n"`
+	TimeNS int64   `json:"time_ns"`
+	N      int     `json:"n"`
+	File   FilePos `json:"file,omitzero"`
 }
 
-// before says whether p is earlier in the log than q.
+// FilePos is a place in a json-file log file: the file by its identity (device, inode
+// and a hash of its first line, since an inode number is reused once a file is deleted)
+// and the bytes read of it (of its decompressed content for a .gz).
+type FilePos struct {
+	Dev    uint64 `json:"dev"`
+	Ino    uint64 `json:"ino"`
+	Head   uint64 `json:"head"` // FNV-1a 64 of the first line, its newline included
+	Offset int64  `json:"offset"`
+}
+
+// sameFile says whether p and q are places in the same file.
+func (p FilePos) sameFile(q FilePos) bool {
+	return p.Ino != 0 && p.Dev == q.Dev && p.Ino == q.Ino && p.Head == q.Head
+}
+
+// before says whether p is earlier in the log than q: by offset within one file, else by
+// time (a later piece of a long line may carry an older time, leaving the time part).
 func (p Position) before(q Position) bool {
+	if p.File.sameFile(q.File) {
+		return p.File.Offset < q.File.Offset
+	}
 	return p.TimeNS < q.TimeNS || (p.TimeNS == q.TimeNS && p.N < q.N)
 }
 
@@ -31,9 +55,9 @@ func (p Position) before(q Position) bool {
 func (p Position) advance(ts int64) Position {
 	switch {
 	case ts == p.TimeNS:
-		return Position{ts, p.N + 1}
+		return Position{TimeNS: ts, N: p.N + 1, File: p.File}
 	case ts > p.TimeNS:
-		return Position{ts, 1}
+		return Position{TimeNS: ts, N: 1, File: p.File}
 	}
 	return p
 }

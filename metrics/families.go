@@ -62,11 +62,17 @@ var logCounters = map[string]Desc{
 	"dropped":         counter("Docker log messages that could not be parsed."),
 	"truncated":       counter("Log records cut to the maximum record size."),
 	"position_errors": counter("Acknowledged batches whose read position could not be saved, and saved positions that could not be read."),
+	"lines_file":      counter("Log lines acknowledged by Fluentd that were read from the json-file log file."),
+	"lines_api":       counter("Log lines acknowledged by Fluentd that were read through the Docker logs API."),
+	"fallbacks":       counter("Follows that took the Docker logs API with logs.source=auto because the log file could not be used (another log driver, a remote engine, an unreadable file)."),
+	"rotated_lost":    counter("Times rotated log files were found deleted by Docker before they were read: lines may be lost (may over-count)."),
 }
 
 func withLogTotals(m map[string]Desc) map[string]Desc {
 	out := map[string]Desc{
-		"followed": gauge("Containers whose logs are being read."),
+		"followed":      gauge("Containers whose logs are being read."),
+		"followed_file": gauge("Containers whose logs are being read from their json-file log file."),
+		"followed_api":  gauge("Containers whose logs are being read through the Docker logs API."),
 	}
 	for k, v := range m {
 		out[k] = v

@@ -241,9 +241,12 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 			log.WithField("self_hostname", auth.SelfHostname).WithField("username", auth.Username).Info("logs: shared-key handshake on: Fluentd must ask for it (HELO)")
 		}
 		logsBox = inv.Mailbox("logs")
+		dir := containersDir(ctx, cfg, dc)
+		log.WithField("source", cfg.Logs.Source).WithField("containers_dir", dir).Info("logs: sources")
 		fwd, err = logs.New(dc, logsBox, logs.Options{Address: cfg.Fluentd.Address, TLS: tlsConf, Auth: auth, Tag: tag, StateDir: cfg.StateDir,
 			BufferLimit: cfg.Fluentd.BufferLimit, BatchSize: cfg.Fluentd.BatchSize, MaxRecordSize: cfg.Fluentd.MaxRecordSize,
-			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout), Log: log})
+			FromStart: cfg.Fluentd.Start == "beginning", Timeout: time.Duration(cfg.Fluentd.Timeout),
+			Source: cfg.Logs.Source, ContainersDir: dir, Log: log})
 		if err != nil {
 			return fmt.Errorf("logs: %w", err)
 		}
@@ -460,13 +463,23 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 	sort.Slice(list, func(i, j int) bool { return name(list[i]) < name(list[j]) })
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONTAINER\tSTATE\tMONITORED\tLABEL PROBLEMS")
+	fmt.Fprintln(tw, "CONTAINER\tSTATE\tMONITORED\tLOGS\tLABEL PROBLEMS")
 	problems := 0
+	dir := ""
+	if cfg.Fluentd.Address != "" {
+		dir = containersDir(ctx, cfg, dc)
+	}
 	for _, c := range list {
 		lc := labels.Parse(c.Labels)
 		mon := "no"
 		if lc.Monitored(cfg.MonitorAll) {
 			mon = "yes"
+		}
+		logSource := "off"
+		if cfg.Fluentd.Address != "" && mon == "yes" && (lc.Logs.Enable == nil || *lc.Logs.Enable) {
+			if in, err := dc.ContainerInspect(ctx, c.ID); err == nil {
+				logSource, _ = logs.ChooseSource(cfg.Logs.Source, dir, inventory.FromInspect(in, cfg.MonitorAll))
+			}
 		}
 		msg := "-"
 		if len(lc.Problems) > 0 {
@@ -477,7 +490,7 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 			msg = strings.Join(parts, "; ")
 			problems += len(lc.Problems)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name(c), c.State, mon, msg)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name(c), c.State, mon, logSource, msg)
 	}
 	_ = tw.Flush()
 	if problems > 0 {
@@ -594,6 +607,24 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 		inputs = append(inputs, res)
 	}
 	return execd.Run(ctx, in, stdout, stderr, inputs...)
+}
+
+// containersDir is Docker's containers directory as the agent reads it: logs.containers_dir,
+// else DockerRootDir/containers of a local engine (a unix:// socket); "" for none.
+func containersDir(ctx context.Context, cfg config.Config, dc *client.Client) string {
+	if cfg.Logs.ContainersDir != "" {
+		return cfg.Logs.ContainersDir
+	}
+	if !strings.HasPrefix(dc.DaemonHost(), "unix://") {
+		return ""
+	}
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	info, err := dc.Info(ictx)
+	if err != nil || info.DockerRootDir == "" {
+		return ""
+	}
+	return filepath.Join(info.DockerRootDir, "containers")
 }
 
 // fluentdAuth returns the shared-key handshake settings, nil without a shared key. The

@@ -5,6 +5,8 @@
 //	                               on stdout, and on stderr for every third i
 //	logsvc mixed                   a 64 KiB line, a 1 MiB line, invalid UTF-8, an empty line
 //	                               on stdout, then "done"
+//	logsvc unicode                 non-ASCII lines (accents, CJK, emoji, HTML characters, a
+//	                               tab, a carriage return inside), then "done"
 //	logsvc flood DURATION          write numbered 100-byte lines as fast as it can for
 //	                               DURATION, then "flood end N" with the count
 //	logsvc sleep                   sleep forever
@@ -47,6 +49,11 @@ func main() {
 		w.WriteString("bad \xff\xfe utf8\n\n")
 		w.WriteString("done\n")
 		w.Flush()
+	case "unicode":
+		for _, l := range []string{"grüße aus Köln", "日本語のログ", "emoji 😀🚀", "<html> & \"quotes\" \\ back", "tab\there", "cr\rinside", "\u2028 separator"} {
+			fmt.Println(l)
+		}
+		fmt.Println("done")
 	case "flood":
 		d, _ := time.ParseDuration(os.Args[2])
 		w := bufio.NewWriterSize(os.Stdout, 64*1024)
