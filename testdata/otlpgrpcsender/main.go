@@ -1,0 +1,72 @@
+// Command otlpgrpcsender is a service that traces its work with the OpenTelemetry Go SDK
+// and exports the spans with otlptracegrpc (OTLP/gRPC, gzip), the SDKs' default
+// protocol. Lookout's end-to-end tests run it FROM scratch with the agent's OTLP/gRPC
+// receiver as its collector; it knows nothing of Lookout. (A module of its own: grpc-go
+// stays out of the agent's module.)
+//
+//	OTLP_ENDPOINT   host:port of the OTLP/gRPC receiver (required; HTTP/2 without TLS)
+//	SERVICE         service name (default otlpgrpcsender)
+//	RATE            traces per second (default 10)
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func main() {
+	service, rate := cmp.Or(os.Getenv("SERVICE"), "otlpgrpcsender"), 10
+	if n, err := strconv.Atoi(os.Getenv("RATE")); err == nil && n > 0 {
+		rate = n
+	}
+	ctx := context.Background()
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(os.Getenv("OTLP_ENDPOINT")), otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithCompressor("gzip"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "otlpgrpcsender:", err)
+		os.Exit(1)
+	}
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service), attribute.String("deployment.environment", "e2e"))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res),
+		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(100*time.Millisecond)))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	tracer := tp.Tracer("otlpgrpcsender")
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := 0; ctx.Err() == nil; i++ {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			trace2(ctx, tracer, i)
+		}
+	}
+}
+
+// trace2 makes a trace of two spans: a server span and its failed client child.
+func trace2(ctx context.Context, tracer trace.Tracer, i int) {
+	pctx, parent := tracer.Start(ctx, "handle", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.Int("seq", i)))
+	_, child := tracer.Start(pctx, "query", trace.WithSpanKind(trace.SpanKindClient))
+	child.RecordError(errors.New("row not found"))
+	child.SetStatus(codes.Error, "row not found")
+	child.End()
+	parent.End()
+}
