@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/lookout-agent/lookout/internal/retryafter"
 )
 
@@ -24,17 +26,27 @@ type Poster struct {
 	requests, failures atomic.Uint64
 }
 
+// HTTPConfig configures an exporter that posts to a collector.
+type HTTPConfig struct {
+	Endpoint string        // http://host:14268/api/traces (thrift) or http://host:4318/v1/traces (otlp)
+	Timeout  time.Duration // of one request; 0 means 5s
+	Log      logrus.FieldLogger
+}
+
 // NewPoster checks the endpoint; retryable tells which error statuses are worth another
-// try.
-func NewPoster(endpoint string, timeout time.Duration, retryable func(status int) bool) (*Poster, error) {
-	if !strings.HasPrefix(endpoint, "http://") && !strings.HasPrefix(endpoint, "https://") {
-		return nil, fmt.Errorf("spans endpoint %q: want http://host:port/api/traces (thrift) or http://host:port/v1/traces (otlp)", endpoint)
+// try. It fills in cfg's defaults.
+func NewPoster(cfg *HTTPConfig, retryable func(status int) bool) (*Poster, error) {
+	if !strings.HasPrefix(cfg.Endpoint, "http://") && !strings.HasPrefix(cfg.Endpoint, "https://") {
+		return nil, fmt.Errorf("spans endpoint %q: want http://host:port/api/traces (thrift) or http://host:port/v1/traces (otlp)", cfg.Endpoint)
 	}
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
 	}
-	return &Poster{url: endpoint, retryable: retryable,
-		client: &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}}}, nil
+	if cfg.Log == nil {
+		cfg.Log = logrus.New()
+	}
+	return &Poster{url: cfg.Endpoint, retryable: retryable,
+		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}}}, nil
 }
 
 // Post sends body and returns the answer's body (up to 1 MiB) when the status is 2xx.

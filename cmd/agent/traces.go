@@ -45,9 +45,9 @@ const (
 func newSpanExporter(cfg config.Traces, log logrus.FieldLogger) (traces.Exporter, error) {
 	switch cfg.Protocol {
 	case protocolThrift, "":
-		return jaegerexp.New(jaegerexp.Config{Endpoint: cfg.JaegerEndpoint, Timeout: time.Duration(cfg.Timeout), Log: log})
+		return jaegerexp.New(traces.HTTPConfig{Endpoint: cfg.JaegerEndpoint, Timeout: time.Duration(cfg.Timeout), Log: log})
 	case protocolOTLP:
-		return otlpexp.New(otlpexp.Config{Endpoint: cfg.JaegerEndpoint, Timeout: time.Duration(cfg.Timeout), Log: log})
+		return otlpexp.New(traces.HTTPConfig{Endpoint: cfg.JaegerEndpoint, Timeout: time.Duration(cfg.Timeout), Log: log})
 	}
 	return nil, fmt.Errorf("spans protocol %q: want %q (jaeger.thrift over HTTP) or %q (OTLP/HTTP protobuf)", cfg.Protocol, protocolThrift, protocolOTLP)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/uber/jaeger-client-go/thrift"
@@ -17,13 +16,6 @@ import (
 	"github.com/lookout-agent/lookout/traces"
 	"github.com/lookout-agent/lookout/traces/jaegerthrift"
 )
-
-// Config configures an Exporter.
-type Config struct {
-	Endpoint string        // http://host:14268/api/traces
-	Timeout  time.Duration // of one request
-	Log      logrus.FieldLogger
-}
 
 // Exporter sends spans as jaeger.thrift over HTTP. Spans jaeger.thrift cannot carry (no
 // valid trace or span ID: a relayed span with zero IDs) are rejected, so counted as
@@ -35,16 +27,13 @@ type Exporter struct {
 }
 
 // New checks cfg and returns an exporter.
-func New(cfg Config) (*Exporter, error) {
+func New(cfg traces.HTTPConfig) (*Exporter, error) {
 	// jaeger.thrift over HTTP: any 5xx and 429 are worth another try.
-	p, err := traces.NewPoster(cfg.Endpoint, cfg.Timeout, func(status int) bool {
+	p, err := traces.NewPoster(&cfg, func(status int) bool {
 		return status == http.StatusTooManyRequests || status >= 500
 	})
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Log == nil {
-		cfg.Log = logrus.New()
 	}
 	return &Exporter{Poster: p, log: cfg.Log}, nil
 }

@@ -18,6 +18,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/lookout-agent/lookout/traces"
+	"github.com/lookout-agent/lookout/traces/internal/tracetest"
 )
 
 // fakeCollector decodes what the exporter posts; status decides the answer. The real
@@ -89,7 +90,7 @@ func startExporterDelay(t *testing.T, cfg traces.QueueConfig, delay time.Duratio
 	fc := &fakeCollector{delay: delay}
 	srv := httptest.NewServer(fc)
 	t.Cleanup(srv.Close)
-	exp, err := New(Config{Endpoint: srv.URL + "/api/traces"})
+	exp, err := New(traces.HTTPConfig{Endpoint: srv.URL + "/api/traces"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,17 +105,7 @@ func startExporterDelay(t *testing.T, cfg traces.QueueConfig, delay time.Duratio
 	return e, fc
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+var eventually = tracetest.Eventually
 
 func TestExporterBatchesByProcess(t *testing.T) {
 	e, fc := startExporter(t, traces.QueueConfig{BatchSize: 4, Interval: time.Hour, Limit: 100})
@@ -174,10 +165,10 @@ func TestExporterDropsRefusedBatch(t *testing.T) {
 }
 
 func TestNewExporterRejectsBadConfig(t *testing.T) {
-	if _, err := New(Config{Endpoint: "ftp://x"}); err == nil {
+	if _, err := New(traces.HTTPConfig{Endpoint: "ftp://x"}); err == nil {
 		t.Errorf("ftp://x: no error")
 	}
-	exp, _ := New(Config{Endpoint: "http://x/api/traces"})
+	exp, _ := New(traces.HTTPConfig{Endpoint: "http://x/api/traces"})
 	for _, cfg := range []traces.QueueConfig{
 		{BatchSize: 10, Limit: 5, Interval: time.Second},
 		{BatchSize: 1, Limit: 5},
@@ -227,7 +218,7 @@ func TestExporterCountsSpansLeftAtShutdown(t *testing.T) {
 	fc.status.Store(http.StatusServiceUnavailable)
 	srv := httptest.NewServer(fc)
 	t.Cleanup(srv.Close)
-	exp, err := New(Config{Endpoint: srv.URL + "/api/traces"})
+	exp, err := New(traces.HTTPConfig{Endpoint: srv.URL + "/api/traces"})
 	if err != nil {
 		t.Fatal(err)
 	}

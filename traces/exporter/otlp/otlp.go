@@ -8,7 +8,6 @@ import (
 	"compress/gzip"
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -18,13 +17,6 @@ import (
 	"github.com/lookout-agent/lookout/traces"
 )
 
-// Config configures an Exporter.
-type Config struct {
-	Endpoint string        // http://host:4318/v1/traces
-	Timeout  time.Duration // of one request
-	Log      logrus.FieldLogger
-}
-
 // Exporter sends all the resources of a batch in one ExportTraceServiceRequest.
 type Exporter struct {
 	*traces.Poster
@@ -32,17 +24,14 @@ type Exporter struct {
 }
 
 // New checks cfg and returns an exporter.
-func New(cfg Config) (*Exporter, error) {
+func New(cfg traces.HTTPConfig) (*Exporter, error) {
 	// OTLP/HTTP: only 429, 502, 503 and 504 are worth another try.
-	p, err := traces.NewPoster(cfg.Endpoint, cfg.Timeout, func(status int) bool {
+	p, err := traces.NewPoster(&cfg, func(status int) bool {
 		return status == http.StatusTooManyRequests || status == http.StatusBadGateway ||
 			status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 	})
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Log == nil {
-		cfg.Log = logrus.New()
 	}
 	return &Exporter{Poster: p, log: cfg.Log}, nil
 }

@@ -42,7 +42,7 @@ func span(trace, id byte) *tracepb.Span {
 
 func newQueue(t *testing.T, url string, cfg traces.QueueConfig) *traces.Queue {
 	t.Helper()
-	exp, err := New(Config{Endpoint: url})
+	exp, err := New(traces.HTTPConfig{Endpoint: url})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,17 +53,7 @@ func newQueue(t *testing.T, url string, cfg traces.QueueConfig) *traces.Queue {
 	return q
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+var eventually = tracetest.Eventually
 
 // otlpCollector is an OTLP/HTTP endpoint that decodes requests with the real
 // ExportTraceServiceRequest type and answers with the real response type.

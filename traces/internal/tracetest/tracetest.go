@@ -4,6 +4,8 @@ package tracetest
 
 import (
 	"sync"
+	"testing"
+	"time"
 
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -149,4 +151,17 @@ func Request() *collectorpb.ExportTraceServiceRequest {
 			},
 		}},
 	}}}
+}
+
+// Eventually polls cond until it holds, for 15 seconds at most.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
 }
