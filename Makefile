@@ -54,7 +54,7 @@ ifneq ($(BASELINE),)
 endif
 
 fuzz:
-	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
+	$(GO) test ./metric/lineproto/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
 	$(GO) test ./shipper/diskqueue/ -run XXX -fuzz FuzzRecover -fuzztime 60s
 
 image: build
