@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -45,8 +46,20 @@ func main() {
 	requests := flag.Int("requests", 2000, "requests per run")
 	spans := flag.Int("spans", 100, "spans per request")
 	rounds := flag.Int("rounds", 3, "runs of each server, interleaved")
+	only := flag.String("only", "", "measure only this server")
+	profile := flag.String("cpuprofile", "", "with -serve: write the server's CPU profile to this file")
 	flag.Parse()
+	if *only != "" {
+		servers = []string{*only}
+	}
 	if *serve != "" {
+		if *profile != "" {
+			f, err := os.Create(*profile)
+			if err == nil {
+				_ = pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
 		if err := runServer(*serve); err != nil {
 			fmt.Fprintln(os.Stderr, "otlpgrpc:", err)
 			os.Exit(1)
@@ -105,7 +118,11 @@ func measure(s string, req *collectorpb.ExportTraceServiceRequest, requests int)
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.Command(self, "-serve", s)
+	args := []string{"-serve", s}
+	if p := os.Getenv("OTLPGRPC_CPUPROFILE"); p != "" {
+		args = append(args, "-cpuprofile", p+"."+s)
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe() // closed: the child exits
 	out, _ := cmd.StdoutPipe()
