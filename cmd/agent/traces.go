@@ -22,7 +22,7 @@ import (
 	"github.com/lookout-agent/lookout/traces/receiver/otlp"
 )
 
-// traces wires spans: check spans and the receivers into one queue, sent by one
+// spanPipeline wires spans: check spans and the receivers into one queue, sent by one
 // exporter. Every part is nil when its configuration leaves it off.
 type spanPipeline struct {
 	queue    *traces.Queue
@@ -133,23 +133,18 @@ func (t *spanPipeline) sources() []collectors.Named {
 // start runs the receivers as producers and the queue as an output, which outlives the
 // producers so that their last spans are sent.
 func (t *spanPipeline) start(producers context.Context, producersWG *sync.WaitGroup, output context.Context, outputWG *sync.WaitGroup) {
-	for _, r := range []interface{ Run(context.Context) }{t.relay, t.otlp, t.otlpGRPC} {
-		switch r := r.(type) {
-		case *jaegerudp.Relay:
-			if r == nil {
-				continue
-			}
-		case *otlp.HTTP:
-			if r == nil {
-				continue
-			}
-		case *otlp.GRPC:
-			if r == nil {
-				continue
-			}
-		}
+	produce := func(run func(context.Context)) {
 		producersWG.Add(1)
-		go func() { defer producersWG.Done(); r.Run(producers) }()
+		go func() { defer producersWG.Done(); run(producers) }()
+	}
+	if t.relay != nil {
+		produce(t.relay.Run)
+	}
+	if t.otlp != nil {
+		produce(t.otlp.Run)
+	}
+	if t.otlpGRPC != nil {
+		produce(t.otlpGRPC.Run)
 	}
 	if t.queue != nil {
 		outputWG.Add(1)
