@@ -72,10 +72,14 @@ var otlpKinds = map[string]tracepb.Span_SpanKind{
 // toOTLPSpan converts one span and returns the instrumentation scope (name, version) its
 // tags named.
 func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
-	tid := make([]byte, 16)
+	// The trace, span and parent IDs in one allocation (the relay converts every span).
+	ids := make([]byte, 32)
+	tid := ids[:16:16]
 	binary.BigEndian.PutUint64(tid[:8], uint64(s.TraceIdHigh))
 	binary.BigEndian.PutUint64(tid[8:], uint64(s.TraceIdLow))
-	sp := &tracepb.Span{TraceId: tid, SpanId: otlpSpanID(s.SpanId), Name: validUTF8(s.OperationName),
+	sid := ids[16:24:24]
+	binary.BigEndian.PutUint64(sid, uint64(s.SpanId))
+	sp := &tracepb.Span{TraceId: tid, SpanId: sid, Name: validUTF8(s.OperationName),
 		Kind:              tracepb.Span_SPAN_KIND_UNSPECIFIED,
 		StartTimeUnixNano: uint64(max(s.StartTime, 0)) * 1000,
 		EndTimeUnixNano:   uint64(max(s.StartTime+s.Duration, 0)) * 1000,
@@ -104,7 +108,8 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 			Attributes: []*commonpb.KeyValue{strAttr("opentracing.ref_type", refType)}})
 	}
 	if parent != 0 {
-		sp.ParentSpanId = otlpSpanID(parent)
+		sp.ParentSpanId = ids[24:32:32]
+		binary.BigEndian.PutUint64(sp.ParentSpanId, uint64(parent))
 	}
 
 	var scope [2]string
