@@ -23,8 +23,9 @@ import (
 	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
-// otlpGRPCSender is testdata/otlpgrpcsender: the OpenTelemetry Go SDK with otlptracegrpc.
-var otlpGRPCSender = &senderImage{dir: "testdata/otlpgrpcsender", tag: "lookout-otlpgrpcsender:e2e"}
+// otlpGRPCSender is testdata/otlpsender under a tag of its own, run with
+// OTLP_PROTOCOL=grpc: the OpenTelemetry Go SDK with otlptracegrpc.
+var otlpGRPCSender = &senderImage{dir: "testdata/otlpsender", tag: "lookout-otlpgrpcsender:e2e"}
 
 // An OpenTelemetry SDK's gRPC exporter, pointed at the agent's OTLP/gRPC address, needs
 // nothing else: its spans reach Jaeger tagged with the sending container.
@@ -39,7 +40,7 @@ func TestTracesOTLPGRPCTagsTheSendingContainer(t *testing.T) {
 	})
 	name := "lk-trace-otlpgrpc-" + runID
 	service := "billing-grpc-" + runID
-	otlpGRPCSender.run(t, name, []string{"OTLP_ENDPOINT=" + listen, "SERVICE=" + service, "RATE=5"})
+	otlpGRPCSender.run(t, name, []string{"OTLP_ENDPOINT=" + listen, "OTLP_PROTOCOL=grpc", "SERVICE=" + service, "RATE=5"})
 	id := docker(t, "inspect", "-f", "{{.Id}}", name)
 
 	var seen string
@@ -71,7 +72,7 @@ func TestTracesOTLPGRPCTagsTheSendingContainer(t *testing.T) {
 			if s.OperationName == "query" && parent.OperationName == "handle" &&
 				testpeer.Tag(s.Tags, "span.kind") == "client" && testpeer.Tag(s.Tags, "error") == "true" &&
 				testpeer.Tag(s.Tags, "otel.status_description") == "row not found" &&
-				testpeer.Tag(s.Tags, "otel.scope.name") == "otlpgrpcsender" && testpeer.Tag(parent.Tags, "span.kind") == "server" {
+				testpeer.Tag(s.Tags, "otel.scope.name") == "otlpsender" && testpeer.Tag(parent.Tags, "span.kind") == "server" {
 				return true
 			}
 		}
