@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build run test unit e2e peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
-.PHONY: bench-spans bench-queue bench-outage bench-msgpack baseline
+.PHONY: bench-spans bench-queue bench-outage bench-msgpack bench-otlpgrpc baseline
 
 ## BASELINE: the git ref whose Lookout bench-probes, bench-resources and bench-spans run
 ## next to bin/lookout, same load, same run, with the ratios new/baseline (default: the
@@ -54,7 +54,7 @@ ifneq ($(BASELINE),)
 endif
 
 fuzz:
-	$(GO) test ./shipper/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
+	$(GO) test ./metric/lineproto/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
 	$(GO) test ./shipper/diskqueue/ -run XXX -fuzz FuzzRecover -fuzztime 60s
 
 image: build
@@ -94,6 +94,13 @@ bench-resources: peers build baseline
 ## (Telegraf's disk buffer), 1 GiB queue; a module of its own (bench/queuestore/go.mod).
 bench-queue:
 	cd bench/queuestore && $(GO) run . -size $${SIZE:-1GiB}
+
+## bench-otlpgrpc: OTLP/gRPC receiving three ways (the built-in receiver on Go's HTTP/2
+## server, google.golang.org/grpc, connectrpc.com/connect): server CPU per span and the
+## size of bin/lookout with each; a module of its own (bench/otlpgrpc/go.mod), figures in
+## docs/traces-otlp-grpc.md.
+bench-otlpgrpc:
+	cd bench/otlpgrpc && $(GO) run . -rounds $${ROUNDS:-5} && bash sizes.sh
 
 ## bench-msgpack: the Forward message encoder, hand-written vs tinylib/msgp vs vmihailenco/msgpack;
 ## a module of its own (bench/msgpack/go.mod), figures in docs/logs-msgpack.md.

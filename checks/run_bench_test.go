@@ -13,12 +13,12 @@ import (
 
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/metric"
-	"github.com/lookout-agent/lookout/shipper"
+	"github.com/lookout-agent/lookout/metric/lineproto"
 )
 
 // encodingSink encodes every point as the shipper does, and keeps nothing.
 type encodingSink struct {
-	enc   *shipper.Encoder
+	enc   *lineproto.Encoder
 	bytes int
 }
 
@@ -48,7 +48,7 @@ func BenchmarkCheckRun(b *testing.B) {
 		b.Fatalf("checks: %+v, problems %v", c.Config.Checks, c.Config.Problems)
 	}
 	chk := c.Config.Checks[0]
-	out := &encodingSink{enc: shipper.NewEncoder(lineprotocol.Nanosecond)}
+	out := &encodingSink{enc: lineproto.NewEncoder(lineprotocol.Nanosecond)}
 	s := New(out, nil, Options{})
 	hp := NewHTTPRunner(chk)
 	defer hp.Close()
@@ -72,7 +72,7 @@ func BenchmarkReport(b *testing.B) {
 	c := testContainer("0123456789ab", true, map[string]string{"lookout.enable": "true", "lookout.check.web": "http://:8080/health"})
 	c.ImageName, c.ImageVersion = "lookout-testsvc", "bench"
 	chk := c.Config.Checks[0]
-	out := &encodingSink{enc: shipper.NewEncoder(lineprotocol.Nanosecond)}
+	out := &encodingSink{enc: lineproto.NewEncoder(lineprotocol.Nanosecond)}
 	s := New(out, nil, Options{})
 	v := &view{c: c, eng: inventory.Engine{Host: "node-1", ServerVersion: "28.0.1"}}
 	res := Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now(),

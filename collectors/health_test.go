@@ -21,7 +21,7 @@ import (
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
-	"github.com/lookout-agent/lookout/shipper"
+	"github.com/lookout-agent/lookout/metric/lineproto"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -527,7 +527,7 @@ func TestHealthGolden(t *testing.T) {
 		event(task(container.StateRunning, container.Starting, 0, 1), "start", at(101)),
 		gone,
 	}
-	enc := shipper.NewEncoder(lineprotocol.Nanosecond)
+	enc := lineproto.NewEncoder(lineprotocol.Nanosecond)
 	var out bytes.Buffer
 	for _, ch := range changes {
 		fmt.Fprintf(&out, "# %s %s\n", []string{"Seen", "Event", "Gone"}[ch.Kind], ch.Action)

@@ -26,7 +26,10 @@ type Traces struct {
 
 	// OTLPListen is the TCP address of the OTLP/HTTP receiver (POST /v1/traces); empty:
 	// not listening. OTLPMaxRequestSize bounds a request body (decompressed too).
-	OTLPListen         string `yaml:"otlp_listen"`
+	OTLPListen string `yaml:"otlp_listen"`
+	// OTLPGRPCListen is the TCP address of the OTLP/gRPC receiver (TraceService/Export,
+	// HTTP/2 without TLS); empty: not listening. OTLPMaxRequestSize bounds its messages.
+	OTLPGRPCListen     string `yaml:"otlp_grpc_listen"`
 	OTLPMaxRequestSize int    `yaml:"otlp_max_request_size"`
 }
 

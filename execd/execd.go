@@ -22,7 +22,7 @@ import (
 	"github.com/influxdata/telegraf"
 
 	"github.com/lookout-agent/lookout/metric"
-	"github.com/lookout-agent/lookout/shipper"
+	"github.com/lookout-agent/lookout/metric/lineproto"
 )
 
 // Run gathers every input once per line read from in, until in ends or ctx is done.
@@ -67,14 +67,14 @@ func Run(ctx context.Context, in io.Reader, out, errs io.Writer, inputs ...teleg
 // are left out and reported on errs (Telegraf logs what a plugin writes there).
 type Accumulator struct {
 	mu   sync.Mutex
-	enc  *shipper.Encoder
+	enc  *lineproto.Encoder
 	w    *bufio.Writer
 	errs io.Writer
 }
 
 // NewAccumulator returns an accumulator writing line protocol (nanoseconds) to out.
 func NewAccumulator(out, errs io.Writer) *Accumulator {
-	return &Accumulator{enc: shipper.NewEncoder(lineprotocol.Nanosecond), w: bufio.NewWriter(out), errs: errs}
+	return &Accumulator{enc: lineproto.NewEncoder(lineprotocol.Nanosecond), w: bufio.NewWriter(out), errs: errs}
 }
 
 var _ telegraf.Accumulator = (*Accumulator)(nil)

@@ -180,6 +180,16 @@ var table = map[string]map[string]Desc{
 		"spans_dropped_malformed":         counter("Spans received over OTLP/HTTP without a valid trace or span ID."),
 		"requests_unknown_sender":         counter("OTLP/HTTP requests from an address no monitored container has (forwarded untagged)."),
 	},
+	"lookout_spans_otlp_grpc": {
+		"requests_received":               counter("OTLP/gRPC calls received."),
+		"spans_received":                  counter("Spans received over OTLP/gRPC."),
+		"requests_malformed":              counter("OTLP/gRPC calls that could not be decoded."),
+		"requests_too_large":              counter("OTLP/gRPC calls above the maximum size (RESOURCE_EXHAUSTED)."),
+		"requests_unsupported_media_type": counter("OTLP/gRPC calls with a content type, grpc-encoding or method not served."),
+		"requests_queue_full":             counter("OTLP/gRPC calls answered UNAVAILABLE because the span queue could not take their spans."),
+		"spans_dropped_malformed":         counter("Spans received over OTLP/gRPC without a valid trace or span ID."),
+		"requests_unknown_sender":         counter("OTLP/gRPC calls from an address no monitored container has (forwarded untagged)."),
+	},
 	"lookout_spans_probes": {
 		"spans": counter("Check spans made."),
 	},

@@ -128,7 +128,7 @@ func TestTableCoversEverySourceField(t *testing.T) {
 			t.Errorf("lookout_logs field %s: not in the metrics table", f)
 		}
 	}
-	spans := map[string]bool{"lookout_spans_export": true, "lookout_spans_relay": true, "lookout_spans_otlp": true, "lookout_spans_probes": true, "lookout_logs": true}
+	spans := map[string]bool{"lookout_spans_export": true, "lookout_spans_relay": true, "lookout_spans_otlp": true, "lookout_spans_otlp_grpc": true, "lookout_spans_probes": true, "lookout_logs": true}
 	for m, fields := range metrics.Measurements() {
 		if spans[m] {
 			continue // checked in e2e (spans) or above (lookout_logs)

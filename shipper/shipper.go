@@ -21,6 +21,7 @@ import (
 
 	"github.com/lookout-agent/lookout/internal/backoff"
 	"github.com/lookout-agent/lookout/metric"
+	"github.com/lookout-agent/lookout/metric/lineproto"
 	"github.com/lookout-agent/lookout/shipper/diskqueue"
 )
 
@@ -64,7 +65,7 @@ type Output struct {
 	log logrus.FieldLogger
 
 	encMu sync.Mutex
-	enc   *Encoder
+	enc   *lineproto.Encoder
 	q     *queue
 
 	written, rejected, invalid, skippedFields, retries, writeErrors atomic.Uint64
@@ -104,7 +105,7 @@ func newOutput(oc OutputConfig, w writer, log logrus.FieldLogger) *Output {
 			disk = nil
 		}
 	}
-	o := &Output{cfg: oc, w: w, log: l, enc: NewEncoder(precisions[oc.Precision]), q: newQueue(oc.BufferLimit, disk, l)}
+	o := &Output{cfg: oc, w: w, log: l, enc: lineproto.NewEncoder(precisions[oc.Precision]), q: newQueue(oc.BufferLimit, disk, l)}
 	o.q.diskErr = diskErr
 	return o
 }

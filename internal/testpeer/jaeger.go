@@ -201,6 +201,29 @@ func (j *Jaeger) Trace(id string) (Trace, error) {
 	return r.Data[0], nil
 }
 
+// RawTrace returns one trace by its hex ID as the query API's JSON, every field kept
+// (logs, flags, warnings), for tests that compare what Jaeger keeps.
+func (j *Jaeger) RawTrace(id string) (map[string]any, error) {
+	var r struct {
+		Data []map[string]any `json:"data"`
+	}
+	if err := j.get("/api/traces/"+id, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Data) == 0 {
+		return nil, fmt.Errorf("trace %s: not found", id)
+	}
+	return r.Data[0], nil
+}
+
+// RawTraceV3 returns one trace by its hex ID from the query API v3, which answers in
+// OTLP's JSON.
+func (j *Jaeger) RawTraceV3(id string) (map[string]any, error) {
+	var r map[string]any
+	err := j.get("/api/v3/traces/"+id, &r)
+	return r, err
+}
+
 // BuildModuleImage builds the Go module in root/dir (a module of its own, such as
 // testdata/spansender) as a static binary named after dir's last element and packs it
 // with dir's Dockerfile into image tag.

@@ -1,9 +1,12 @@
 // Command otlpsender is a service that traces its work with the OpenTelemetry Go SDK and
-// exports the spans with otlptracehttp (OTLP/HTTP, protobuf), as services on a node do.
-// Lookout's end-to-end tests run it FROM scratch with the agent's OTLP receiver as its
-// collector; it knows nothing of Lookout.
+// exports the spans with otlptracehttp (OTLP/HTTP, protobuf, gzip) or, with
+// OTLP_PROTOCOL=grpc, otlptracegrpc (OTLP/gRPC, gzip, the SDKs' default), as services on a
+// node do. Lookout's end-to-end tests run it FROM scratch with the agent's OTLP receiver
+// as its collector; it knows nothing of Lookout. (A module of its own: grpc-go stays out
+// of the agent's module.)
 //
-//	OTLP_ENDPOINT   host:port of the OTLP/HTTP receiver (required; plain HTTP, /v1/traces)
+//	OTLP_ENDPOINT   host:port of the receiver (required; plain HTTP /v1/traces, or HTTP/2 without TLS for gRPC)
+//	OTLP_PROTOCOL   http (default) or grpc
 //	SERVICE         service name (default otlpsender)
 //	RATE            traces per second (default 10)
 //	COUNT           when above 0: no traces at RATE; COUNT traces each time SIGUSR1 arrives
@@ -24,6 +27,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -37,8 +41,15 @@ func main() {
 		rate = n
 	}
 	ctx := context.Background()
-	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(os.Getenv("OTLP_ENDPOINT")), otlptracehttp.WithInsecure(),
-		otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+	var exp sdktrace.SpanExporter
+	var err error
+	if os.Getenv("OTLP_PROTOCOL") == "grpc" {
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(os.Getenv("OTLP_ENDPOINT")), otlptracegrpc.WithInsecure(),
+			otlptracegrpc.WithCompressor("gzip"))
+	} else {
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(os.Getenv("OTLP_ENDPOINT")), otlptracehttp.WithInsecure(),
+			otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "otlpsender:", err)
 		os.Exit(1)

@@ -1,4 +1,7 @@
-package tracing
+// Package jaegerudp is jaeger-agent's UDP receiver: jaeger.thrift emitBatch packets
+// (compact on 6831, binary on 6832) from jaeger-client libraries, converted to the agent's
+// span model at once and tagged with the sending container.
+package jaegerudp
 
 import (
 	"context"
@@ -15,8 +18,11 @@ import (
 	"github.com/uber/jaeger-client-go/thrift-gen/agent"
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 
-	"github.com/lookout-agent/lookout/inventory"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
 	"github.com/lookout-agent/lookout/metric"
+	"github.com/lookout-agent/lookout/traces"
+	"github.com/lookout-agent/lookout/traces/jaegerthrift"
 )
 
 // Protocol is the thrift encoding of a relay port: jaeger-agent's 6831 is compact, 6832
@@ -39,24 +45,24 @@ func (p Protocol) String() string {
 // DefaultMaxPacketSize is jaeger-agent's default largest UDP packet.
 const DefaultMaxPacketSize = 65000
 
-// RelayConfig configures a Relay.
-type RelayConfig struct {
-	CompactAddr   string   // "host:port" for jaeger.thrift compact (jaeger-agent's 6831); "" for none
-	BinaryAddr    string   // "host:port" for jaeger.thrift binary (6832); "" for none
-	MaxPacketSize int      // larger packets are dropped and counted; 0 means DefaultMaxPacketSize
-	Senders       *Senders // who sent a packet (subscribe it to the inventory); nil: no one is known
+// Config configures a Relay.
+type Config struct {
+	CompactAddr   string          // "host:port" for jaeger.thrift compact (jaeger-agent's 6831); "" for none
+	BinaryAddr    string          // "host:port" for jaeger.thrift binary (6832); "" for none
+	MaxPacketSize int             // larger packets are dropped and counted; 0 means DefaultMaxPacketSize
+	Senders       *traces.Senders // who sent a packet (subscribe it to the inventory); nil: no one is known
 	Log           logrus.FieldLogger
 }
 
-// Relay receives jaeger.thrift emitBatch packets over UDP, as jaeger-agent does, adds to
-// each batch's process the tags of the container that sent it (found by the packet's
-// source address among the containers the inventory reports), and hands the batch to the
-// sink. Packets that are too large or malformed are counted and dropped; the relay goes on.
+// Relay receives jaeger.thrift emitBatch packets over UDP, as jaeger-agent does, converts
+// each batch to a ResourceSpans, adds to its resource the tags of the container that sent
+// it (found by the packet's source address among the containers the inventory reports),
+// and hands it to the sink. Packets that are too large or malformed are counted and dropped; the relay goes on.
 type Relay struct {
-	cfg     RelayConfig
-	sink    Sink
+	cfg     Config
+	sink    traces.Sink
 	conns   []relayConn
-	senders *Senders
+	senders *traces.Senders
 
 	packets, spans, tooLarge, malformed, dropped, unknown atomic.Uint64
 }
@@ -66,47 +72,8 @@ type relayConn struct {
 	proto Protocol
 }
 
-// sender is a container that may send spans, with the tags its spans get.
-type sender struct {
-	tags []*jaeger.Tag
-	keys map[string]bool
-}
-
-// Senders maps the addresses of the inventory's containers to their tags: it tells the
-// receivers which container sent a packet or request. One Senders, subscribed once to the
-// inventory, serves the UDP relay and the OTLP receiver.
-type Senders struct {
-	mu   sync.RWMutex
-	byIP map[netip.Addr]*sender
-	ips  map[string][]netip.Addr // container ID -> its addresses in byIP
-}
-
-// NewSenders returns an empty map; subscribe it to the inventory.
-func NewSenders() *Senders {
-	return &Senders{byIP: map[netip.Addr]*sender{}, ips: map[string][]netip.Addr{}}
-}
-
-// lookup returns the container with the address ip, or nil.
-func (x *Senders) lookup(ip netip.Addr) *sender {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.byIP[ip.Unmap()]
-}
-
-// retag returns tags without those the sender sets, followed by the sender's: the
-// container's own metadata wins over what its service claims.
-func (s *sender) retag(tags []*jaeger.Tag) []*jaeger.Tag {
-	out := make([]*jaeger.Tag, 0, len(tags)+len(s.tags))
-	for _, t := range tags {
-		if t != nil && !s.keys[t.Key] {
-			out = append(out, t)
-		}
-	}
-	return append(out, s.tags...)
-}
-
-// NewRelay opens the configured UDP ports; Run reads them. Close them with Run's context.
-func NewRelay(cfg RelayConfig, sink Sink) (*Relay, error) {
+// New opens the configured UDP ports; Run reads them. Close them with Run's context.
+func New(cfg Config, sink traces.Sink) (*Relay, error) {
 	if cfg.MaxPacketSize <= 0 {
 		cfg.MaxPacketSize = DefaultMaxPacketSize
 	}
@@ -114,7 +81,7 @@ func NewRelay(cfg RelayConfig, sink Sink) (*Relay, error) {
 		cfg.Log = logrus.New()
 	}
 	if cfg.Senders == nil {
-		cfg.Senders = NewSenders()
+		cfg.Senders = traces.NewSenders()
 	}
 	r := &Relay{cfg: cfg, sink: sink, senders: cfg.Senders}
 	for _, l := range []struct {
@@ -197,12 +164,13 @@ func (r *Relay) Handle(pkt []byte, proto Protocol, from netip.Addr) {
 		return
 	}
 	r.spans.Add(uint64(len(b.Spans)))
-	if s := r.senders.lookup(from); s == nil {
+	rss := []*tracepb.ResourceSpans{jaegerthrift.ToOTLP(b)}
+	if s := r.senders.Lookup(from); s == nil {
 		r.unknown.Add(1)
 	} else {
-		b.Process.Tags = s.retag(b.Process.Tags)
+		s.Tag(rss)
 	}
-	if !r.sink.ExportBatches([]*jaeger.Batch{b}) {
+	if !r.sink.ExportSpans(rss) {
 		r.dropped.Add(uint64(len(b.Spans)))
 	}
 }
@@ -298,48 +266,6 @@ func (p boundedProtocol) ReadMapBegin(ctx context.Context) (thrift.TType, thrift
 		err = errTooMany
 	}
 	return k, v, n, err
-}
-
-var _ inventory.Handler = (*Senders)(nil)
-
-// HandleChange implements inventory.Handler: it keeps the map from container addresses
-// (on every network, and a Swarm task's docker_gwbridge address, the source of what it
-// sends to the node) to the tags of their spans. It never blocks.
-func (x *Senders) HandleChange(_ context.Context, ch inventory.Change) {
-	c := ch.Container
-	addrs := make([]string, 0, len(c.Networks)+1)
-	for _, a := range c.Networks {
-		addrs = append(addrs, a)
-	}
-	if c.BridgeIP != "" {
-		addrs = append(addrs, c.BridgeIP)
-	}
-	var s *sender
-	if ch.Kind != inventory.Gone && len(addrs) > 0 {
-		m := ContainerTags(c, ch.Engine)
-		s = &sender{tags: sortedTags(m), keys: map[string]bool{}}
-		for _, t := range s.tags {
-			s.keys[t.Key] = true
-		}
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, ip := range x.ips[c.ID] {
-		delete(x.byIP, ip)
-	}
-	delete(x.ips, c.ID)
-	if s == nil {
-		return
-	}
-	for _, a := range addrs {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			continue
-		}
-		ip = ip.Unmap()
-		x.byIP[ip] = s
-		x.ips[c.ID] = append(x.ips[c.ID], ip)
-	}
 }
 
 // RelayStats are the relay's counters.

@@ -1,10 +1,7 @@
-package tracing
+package jaegerthrift
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/binary"
-	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -12,44 +9,23 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
-// The conversion from jaeger.thrift to OTLP follows the OpenTelemetry Collector's
-// jaeger translator (pkg/translator/jaeger, jaegerthrift_to_traces.go), the inverse of
-// convertOTLP: the tags that convertOTLP (or an OpenTelemetry SDK's Jaeger exporter)
-// makes of OTLP fields become those fields again: span.kind, error and otel.status_code
-// / otel.status_description (the status), w3c.tracestate, otel.scope.name and
-// otel.scope.version (the instrumentation scope), a log's "event" field (the event's
-// name). The process's service name becomes service.name; its tags, the resource's
-// attributes (the container metadata the relay added among them).
+// sampled is the sampled bit of both jaeger.thrift's and OTLP's (W3C) trace flags.
+const sampled = 1
 
-// encodeOTLP encodes batches as one OTLP ExportTraceServiceRequest (the same message
-// on the wire as TracesData), gzip-compressed, with one ResourceSpans per batch.
-func encodeOTLP(batches []*jaeger.Batch) ([]byte, error) {
-	td := &tracepb.TracesData{ResourceSpans: make([]*tracepb.ResourceSpans, 0, len(batches))}
-	for _, b := range batches {
-		td.ResourceSpans = append(td.ResourceSpans, toOTLP(b))
-	}
-	raw, err := proto.Marshal(td)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(raw); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// toOTLP converts one batch (a process and its spans) to a ResourceSpans, its spans
+// ToOTLP converts jaeger.thrift to the agent's span model. It follows the OpenTelemetry
+// Collector's jaeger translator (pkg/translator/jaeger, jaegerthrift_to_traces.go), the
+// inverse of FromOTLP: the tags that FromOTLP (or an OpenTelemetry SDK's Jaeger
+// exporter) makes of OTLP fields become those fields again: span.kind, error and
+// otel.status_code / otel.status_description (the status), w3c.tracestate,
+// otel.scope.name and otel.scope.version (the instrumentation scope), a log's "event"
+// field (the event's name). The process's service name becomes service.name; its tags,
+// the resource's attributes. Of the thrift flags only "sampled" is kept (OTLP's flags
+// have no debug or firehose bit).
+// ToOTLP converts one batch (a process and its spans) to a ResourceSpans, its spans
 // grouped by instrumentation scope in the order the scopes first appear.
-func toOTLP(b *jaeger.Batch) *tracepb.ResourceSpans {
+func ToOTLP(b *jaeger.Batch) *tracepb.ResourceSpans {
 	res := &resourcepb.Resource{}
 	service := "unknown_service"
 	if p := b.GetProcess(); p != nil {
@@ -96,13 +72,18 @@ var otlpKinds = map[string]tracepb.Span_SpanKind{
 // toOTLPSpan converts one span and returns the instrumentation scope (name, version) its
 // tags named.
 func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
-	tid := make([]byte, 16)
+	// The trace, span and parent IDs in one allocation (the relay converts every span).
+	ids := make([]byte, 32)
+	tid := ids[:16:16]
 	binary.BigEndian.PutUint64(tid[:8], uint64(s.TraceIdHigh))
 	binary.BigEndian.PutUint64(tid[8:], uint64(s.TraceIdLow))
-	sp := &tracepb.Span{TraceId: tid, SpanId: otlpSpanID(s.SpanId), Name: validUTF8(s.OperationName),
+	sid := ids[16:24:24]
+	binary.BigEndian.PutUint64(sid, uint64(s.SpanId))
+	sp := &tracepb.Span{TraceId: tid, SpanId: sid, Name: validUTF8(s.OperationName),
 		Kind:              tracepb.Span_SPAN_KIND_UNSPECIFIED,
 		StartTimeUnixNano: uint64(max(s.StartTime, 0)) * 1000,
-		EndTimeUnixNano:   uint64(max(s.StartTime+s.Duration, 0)) * 1000}
+		EndTimeUnixNano:   uint64(max(s.StartTime+s.Duration, 0)) * 1000,
+		Flags:             uint32(s.Flags) & sampled}
 	parent := s.ParentSpanId
 	for _, r := range s.References {
 		if r == nil {
@@ -127,7 +108,8 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 			Attributes: []*commonpb.KeyValue{strAttr("opentracing.ref_type", refType)}})
 	}
 	if parent != 0 {
-		sp.ParentSpanId = otlpSpanID(parent)
+		sp.ParentSpanId = ids[24:32:32]
+		binary.BigEndian.PutUint64(sp.ParentSpanId, uint64(parent))
 	}
 
 	var scope [2]string
@@ -246,63 +228,4 @@ func tagAttr(t *jaeger.Tag) *commonpb.KeyValue {
 		v.Value = &commonpb.AnyValue_StringValue{StringValue: validUTF8(t.GetVStr())}
 	}
 	return &commonpb.KeyValue{Key: validUTF8(t.Key), Value: v}
-}
-
-// otlpRejected reads an ExportTraceServiceResponse: the spans its partial_success
-// (field 1) says were rejected (field 1 of that) and why (field 2). A body that is not
-// such a message reads as nothing rejected: the status code said the request was taken.
-func otlpRejected(body []byte) (rejected int64, msg string) {
-	for len(body) > 0 {
-		num, typ, n := protowire.ConsumeTag(body)
-		if n < 0 {
-			return 0, ""
-		}
-		body = body[n:]
-		if num == 1 && typ == protowire.BytesType {
-			ps, n := protowire.ConsumeBytes(body)
-			if n < 0 {
-				return 0, ""
-			}
-			body = body[n:]
-			for len(ps) > 0 {
-				pnum, ptyp, m := protowire.ConsumeTag(ps)
-				if m < 0 {
-					return rejected, msg
-				}
-				ps = ps[m:]
-				switch {
-				case pnum == 1 && ptyp == protowire.VarintType:
-					v, m := protowire.ConsumeVarint(ps)
-					if m < 0 {
-						return rejected, msg
-					}
-					rejected, ps = int64(v), ps[m:]
-				case pnum == 2 && ptyp == protowire.BytesType:
-					v, m := protowire.ConsumeBytes(ps)
-					if m < 0 {
-						return rejected, msg
-					}
-					msg, ps = string(v), ps[m:]
-				default:
-					m := protowire.ConsumeFieldValue(pnum, ptyp, ps)
-					if m < 0 {
-						return rejected, msg
-					}
-					ps = ps[m:]
-				}
-			}
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, body)
-		if n < 0 {
-			return 0, ""
-		}
-		body = body[n:]
-	}
-	return rejected, msg
-}
-
-// protocolError names a protocol the exporter does not speak.
-func protocolError(p string) error {
-	return fmt.Errorf("spans protocol %q: want %q (jaeger.thrift over HTTP) or %q (OTLP/HTTP protobuf)", p, ProtocolThrift, ProtocolOTLP)
 }

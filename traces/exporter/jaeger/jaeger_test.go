@@ -1,7 +1,8 @@
-package tracing
+package jaeger
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +12,13 @@ import (
 	"time"
 
 	"github.com/uber/jaeger-client-go/thrift"
-	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
+	jaeger "github.com/uber/jaeger-client-go/thrift-gen/jaeger"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/lookout-agent/lookout/traces"
+	"github.com/lookout-agent/lookout/traces/internal/tracetest"
 )
 
 // fakeCollector decodes what the exporter posts; status decides the answer. The real
@@ -23,9 +30,22 @@ type fakeCollector struct {
 	delay   time.Duration
 }
 
-// Export queues the spans of one process (the tests' shorthand for ExportBatches).
-func (e *Exporter) Export(proc *jaeger.Process, spans []*jaeger.Span) bool {
-	return e.ExportBatches([]*jaeger.Batch{{Process: proc, Spans: spans}})
+// export queues the spans of one service (the tests' shorthand for ExportSpans).
+func export(q *traces.Queue, service string, spans []*tracepb.Span) bool {
+	return q.ExportSpans([]*tracepb.ResourceSpans{{
+		Resource:   &resourcepb.Resource{Attributes: []*commonpb.KeyValue{traces.StringAttr("service.name", service)}},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}}}})
+}
+
+// testSpans are n spans of trace 1 with span IDs first, first+1, ...
+func testSpans(first, n int) []*tracepb.Span {
+	var out []*tracepb.Span
+	for i := range n {
+		id := make([]byte, 8)
+		binary.BigEndian.PutUint64(id, uint64(first+i))
+		out = append(out, &tracepb.Span{TraceId: []byte{15: 1}, SpanId: id, Name: "op", StartTimeUnixNano: uint64(time.Now().UnixNano()), EndTimeUnixNano: uint64(time.Now().UnixNano()) + 5000})
+	}
+	return out
 }
 
 func (f *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -61,17 +81,20 @@ func (f *fakeCollector) spans() (n int, batches int) {
 	return n, len(f.batches)
 }
 
-func startExporter(t *testing.T, cfg ExporterConfig) (*Exporter, *fakeCollector) {
+func startExporter(t *testing.T, cfg traces.QueueConfig) (*traces.Queue, *fakeCollector) {
 	return startExporterDelay(t, cfg, 0)
 }
 
-func startExporterDelay(t *testing.T, cfg ExporterConfig, delay time.Duration) (*Exporter, *fakeCollector) {
+func startExporterDelay(t *testing.T, cfg traces.QueueConfig, delay time.Duration) (*traces.Queue, *fakeCollector) {
 	t.Helper()
 	fc := &fakeCollector{delay: delay}
 	srv := httptest.NewServer(fc)
 	t.Cleanup(srv.Close)
-	cfg.Endpoint = srv.URL + "/api/traces"
-	e, err := NewExporter(cfg)
+	exp, err := New(traces.HTTPConfig{Endpoint: srv.URL + "/api/traces"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := traces.NewQueue(cfg, exp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,24 +105,13 @@ func startExporterDelay(t *testing.T, cfg ExporterConfig, delay time.Duration) (
 	return e, fc
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+var eventually = tracetest.Eventually
 
 func TestExporterBatchesByProcess(t *testing.T) {
-	e, fc := startExporter(t, ExporterConfig{BatchSize: 4, Interval: time.Hour, QueueLimit: 100})
-	a, b := &jaeger.Process{ServiceName: "a"}, &jaeger.Process{ServiceName: "b"}
-	e.Export(a, testBatch("a", 1).Spans)
-	e.Export(b, testBatch("b", 1).Spans)
-	e.Export(a, testBatch("a", 2).Spans) // 4 spans: a full batch, sent without waiting for the interval
+	e, fc := startExporter(t, traces.QueueConfig{BatchSize: 4, Interval: time.Hour, Limit: 100})
+	export(e, "a", testSpans(1, 1))
+	export(e, "b", testSpans(2, 1))
+	export(e, "a", testSpans(3, 2)) // 4 spans: a full batch, sent without waiting for the interval
 	eventually(t, "4 spans at the collector", func() bool { n, _ := fc.spans(); return n == 4 })
 	_, reqs := fc.spans()
 	if reqs != 2 {
@@ -117,21 +129,20 @@ func TestExporterBatchesByProcess(t *testing.T) {
 }
 
 func TestExporterIntervalSendsPartialBatch(t *testing.T) {
-	e, fc := startExporter(t, ExporterConfig{BatchSize: 100, Interval: 50 * time.Millisecond, QueueLimit: 100})
-	e.Export(&jaeger.Process{ServiceName: "a"}, testBatch("a", 3).Spans)
+	e, fc := startExporter(t, traces.QueueConfig{BatchSize: 100, Interval: 50 * time.Millisecond, Limit: 100})
+	export(e, "a", testSpans(1, 3))
 	eventually(t, "a partial batch after the interval", func() bool { n, _ := fc.spans(); return n == 3 })
 }
 
 func TestExporterHoldsWhileCollectorFailsThenDrops(t *testing.T) {
-	e, fc := startExporter(t, ExporterConfig{BatchSize: 2, Interval: 20 * time.Millisecond, QueueLimit: 6})
+	e, fc := startExporter(t, traces.QueueConfig{BatchSize: 2, Interval: 20 * time.Millisecond, Limit: 6})
 	fc.status.Store(http.StatusServiceUnavailable)
-	p := &jaeger.Process{ServiceName: "a"}
-	for range 3 {
-		if !e.Export(p, testBatch("a", 2).Spans) {
+	for i := range 3 {
+		if !export(e, "a", testSpans(1+2*i, 2)) {
 			t.Fatal("spans within the queue limit were refused")
 		}
 	}
-	if e.Export(p, testBatch("a", 1).Spans) {
+	if export(e, "a", testSpans(7, 1)) {
 		t.Error("a span beyond the queue limit was taken")
 	}
 	eventually(t, "a failed request", func() bool { return e.Stats().Failures > 0 })
@@ -144,9 +155,9 @@ func TestExporterHoldsWhileCollectorFailsThenDrops(t *testing.T) {
 }
 
 func TestExporterDropsRefusedBatch(t *testing.T) {
-	e, fc := startExporter(t, ExporterConfig{BatchSize: 1, Interval: 20 * time.Millisecond, QueueLimit: 10})
+	e, fc := startExporter(t, traces.QueueConfig{BatchSize: 1, Interval: 20 * time.Millisecond, Limit: 10})
 	fc.status.Store(http.StatusBadRequest)
-	e.Export(&jaeger.Process{ServiceName: "a"}, testBatch("a", 1).Spans)
+	export(e, "a", testSpans(1, 1))
 	eventually(t, "the refused span counted", func() bool { return e.Stats().DroppedSend == 1 })
 	if st := e.Stats(); st.Queued != 0 {
 		t.Errorf("a refused batch stayed queued: %+v", st)
@@ -154,12 +165,15 @@ func TestExporterDropsRefusedBatch(t *testing.T) {
 }
 
 func TestNewExporterRejectsBadConfig(t *testing.T) {
-	for _, cfg := range []ExporterConfig{
-		{Endpoint: "ftp://x", BatchSize: 1, QueueLimit: 1, Interval: time.Second},
-		{Endpoint: "http://x/api/traces", BatchSize: 10, QueueLimit: 5, Interval: time.Second},
-		{Endpoint: "http://x/api/traces", BatchSize: 1, QueueLimit: 5},
+	if _, err := New(traces.HTTPConfig{Endpoint: "ftp://x"}); err == nil {
+		t.Errorf("ftp://x: no error")
+	}
+	exp, _ := New(traces.HTTPConfig{Endpoint: "http://x/api/traces"})
+	for _, cfg := range []traces.QueueConfig{
+		{BatchSize: 10, Limit: 5, Interval: time.Second},
+		{BatchSize: 1, Limit: 5},
 	} {
-		if _, err := NewExporter(cfg); err == nil {
+		if _, err := traces.NewQueue(cfg, exp); err == nil {
 			t.Errorf("%+v: no error", cfg)
 		}
 	}
@@ -169,15 +183,14 @@ func TestNewExporterRejectsBadConfig(t *testing.T) {
 // queue count stays true (a batch taken while more spans arrived once emptied the queue
 // but not its count).
 func TestExporterConcurrentExportsAllArrive(t *testing.T) {
-	e, fc := startExporterDelay(t, ExporterConfig{BatchSize: 1000, Interval: 5 * time.Millisecond, QueueLimit: 100000}, 2*time.Millisecond)
-	p := &jaeger.Process{ServiceName: "a"}
+	e, fc := startExporterDelay(t, traces.QueueConfig{BatchSize: 1000, Interval: 5 * time.Millisecond, Limit: 100000}, 2*time.Millisecond)
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range 500 {
-				e.Export(p, []*jaeger.Span{{SpanId: int64(w*1000 + i)}})
+				export(e, "a", testSpans(w*1000+i+1, 1))
 				if i%50 == 0 {
 					time.Sleep(time.Millisecond)
 				}
@@ -205,16 +218,35 @@ func TestExporterCountsSpansLeftAtShutdown(t *testing.T) {
 	fc.status.Store(http.StatusServiceUnavailable)
 	srv := httptest.NewServer(fc)
 	t.Cleanup(srv.Close)
-	e, err := NewExporter(ExporterConfig{Endpoint: srv.URL + "/api/traces", BatchSize: 100, Interval: time.Hour,
-		QueueLimit: 100, Timeout: 200 * time.Millisecond})
+	exp, err := New(traces.HTTPConfig{Endpoint: srv.URL + "/api/traces"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Export(&jaeger.Process{ServiceName: "a"}, testBatch("a", 5).Spans)
+	e, err := traces.NewQueue(traces.QueueConfig{BatchSize: 100, Interval: time.Hour,
+		Limit: 100, Timeout: 200 * time.Millisecond}, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	export(e, "a", testSpans(1, 5))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // stop at once: the last flush meets a collector that answers 503
 	e.Run(ctx)
 	if st := e.Stats(); st.Queued != 0 || st.DroppedSend != 5 || st.Forwarded != 0 {
 		t.Errorf("after shutdown with the collector away: %+v, want the 5 spans counted as dropped", st)
+	}
+}
+
+// jaeger.thrift cannot carry a span without IDs (a relayed span with zero IDs): it is
+// dropped at export and counted as a send failure; the others of its batch go.
+func TestExporterDropsSpansWithoutIDs(t *testing.T) {
+	e, fc := startExporter(t, traces.QueueConfig{BatchSize: 2, Interval: 20 * time.Millisecond, Limit: 10})
+	spans := testSpans(0, 2) // span IDs 0 and 1
+	export(e, "a", spans)
+	eventually(t, "one span sent, one dropped", func() bool {
+		st := e.Stats()
+		return st.Forwarded == 1 && st.DroppedSend == 1 && st.Queued == 0
+	})
+	if n, _ := fc.spans(); n != 1 {
+		t.Errorf("%d spans at the collector, want 1", n)
 	}
 }

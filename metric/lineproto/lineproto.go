@@ -1,4 +1,6 @@
-package shipper
+// Package lineproto encodes points (metric.Point) as InfluxDB line protocol: the one
+// encoding the shipper's outputs and execd (Telegraf's inputs.execd) write.
+package lineproto
 
 import (
 	"fmt"

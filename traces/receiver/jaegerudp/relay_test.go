@@ -1,11 +1,10 @@
-package tracing
+package jaegerudp
 
 import (
 	"context"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +13,13 @@ import (
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 
 	"github.com/lookout-agent/lookout/inventory"
-	"github.com/lookout-agent/lookout/labels"
+	"github.com/lookout-agent/lookout/traces"
+	"github.com/lookout-agent/lookout/traces/internal/tracetest"
 )
+
+func strTag(k, v string) *jaeger.Tag {
+	return &jaeger.Tag{Key: k, VType: jaeger.TagType_STRING, VStr: &v}
+}
 
 // encodeEmitBatch writes b as a jaeger-client-go UDP sender does.
 func encodeEmitBatch(t testing.TB, b *jaeger.Batch, proto Protocol) []byte {
@@ -95,52 +99,14 @@ func FuzzDecodeEmitBatch(f *testing.F) {
 	})
 }
 
-// recordingSink keeps what it is given; full makes it refuse.
-type recordingSink struct {
-	mu      sync.Mutex
-	batches []*jaeger.Batch
-	full    bool
-}
-
-func (s *recordingSink) ExportBatches(bs []*jaeger.Batch) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.full {
-		return false
-	}
-	s.batches = append(s.batches, bs...)
-	return true
-}
-
-func testContainer() *inventory.Container {
-	return &inventory.Container{ID: "c0ffee", Name: "api-1", ImageName: "example/api", ImageVersion: "1.2",
-		Service: "shop_api", Stack: "shop", Slot: "1", TaskID: "task1", NodeID: "node1", Monitored: true,
-		Networks: map[string]string{"bridge": "172.17.0.5", "shop_net": "10.0.1.7"}, BridgeIP: "172.18.0.4",
-		Config: labels.Config{Tags: map[string]string{"team": "payments"}}}
-}
-
-func processTags(p *jaeger.Process) map[string]string {
-	m := map[string]string{}
-	for _, t := range p.Tags {
-		if t.VStr != nil {
-			if _, dup := m[t.Key]; dup {
-				m[t.Key] = "DUPLICATE"
-				continue
-			}
-			m[t.Key] = *t.VStr
-		}
-	}
-	return m
-}
-
 func TestRelayTagsTheSendingContainer(t *testing.T) {
-	sink := &recordingSink{}
-	senders := NewSenders()
-	r, err := NewRelay(RelayConfig{MaxPacketSize: 1000, Senders: senders}, sink)
+	sink := &tracetest.Sink{}
+	senders := traces.NewSenders()
+	r, err := New(Config{MaxPacketSize: 1000, Senders: senders}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := testContainer()
+	c := tracetest.Container()
 	senders.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: c, Engine: inventory.Engine{Host: "node-a"}})
 	pkt := encodeEmitBatch(t, testBatch("svc", 2), Compact)
 	r.Handle(pkt, Compact, netip.MustParseAddr("10.0.1.7"))
@@ -149,13 +115,14 @@ func TestRelayTagsTheSendingContainer(t *testing.T) {
 	r.Handle(make([]byte, 1001), Compact, netip.MustParseAddr("10.0.1.7"))
 	r.Handle([]byte("junk"), Binary, netip.MustParseAddr("10.0.1.7"))
 
-	if len(sink.batches) != 3 {
-		t.Fatalf("sink got %d batches, want 3", len(sink.batches))
+	got3 := sink.Resources()
+	if len(got3) != 3 {
+		t.Fatalf("sink got %d batches, want 3", len(got3))
 	}
-	if a, b := processTags(sink.batches[0].Process), processTags(sink.batches[1].Process); b["container.id"] != "c0ffee" || len(a) != len(b) {
+	if a, b := tracetest.ResourceTags(got3[0]), tracetest.ResourceTags(got3[1]); b["container.id"] != "c0ffee" || len(a) != len(b) {
 		t.Errorf("from the bridge address: %v, want the tags of the overlay address: %v", b, a)
 	}
-	got := processTags(sink.batches[0].Process)
+	got := tracetest.ResourceTags(got3[0])
 	want := map[string]string{"hostname": "abc", "container.id": "c0ffee", "container.name": "api-1",
 		"container.image.name": "example/api", "container.image.tag": "1.2", "host.name": "node-a",
 		"docker.swarm.service.name": "shop_api", "docker.swarm.stack.namespace": "shop", "docker.swarm.task.slot": "1",
@@ -165,7 +132,7 @@ func TestRelayTagsTheSendingContainer(t *testing.T) {
 			t.Errorf("process tag %s=%q, want %q (all: %v)", k, got[k], v, got)
 		}
 	}
-	if other := processTags(sink.batches[2].Process); other["container.name"] != "spoofed" || other["container.id"] != "" {
+	if other := tracetest.ResourceTags(got3[2]); other["container.name"] != "spoofed" || other["container.id"] != "" {
 		t.Errorf("a packet from an unknown address was tagged: %v", other)
 	}
 	st := r.Stats()
@@ -175,7 +142,7 @@ func TestRelayTagsTheSendingContainer(t *testing.T) {
 
 	// The container goes: its address no longer tags spans.
 	senders.HandleChange(context.Background(), inventory.Change{Kind: inventory.Gone, Container: c})
-	sink.full = true
+	sink.SetFull(true)
 	r.Handle(pkt, Compact, netip.MustParseAddr("10.0.1.7"))
 	r.Handle(pkt, Compact, netip.MustParseAddr("172.18.0.4"))
 	if st := r.Stats(); st.UnknownSender != 3 || st.DroppedSpans != 4 {
@@ -184,8 +151,8 @@ func TestRelayTagsTheSendingContainer(t *testing.T) {
 }
 
 func TestRelayOverUDP(t *testing.T) {
-	sink := &recordingSink{}
-	r, err := NewRelay(RelayConfig{CompactAddr: "127.0.0.1:0", BinaryAddr: "127.0.0.1:0"}, sink)
+	sink := &tracetest.Sink{}
+	r, err := New(Config{CompactAddr: "127.0.0.1:0", BinaryAddr: "127.0.0.1:0"}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,13 +170,10 @@ func TestRelayOverUDP(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		sink.mu.Lock()
-		n := len(sink.batches)
-		sink.mu.Unlock()
-		if n == 2 {
+		if n := len(sink.Resources()); n == 2 {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("relay passed on %d batches, want 2; stats %+v", len(sink.batches), r.Stats())
+	t.Fatalf("relay passed on %d batches, want 2; stats %+v", len(sink.Resources()), r.Stats())
 }
