@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/lookout-agent/lookout/logs/forward"
 )
@@ -192,7 +192,7 @@ var errLag = errors.New("fell behind")
 func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- []message) error {
 	follow := false
 	for {
-		rc, err := fl.f.docker.ContainerLogs(ctx, fl.id, container.LogsOptions{ShowStdout: true, ShowStderr: true,
+		rc, err := fl.f.docker.ContainerLogs(ctx, fl.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true,
 			Follow: follow, Timestamps: true, Since: pos.since()})
 		if err != nil {
 			return err
