@@ -141,10 +141,14 @@ func newLogger(cfg config.Config, w io.Writer) *logrus.Logger {
 const dockerReadBuffer = 32 << 10
 
 func dockerClient(cfg config.Config) (*client.Client, error) {
-	// The transport first: WithHost then sets it up for the engine's socket. The client
+	// The transport first: WithHost then sets it up for the engine's socket. HTTP/1 only:
+	// the client clones the transport, and a clone set up for HTTP/2 has a TLS
+	// configuration, which makes the client speak HTTPS to the socket. The client
 	// negotiates the API version with the engine at its first call.
-	return client.New(client.WithHTTPClient(&http.Client{Transport: &http.Transport{ReadBufferSize: dockerReadBuffer}}),
-		client.WithHost(cfg.DockerHost))
+	var http1 http.Protocols
+	http1.SetHTTP1(true)
+	return client.New(client.WithHTTPClient(&http.Client{Transport: &http.Transport{ReadBufferSize: dockerReadBuffer,
+		Protocols: &http1}}), client.WithHost(cfg.DockerHost))
 }
 
 // startEngine checks at start that the engine's API is in the supported range: an engine
