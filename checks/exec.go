@@ -9,9 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
 
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
@@ -19,9 +18,9 @@ import (
 
 // Docker is what exec checks need of the Docker Engine API.
 type Docker interface {
-	ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error)
-	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
-	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
+	ExecCreate(ctx context.Context, containerID string, options client.ExecCreateOptions) (client.ExecCreateResult, error)
+	ExecAttach(ctx context.Context, execID string, options client.ExecAttachOptions) (client.ExecAttachResult, error)
+	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
 }
 
 // Exec is the Prober of exec checks: the command runs inside the container through
@@ -95,18 +94,18 @@ func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Che
 		return res, execID
 	}
 	if prev != "" {
-		if in, err := d.ContainerExecInspect(ctx, prev); err == nil && in.Running {
-			return finish(Error, fmt.Sprintf("the previous run (pid %d) is still running; not starting another", in.Pid))
+		if in, err := d.ExecInspect(ctx, prev, client.ExecInspectOptions{}); err == nil && in.Running {
+			return finish(Error, fmt.Sprintf("the previous run (pid %d) is still running; not starting another", in.PID))
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	created, err := d.ContainerExecCreate(cctx, containerID, container.ExecOptions{Cmd: chk.Command, AttachStdout: true, AttachStderr: true})
+	created, err := d.ExecCreate(cctx, containerID, client.ExecCreateOptions{Cmd: chk.Command, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return finish(Error, "cannot create exec: "+err.Error())
 	}
 	execID = created.ID
-	hj, err := d.ContainerExecAttach(cctx, execID, container.ExecAttachOptions{})
+	hj, err := d.ExecAttach(cctx, execID, client.ExecAttachOptions{})
 	if err != nil {
 		return finish(Error, "cannot start exec: "+err.Error())
 	}
@@ -130,9 +129,9 @@ func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Che
 	}
 	res.Output = out.String()
 	// The stream ends a moment before Docker records the exit code.
-	var in container.ExecInspect
+	var in client.ExecInspectResult
 	for i := 0; i < 50; i++ {
-		in, err = d.ContainerExecInspect(ctx, execID)
+		in, err = d.ExecInspect(ctx, execID, client.ExecInspectOptions{})
 		if err != nil || !in.Running {
 			break
 		}
@@ -157,20 +156,20 @@ func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Che
 func kill(ctx context.Context, d Docker, execID string) string {
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	in, err := d.ContainerExecInspect(ictx, execID)
+	in, err := d.ExecInspect(ictx, execID, client.ExecInspectOptions{})
 	if err != nil {
 		return "could not find its process: " + err.Error()
 	}
 	if !in.Running {
 		return "it had ended"
 	}
-	if in.Pid <= 0 {
+	if in.PID <= 0 {
 		return "Docker gave no PID to kill"
 	}
-	if err := syscall.Kill(in.Pid, syscall.SIGKILL); err != nil {
-		return fmt.Sprintf("could not kill pid %d (%v): the agent needs the host's PID namespace", in.Pid, err)
+	if err := syscall.Kill(in.PID, syscall.SIGKILL); err != nil {
+		return fmt.Sprintf("could not kill pid %d (%v): the agent needs the host's PID namespace", in.PID, err)
 	}
-	return fmt.Sprintf("killed pid %d", in.Pid)
+	return fmt.Sprintf("killed pid %d", in.PID)
 }
 
 var _ io.Writer = (*capped)(nil)

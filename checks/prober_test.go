@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/lookout-agent/lookout/labels"
 )
@@ -15,17 +14,17 @@ import (
 // stuckDocker creates execs that cannot be attached to and whose processes never end.
 type stuckDocker struct{ inspected []string }
 
-func (d *stuckDocker) ContainerExecCreate(context.Context, string, container.ExecOptions) (container.ExecCreateResponse, error) {
-	return container.ExecCreateResponse{ID: "exec-1"}, nil
+func (d *stuckDocker) ExecCreate(context.Context, string, client.ExecCreateOptions) (client.ExecCreateResult, error) {
+	return client.ExecCreateResult{ID: "exec-1"}, nil
 }
 
-func (d *stuckDocker) ContainerExecAttach(context.Context, string, container.ExecAttachOptions) (types.HijackedResponse, error) {
-	return types.HijackedResponse{}, errors.New("attach refused")
+func (d *stuckDocker) ExecAttach(context.Context, string, client.ExecAttachOptions) (client.ExecAttachResult, error) {
+	return client.ExecAttachResult{}, errors.New("attach refused")
 }
 
-func (d *stuckDocker) ContainerExecInspect(_ context.Context, id string) (container.ExecInspect, error) {
+func (d *stuckDocker) ExecInspect(_ context.Context, id string, _ client.ExecInspectOptions) (client.ExecInspectResult, error) {
 	d.inspected = append(d.inspected, id)
-	return container.ExecInspect{ExecID: id, Running: true, Pid: 42}, nil
+	return client.ExecInspectResult{ID: id, Running: true, PID: 42}, nil
 }
 
 // The scheduler dispatches on the check's type; an exec check's runner keeps its last exec

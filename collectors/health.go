@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/inventory"
@@ -128,14 +128,14 @@ func statusPoint(c *inventory.Container, tags map[string]string, t time.Time) me
 
 // Health codes of the numeric health_code field: larger is worse, for alerting on max().
 var healthCodes = map[string]int64{
-	container.Healthy: 0, container.Starting: 1, container.Unhealthy: 2,
+	string(container.Healthy): 0, string(container.Starting): 1, string(container.Unhealthy): 2,
 }
 
 func healthPoint(c *inventory.Container, tags map[string]string, t time.Time, verb, eventStatus string) (metric.Point, bool) {
 	if !c.HasHealthcheck || c.State.Health == nil {
 		return metric.Point{}, false
 	}
-	status := c.State.Health.Status
+	status := string(c.State.Health.Status)
 	if verb == "health_status" && eventStatus != "" {
 		status = eventStatus // the transition itself, even if the container moved on since
 	}
@@ -143,7 +143,7 @@ func healthPoint(c *inventory.Container, tags map[string]string, t time.Time, ve
 	fields := []metric.Field{
 		{Key: "health_status", Value: status},
 		{Key: "failing_streak", Value: int64(c.State.Health.FailingStreak)},
-		{Key: "healthy", Value: boolInt(status == container.Healthy)},
+		{Key: "healthy", Value: boolInt(status == string(container.Healthy))},
 	}
 	if code, ok := healthCodes[status]; ok {
 		fields = append(fields, metric.Field{Key: "health_code", Value: code})

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 
 	"github.com/lookout-agent/lookout/checks"
 	"github.com/lookout-agent/lookout/inventory"
@@ -72,7 +72,7 @@ func run(at time.Duration, code int, output string) *container.HealthcheckResult
 }
 
 // web is a running plain container with a HEALTHCHECK.
-func web(health string, streak int, log ...*container.HealthcheckResult) *inventory.Container {
+func web(health container.HealthStatus, streak int, log ...*container.HealthcheckResult) *inventory.Container {
 	return &inventory.Container{
 		ID: "abc123", Name: "web", Image: "registry:5000/app:1.2",
 		ImageName: "registry:5000/app", ImageVersion: "1.2",
@@ -500,7 +500,7 @@ func TestSeenHasNoEventPoint(t *testing.T) {
 func TestHealthGolden(t *testing.T) {
 	s := &sink{}
 	h := NewHealth(s)
-	task := func(status container.ContainerState, health string, streak, restarts int, log ...*container.HealthcheckResult) *inventory.Container {
+	task := func(status container.ContainerState, health container.HealthStatus, streak, restarts int, log ...*container.HealthcheckResult) *inventory.Container {
 		c := web(health, streak, log...)
 		c.Name, c.Service, c.Stack, c.Slot = "shop_web.2.t4sk", "shop_web", "shop", "2"
 		c.TaskID, c.TaskName, c.ServiceID, c.NodeID = "t4sk", "shop_web.2.t4sk", "svc1", "node1"

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/checks"
@@ -133,7 +133,7 @@ func TestBlockedFeatureEndsWithTheInventorysContainers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e")
 	}
-	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	dc, err := client.New(client.FromEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,17 +299,17 @@ func TestBlockedFeatureEndsWithTheInventorysContainers(t *testing.T) {
 			for i := range work {
 				name := fmt.Sprintf("%s-churn-%d", prefix, i)
 				cctx, ccancel := context.WithTimeout(ctx, 2*time.Minute)
-				resp, err := dc.ContainerCreate(cctx, &container.Config{Image: testImage, Labels: labelsFor()}, nil, nil, nil, name)
+				resp, err := dc.ContainerCreate(cctx, client.ContainerCreateOptions{Config: &container.Config{Image: testImage, Labels: labelsFor()}, Name: name})
 				if err == nil {
 					created.Add(1)
 					// Not started: Docker 20.10 can deadlock in its network code when
 					// many started containers are removed at once (moby/moby#46661).
 					if startEvery > 0 && i%startEvery == 0 {
-						if err = dc.ContainerStart(cctx, resp.ID, container.StartOptions{}); err == nil {
+						if _, err = dc.ContainerStart(cctx, resp.ID, client.ContainerStartOptions{}); err == nil {
 							started.Add(1)
 						}
 					}
-					if rerr := dc.ContainerRemove(cctx, resp.ID, container.RemoveOptions{Force: true}); err == nil {
+					if _, rerr := dc.ContainerRemove(cctx, resp.ID, client.ContainerRemoveOptions{Force: true}); err == nil {
 						err = rerr
 					}
 				}
@@ -376,7 +376,7 @@ func TestBlockedFeatureEndsWithTheInventorysContainers(t *testing.T) {
 	}
 	// No file or connection left open by the checks of the removed containers (the kept
 	// HTTP connections of the stable ones were open before too).
-	dc.HTTPClient().CloseIdleConnections() // the churn's own connections to the engine
+	_ = dc.Close() // closes the idle connections: the churn's own connections to the engine
 	heldAfter := held()
 	if now := openFiles(); int64(now-filesBefore) > heldAfter-heldBefore+10 {
 		t.Errorf("open files %d after the churn, %d before (the features hold %d on purpose now, %d before)",

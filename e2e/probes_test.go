@@ -153,7 +153,8 @@ func TestProbeAndCheckCommands(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Errorf("lookout check with bad labels: err %v, want exit 1", err)
 	}
-	for _, want := range []string{name, `lookout.chekc.typo="1": unknown key`, `lookout.check.web.method="FETCH"`} {
+	for _, want := range []string{name, `lookout.chekc.typo="1": unknown key`, `lookout.check.web.method="FETCH"`,
+		"docker engine: ok (Docker ", "supported: Docker 19.03 (API 1.40) to Docker 29 (API 1.56))"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("lookout check output lacks %q:\n%s", want, out)
 		}

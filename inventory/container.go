@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/lookout-agent/lookout/labels"
 )
@@ -73,20 +73,18 @@ func (c *Container) SeriesName() string {
 // decides for containers without lookout.enable.
 func FromInspect(in container.InspectResponse, monitorAll bool) *Container {
 	c := &Container{Networks: map[string]string{}}
-	if in.ContainerJSONBase != nil {
-		c.ID = in.ID
-		c.Name = strings.TrimPrefix(in.Name, "/")
-		c.RestartCount = in.RestartCount
-		c.Created = parseTime(in.Created)
-		if in.State != nil {
-			c.State = *in.State
-			c.StartedAt = parseTime(in.State.StartedAt)
-			c.FinishedAt = parseTime(in.State.FinishedAt)
-		}
-		if in.HostConfig != nil {
-			c.NetworkMode = string(in.HostConfig.NetworkMode)
-			c.LogDriver = in.HostConfig.LogConfig.Type
-		}
+	c.ID = in.ID
+	c.Name = strings.TrimPrefix(in.Name, "/")
+	c.RestartCount = in.RestartCount
+	c.Created = parseTime(in.Created)
+	if in.State != nil {
+		c.State = *in.State
+		c.StartedAt = parseTime(in.State.StartedAt)
+		c.FinishedAt = parseTime(in.State.FinishedAt)
+	}
+	if in.HostConfig != nil {
+		c.NetworkMode = string(in.HostConfig.NetworkMode)
+		c.LogDriver = in.HostConfig.LogConfig.Type
 	}
 	if in.Config != nil {
 		c.Image = in.Config.Image
@@ -103,8 +101,8 @@ func FromInspect(in container.InspectResponse, monitorAll bool) *Container {
 	c.ImageName, c.ImageVersion = ParseImage(c.Image)
 	if in.NetworkSettings != nil {
 		for name, ep := range in.NetworkSettings.Networks {
-			if ep != nil && ep.IPAddress != "" {
-				c.Networks[name] = ep.IPAddress
+			if ep != nil && ep.IPAddress.IsValid() {
+				c.Networks[name] = ep.IPAddress.String()
 			}
 		}
 	}

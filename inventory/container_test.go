@@ -1,12 +1,13 @@
 package inventory
 
 import (
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/network"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 )
 
 func TestParseImage(t *testing.T) {
@@ -82,8 +83,8 @@ func TestSeriesNameStableAcrossTasks(t *testing.T) {
 	const node = "k3y8q2fz0w1h6n9p4r7t5v2xa"
 	inspect := func(name string, l map[string]string) *Container {
 		return FromInspect(container.InspectResponse{
-			ContainerJSONBase: &container.ContainerJSONBase{ID: "id-" + name, Name: "/" + name},
-			Config:            &container.Config{Image: "app:1", Labels: l},
+			ID: "id-" + name, Name: "/" + name,
+			Config: &container.Config{Image: "app:1", Labels: l},
 		}, false)
 	}
 
@@ -116,19 +117,18 @@ func TestFromInspect(t *testing.T) {
 	l := swarmLabels("shop_web", "2", "t4sk", node)
 	l["lookout.tags.team"] = "payments"
 	in := container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{
-			ID:           "abc123",
-			Name:         "/shop_web.2.t4sk",
-			Created:      "2024-05-01T09:59:59.5Z",
-			RestartCount: 3,
-			State: &container.State{
-				Status: container.StateRunning, Running: true, Pid: 42,
-				StartedAt:  started.Format(time.RFC3339Nano),
-				FinishedAt: finished.Format(time.RFC3339Nano),
-				Health:     &container.Health{Status: container.Healthy},
-			},
-			HostConfig: &container.HostConfig{NetworkMode: "shop_default"},
+
+		ID:           "abc123",
+		Name:         "/shop_web.2.t4sk",
+		Created:      "2024-05-01T09:59:59.5Z",
+		RestartCount: 3,
+		State: &container.State{
+			Status: container.StateRunning, Running: true, Pid: 42,
+			StartedAt:  started.Format(time.RFC3339Nano),
+			FinishedAt: finished.Format(time.RFC3339Nano),
+			Health:     &container.Health{Status: container.Healthy},
 		},
+		HostConfig: &container.HostConfig{NetworkMode: "shop_default"},
 		Config: &container.Config{
 			Image:  "registry:5000/shop/web:1.2",
 			Labels: l,
@@ -137,8 +137,8 @@ func TestFromInspect(t *testing.T) {
 			},
 		},
 		NetworkSettings: &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{
-			"shop_default": {IPAddress: "10.0.1.5"},
-			"ingress":      {IPAddress: "10.0.0.7"},
+			"shop_default": {IPAddress: netip.MustParseAddr("10.0.1.5")},
+			"ingress":      {IPAddress: netip.MustParseAddr("10.0.0.7")},
 			"none":         {}, // no address: left out
 			"nil":          nil,
 		}},
@@ -185,9 +185,9 @@ func TestFromInspect(t *testing.T) {
 
 func TestFromInspectZeroTimes(t *testing.T) {
 	c := FromInspect(container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{ID: "x", Name: "/x", State: &container.State{
+		ID: "x", Name: "/x", State: &container.State{
 			Status: container.StateCreated, StartedAt: "0001-01-01T00:00:00Z", FinishedAt: "",
-		}},
+		},
 		Config: &container.Config{Image: "app"},
 	}, true)
 	if !c.StartedAt.IsZero() || !c.FinishedAt.IsZero() || !c.Created.IsZero() {
@@ -219,8 +219,8 @@ func TestFromInspectHealthcheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := FromInspect(container.InspectResponse{
-				ContainerJSONBase: &container.ContainerJSONBase{ID: "x", Name: "/x"},
-				Config:            &container.Config{Image: "app", Healthcheck: tt.hc},
+				ID: "x", Name: "/x",
+				Config: &container.Config{Image: "app", Healthcheck: tt.hc},
 			}, true)
 			if c.HasHealthcheck != tt.want || c.HealthInterval != tt.wantInterval {
 				t.Errorf("HasHealthcheck=%v HealthInterval=%v, want %v %v", c.HasHealthcheck, c.HealthInterval, tt.want, tt.wantInterval)
@@ -252,8 +252,8 @@ func TestFromInspectMonitored(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := FromInspect(container.InspectResponse{
-				ContainerJSONBase: &container.ContainerJSONBase{ID: "x", Name: "/x"},
-				Config:            &container.Config{Image: "app", Labels: tt.labels},
+				ID: "x", Name: "/x",
+				Config: &container.Config{Image: "app", Labels: tt.labels},
 			}, tt.monitorAll)
 			if c.Monitored != tt.want {
 				t.Errorf("Monitored = %v, want %v", c.Monitored, tt.want)
@@ -271,8 +271,8 @@ func TestTags(t *testing.T) {
 	l["lookout.tags.tier"] = "front"
 	l["lookout.tags.container_name"] = "hijack" // reserved: a problem, not a tag
 	c := FromInspect(container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{ID: "x", Name: "/shop_web.2.t4sk"},
-		Config:            &container.Config{Image: "registry:5000/shop/web:1.2", Labels: l},
+		ID: "x", Name: "/shop_web.2.t4sk",
+		Config: &container.Config{Image: "registry:5000/shop/web:1.2", Labels: l},
 	}, false)
 	want := map[string]string{
 		"engine_host":       "node-1",
@@ -296,8 +296,8 @@ func TestTags(t *testing.T) {
 
 	// A global service's task: no slot.
 	g := FromInspect(container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{ID: "y", Name: "/shop_agent." + node + ".t5"},
-		Config:            &container.Config{Image: "agent:2", Labels: swarmLabels("shop_agent", node, "t5", node)},
+		ID: "y", Name: "/shop_agent." + node + ".t5",
+		Config: &container.Config{Image: "agent:2", Labels: swarmLabels("shop_agent", node, "t5", node)},
 	}, false)
 	gt := g.Tags(e)
 	if gt["container_name"] != "shop_agent" || gt["task_slot"] != "" || gt["node"] != "node-1" || gt["service"] != "shop_agent" {
@@ -306,8 +306,8 @@ func TestTags(t *testing.T) {
 
 	// A plain container: no Swarm tags at all.
 	p := FromInspect(container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{ID: "z", Name: "/my-redis"},
-		Config:            &container.Config{Image: "redis", Labels: map[string]string{"lookout.tags.team": "data"}},
+		ID: "z", Name: "/my-redis",
+		Config: &container.Config{Image: "redis", Labels: map[string]string{"lookout.tags.team": "data"}},
 	}, true)
 	wantPlain := map[string]string{
 		"engine_host": "node-1", "server_version": "28.5.2", "container_name": "my-redis",

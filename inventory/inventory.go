@@ -9,17 +9,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/system"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/internal/backoff"
@@ -28,11 +25,11 @@ import (
 
 // Client is what the inventory needs of the Docker Engine API.
 type Client interface {
-	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
-	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
-	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
-	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
-	Info(ctx context.Context) (system.Info, error)
+	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
+	ContainerInspect(ctx context.Context, id string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+	NetworkInspect(ctx context.Context, networkID string, options client.NetworkInspectOptions) (client.NetworkInspectResult, error)
+	Events(ctx context.Context, options client.EventsListOptions) client.EventsResult
+	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
 	ClientVersion() string
 }
 
@@ -168,11 +165,11 @@ type queued struct {
 
 // session subscribes to events, lists everything, then handles events until the stream fails.
 func (inv *Inventory) session(ctx context.Context) error {
-	info, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.client.Info(c) })
+	info, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.client.Info(c, client.InfoOptions{}) })
 	if err != nil {
 		return fmt.Errorf("docker info: %w", err)
 	}
-	si := info.(system.Info)
+	si := info.(client.SystemInfoResult).Info
 	inv.mu.Lock()
 	inv.engine = Engine{Host: si.Name, ServerVersion: si.ServerVersion, APIVersion: inv.client.ClientVersion(),
 		SwarmNodeID: si.Swarm.NodeID}
@@ -183,12 +180,13 @@ func (inv *Inventory) session(ctx context.Context) error {
 	defer cancel()
 	// Container events, and network events for connect and disconnect: a container's
 	// addresses change without a container event.
-	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("type", string(events.NetworkEventType)))}
+	opts := client.EventsListOptions{Filters: make(client.Filters).Add("type", string(events.ContainerEventType),
+		string(events.NetworkEventType))}
 	if since > 0 {
 		opts.Since = fmt.Sprintf("%d.%09d", since/1e9, since%1e9)
 	}
-	msgs, errs := inv.client.Events(sctx, opts)
+	stream := inv.client.Events(sctx, opts)
+	msgs, errs := stream.Messages, stream.Err
 
 	queue := make(chan queued, eventQueueSize)
 	overflow := make(chan struct{}, 1)
@@ -306,7 +304,7 @@ func newInspectPool(ctx context.Context, inv *Inventory, workers int) *inspectPo
 				case <-ctx.Done():
 					return
 				case id := <-p.reqs:
-					v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.client.ContainerInspect(c, id) })
+					v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.containerInspect(c, id) })
 					r := inspectResult{id: id, err: err}
 					if err == nil {
 						r.resp = v.(container.InspectResponse)
@@ -473,7 +471,7 @@ func (inv *Inventory) relist(ctx context.Context) error {
 func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, error) {
 	inv.relists.Add(1)
 	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
-		return inv.client.ContainerList(c, container.ListOptions{All: true})
+		return inv.client.ContainerList(c, client.ContainerListOptions{All: true})
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list containers: %w", err)
@@ -481,7 +479,7 @@ func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, er
 	now := time.Now()
 	present := map[string]string{}
 	var ids []string
-	for _, s := range v.([]container.Summary) {
+	for _, s := range v.(client.ContainerListResult).Items {
 		present[s.ID] = string(s.State)
 		ids = append(ids, s.ID)
 	}
@@ -506,9 +504,15 @@ func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, er
 	return ids, present, nil
 }
 
+// containerInspect is one inspection of a container.
+func (inv *Inventory) containerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	r, err := inv.client.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	return r.Container, err
+}
+
 // inspect fetches one container and stores it.
 func (inv *Inventory) inspect(ctx context.Context, id string) (*Container, error) {
-	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.client.ContainerInspect(c, id) })
+	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) { return inv.containerInspect(c, id) })
 	if err != nil {
 		inv.inspectErrors.Add(1)
 		return nil, err
@@ -524,7 +528,7 @@ const GatewayBridge = "docker_gwbridge"
 // addresses of every container on the bridge are read with one network inspection and
 // kept; the network is inspected again only for a task it did not list.
 func (inv *Inventory) bridgeIP(ctx context.Context, resp container.InspectResponse) string {
-	if resp.ContainerJSONBase == nil || resp.Config == nil || resp.Config.Labels["com.docker.swarm.task.id"] == "" ||
+	if resp.Config == nil || resp.Config.Labels["com.docker.swarm.task.id"] == "" ||
 		resp.State == nil || !resp.State.Running || (resp.HostConfig != nil && resp.HostConfig.NetworkMode.IsHost()) {
 		return ""
 	}
@@ -537,7 +541,7 @@ func (inv *Inventory) bridgeIP(ctx context.Context, resp container.InspectRespon
 		return a.ip
 	}
 	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
-		return inv.client.NetworkInspect(c, GatewayBridge, network.InspectOptions{})
+		return inv.client.NetworkInspect(c, GatewayBridge, client.NetworkInspectOptions{})
 	})
 	if err != nil {
 		inv.inspectErrors.Add(1)
@@ -551,12 +555,11 @@ func (inv *Inventory) bridgeIP(ctx context.Context, resp container.InspectRespon
 	// Not on the bridge (a task without networks): known too, not looked up again until
 	// it restarts.
 	inv.bridgeIPs[resp.ID] = bridgeAddr{startedAt: resp.State.StartedAt}
-	for id, ep := range v.(network.Inspect).Containers {
-		p, err := netip.ParsePrefix(ep.IPv4Address)
-		if err != nil {
+	for id, ep := range v.(client.NetworkInspectResult).Network.Containers {
+		if !ep.IPv4Address.IsValid() {
 			continue
 		}
-		ip := p.Addr().String()
+		ip := ep.IPv4Address.Addr().String()
 		switch a, ok := inv.bridgeIPs[id]; {
 		case id == resp.ID:
 			inv.bridgeIPs[id] = bridgeAddr{ip: ip, startedAt: resp.State.StartedAt}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sort"
@@ -12,11 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/api/types/system"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 )
 
@@ -46,7 +49,7 @@ type fakeDocker struct {
 
 type eventSub struct {
 	ctx  context.Context
-	opts events.ListOptions
+	opts client.EventsListOptions
 	msgs chan events.Message
 	errs chan error
 }
@@ -61,14 +64,14 @@ func newFake(cs ...container.InspectResponse) *fakeDocker {
 	return f
 }
 
-func (f *fakeDocker) ContainerList(ctx context.Context, _ container.ListOptions) ([]container.Summary, error) {
+func (f *fakeDocker) ContainerList(ctx context.Context, _ client.ContainerListOptions) (client.ContainerListResult, error) {
 	f.mu.Lock()
 	f.lists++
 	block := f.blockList
 	if f.listErrs > 0 {
 		f.listErrs--
 		f.mu.Unlock()
-		return nil, errors.New("Error response from daemon: i/o timeout")
+		return client.ContainerListResult{}, errors.New("Error response from daemon: i/o timeout")
 	}
 	var out []container.Summary
 	for id, c := range f.containers {
@@ -77,15 +80,15 @@ func (f *fakeDocker) ContainerList(ctx context.Context, _ container.ListOptions)
 	f.mu.Unlock()
 	if block {
 		<-ctx.Done()
-		return nil, ctx.Err()
+		return client.ContainerListResult{}, ctx.Err()
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return client.ContainerListResult{Items: out}, nil
 }
 
-func (f *fakeDocker) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+func (f *fakeDocker) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
 	if err := ctx.Err(); err != nil {
-		return container.InspectResponse{}, err
+		return client.ContainerInspectResult{}, err
 	}
 	f.mu.Lock()
 	f.inspects[id]++
@@ -96,20 +99,20 @@ func (f *fakeDocker) ContainerInspect(ctx context.Context, id string) (container
 	}
 	f.mu.Unlock()
 	if !ok || f.noInspect[id] {
-		return container.InspectResponse{}, fmt.Errorf("Error response from daemon: No such container: %s", id)
+		return client.ContainerInspectResult{}, fmt.Errorf("Error response from daemon: No such container: %s", id)
 	}
 	if gate != nil {
 		// The engine has answered; the answer is still on its way when the gate opens.
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return container.InspectResponse{}, ctx.Err()
+			return client.ContainerInspectResult{}, ctx.Err()
 		}
 		f.mu.Lock()
 		f.gated[id]--
 		f.mu.Unlock()
 	}
-	return c, nil
+	return client.ContainerInspectResult{Container: c}, nil
 }
 
 // hold makes the inspections of id wait until the returned func is called.
@@ -132,37 +135,37 @@ func (f *fakeDocker) waiting(id string) int {
 	return f.gated[id]
 }
 
-func (f *fakeDocker) Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
+func (f *fakeDocker) Events(ctx context.Context, opts client.EventsListOptions) client.EventsResult {
 	s := &eventSub{ctx: ctx, opts: opts, msgs: make(chan events.Message), errs: make(chan error, 1)}
 	f.subs <- s
-	return s.msgs, s.errs
+	return client.EventsResult{Messages: s.msgs, Err: s.errs}
 }
 
-func (f *fakeDocker) Info(ctx context.Context) (system.Info, error) {
+func (f *fakeDocker) Info(ctx context.Context, _ client.InfoOptions) (client.SystemInfoResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.infos++
 	if f.infoErr != nil {
-		return system.Info{}, f.infoErr
+		return client.SystemInfoResult{}, f.infoErr
 	}
-	return system.Info{Name: "node-1", ServerVersion: "28.5.2", Swarm: swarm.Info{NodeID: "nodeid1"}}, nil
+	return client.SystemInfoResult{Info: system.Info{Name: "node-1", ServerVersion: "28.5.2", Swarm: swarm.Info{NodeID: "nodeid1"}}}, nil
 }
 
 func (f *fakeDocker) ClientVersion() string { return "1.51" }
 
-func (f *fakeDocker) NetworkInspect(ctx context.Context, id string, _ network.InspectOptions) (network.Inspect, error) {
+func (f *fakeDocker) NetworkInspect(ctx context.Context, id string, _ client.NetworkInspectOptions) (client.NetworkInspectResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.netInspect++
 	if id != GatewayBridge || f.bridge == nil {
-		return network.Inspect{}, fmt.Errorf("Error response from daemon: network %s not found", id)
+		return client.NetworkInspectResult{}, fmt.Errorf("Error response from daemon: network %s not found", id)
 	}
-	n := network.Inspect{Name: id, Containers: map[string]network.EndpointResource{
-		"ingress-sbox": {Name: "gateway_ingress-sbox", IPv4Address: "172.18.0.2/16"}}}
+	n := network.Inspect{Network: network.Network{Name: id}, Containers: map[string]network.EndpointResource{
+		"ingress-sbox": {Name: "gateway_ingress-sbox", IPv4Address: netip.MustParsePrefix("172.18.0.2/16")}}}
 	for cid, a := range f.bridge {
-		n.Containers[cid] = network.EndpointResource{Name: "gateway_" + cid[:4], IPv4Address: a}
+		n.Containers[cid] = network.EndpointResource{Name: "gateway_" + cid[:4], IPv4Address: netip.MustParsePrefix(a)}
 	}
-	return n, nil
+	return client.NetworkInspectResult{Network: n}, nil
 }
 
 func (f *fakeDocker) set(c container.InspectResponse) {
@@ -243,11 +246,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func ctr(id string, labels map[string]string, healthcheck bool) container.InspectResponse {
 	in := container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{
-			ID: id, Name: "/" + id,
-			State: &container.State{Status: container.StateRunning, Running: true, Pid: 100,
-				StartedAt: "2024-05-01T10:00:00Z"},
-		},
+
+		ID: id, Name: "/" + id,
+		State: &container.State{Status: container.StateRunning, Running: true, Pid: 100,
+			StartedAt: "2024-05-01T10:00:00Z"},
 		Config: &container.Config{Image: "app:1", Labels: labels},
 	}
 	if healthcheck {
@@ -404,7 +406,7 @@ func TestInitialListReportsMonitoredOnly(t *testing.T) {
 			if got := len(h.inv.Snapshot()); got != 3 {
 				t.Errorf("Snapshot has %d containers, want all 3", got)
 			}
-			if got := s.opts.Filters.Get("type"); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"container", "network"}) {
+			if got := slices.Collect(maps.Keys(s.opts.Filters["type"])); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"container", "network"}) {
 				t.Errorf("events filter type = %v, want [container network]", got)
 			}
 			if s.opts.Since != "" {
@@ -495,7 +497,7 @@ func TestReconnectResumesWithoutDuplicates(t *testing.T) {
 	if want := fmt.Sprintf("%d.%09d", t2/1e9, t2%1e9); s2.opts.Since != want || want != "1714557602.000000042" {
 		t.Errorf("reconnect Since = %q, want %q (the last event handled)", s2.opts.Since, want)
 	}
-	if got := s2.opts.Filters.Get("type"); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"container", "network"}) {
+	if got := slices.Collect(maps.Keys(s2.opts.Filters["type"])); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"container", "network"}) {
 		t.Errorf("reconnect filter type = %v", got)
 	}
 	select {
@@ -981,7 +983,7 @@ func TestNetworkConnectDuringAnInspection(t *testing.T) {
 	send(t, s, ev("a", "health_status: healthy", 2_000_000_000)) // a health-log inspection, held
 	waitFor(t, "the held inspection", func() bool { return f.waiting("a") == 1 })
 	a := ctr("a", enabled, true)
-	a.NetworkSettings = &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"backend": {IPAddress: "10.0.9.4"}}}
+	a.NetworkSettings = &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"backend": {IPAddress: netip.MustParseAddr("10.0.9.4")}}}
 	f.set(a)
 	send(t, s, events.Message{Type: events.NetworkEventType, Action: events.ActionConnect, TimeNano: 3_000_000_000,
 		Actor: events.Actor{ID: "netid", Attributes: map[string]string{"container": "a", "name": "backend"}}})
@@ -1013,7 +1015,7 @@ func TestNetworkConnectReinspects(t *testing.T) {
 	s := h.connected(t)
 	before, beforeU := f.inspected("a"), f.inspected("u")
 	a := ctr("a", enabled, false)
-	a.NetworkSettings = &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"backend": {IPAddress: "10.0.9.4"}}}
+	a.NetworkSettings = &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"backend": {IPAddress: netip.MustParseAddr("10.0.9.4")}}}
 	f.set(a)
 	net := events.Message{Type: events.NetworkEventType, Action: events.ActionConnect, TimeNano: 5_000_000_042,
 		Actor: events.Actor{ID: "netid", Attributes: map[string]string{"container": "a", "name": "backend", "type": "overlay"}}}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/lookout-agent/lookout/logs/forward"
 )
@@ -218,7 +218,7 @@ func (fl *follower) read(ctx context.Context, pos Position, msgs chan<- []messag
 	}
 	follow := false
 	for {
-		rc, err := fl.f.docker.ContainerLogs(ctx, fl.id, container.LogsOptions{ShowStdout: true, ShowStderr: true,
+		rc, err := fl.f.docker.ContainerLogs(ctx, fl.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true,
 			Follow: follow, Timestamps: true, Since: pos.since()})
 		if err != nil {
 			return err

@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/internal/testpeer"
@@ -41,7 +42,7 @@ func (f *fakeLogs) add(ts time.Time, text string) {
 	}{ts, text})
 }
 
-func (f *fakeLogs) ContainerLogs(_ context.Context, _ string, o container.LogsOptions) (io.ReadCloser, error) {
+func (f *fakeLogs) ContainerLogs(_ context.Context, _ string, o client.ContainerLogsOptions) (client.ContainerLogsResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 )
 
 // StatsClient is what API needs of the Docker client.
 type StatsClient interface {
-	ContainerStatsOneShot(ctx context.Context, containerID string) (container.StatsResponseReader, error)
+	ContainerStats(ctx context.Context, containerID string, options client.ContainerStatsOptions) (client.ContainerStatsResult, error)
 }
 
 // API reads a container's resource use from the Docker Engine's stats API with
@@ -29,7 +30,7 @@ func (a *API) Name() string { return SourceAPI }
 
 // Read implements Reader.
 func (a *API) Read(ctx context.Context, t Target) (*container.StatsResponse, error) {
-	r, err := a.client.ContainerStatsOneShot(ctx, t.ID)
+	r, err := a.client.ContainerStats(ctx, t.ID, client.ContainerStatsOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/api/types/container"
 )
 
 // Cgroup reads a container's resource use from the host's cgroup files and from

@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/api/types/container"
 )
 
 const testID = "a25d94ae97f15ec1ea801fc1c19ee5a2ede6127fca7c0b32324fcde7e176efda"

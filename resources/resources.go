@@ -16,8 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/system"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/inventory"
@@ -47,7 +47,7 @@ type Reader interface {
 
 // InfoClient is what the collector needs of the Docker client for the docker measurement.
 type InfoClient interface {
-	Info(ctx context.Context) (system.Info, error)
+	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
 }
 
 // Options configure a Collector.
@@ -125,13 +125,13 @@ func (c *Collector) Collect(ctx context.Context) []metric.Point {
 	var out []metric.Point
 	if c.info != nil {
 		ictx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-		info, err := c.info.Info(ictx)
+		info, err := c.info.Info(ictx, client.InfoOptions{})
 		cancel()
 		if err != nil {
 			c.errs.Add(1)
 			c.opts.Log.WithError(err).Debug("resources: docker info")
 		} else {
-			out = append(out, dockerPoint(info, start))
+			out = append(out, dockerPoint(info.Info, start))
 		}
 	}
 	c.mb.Each(func(u inventory.Update) {

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/system"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/client"
 
 	"github.com/lookout-agent/lookout/execd"
 	"github.com/lookout-agent/lookout/inventory"
@@ -38,9 +39,9 @@ func (f fakeInv) box() *inventory.Mailbox {
 
 type fakeInfo struct{ err error }
 
-func (f fakeInfo) Info(context.Context) (system.Info, error) {
-	return system.Info{Name: "node-1", ServerVersion: "20.10.24", NCPU: 2, Containers: 3, ContainersRunning: 2,
-		MemTotal: 1 << 30}, f.err
+func (f fakeInfo) Info(context.Context, client.InfoOptions) (client.SystemInfoResult, error) {
+	return client.SystemInfoResult{Info: system.Info{Name: "node-1", ServerVersion: "20.10.24", NCPU: 2, Containers: 3,
+		ContainersRunning: 2, MemTotal: 1 << 30}}, f.err
 }
 
 // fakeReader returns a stats reading whose CPU grows by 1e8 ns per read, or fails for the
@@ -252,8 +253,8 @@ func TestCollectKeepsTheEngineWhenInfoFails(t *testing.T) {
 
 type fakeInfoToggle struct{ err error }
 
-func (f *fakeInfoToggle) Info(ctx context.Context) (system.Info, error) {
-	return fakeInfo{err: f.err}.Info(ctx)
+func (f *fakeInfoToggle) Info(ctx context.Context, opts client.InfoOptions) (client.SystemInfoResult, error) {
+	return fakeInfo{err: f.err}.Info(ctx, opts)
 }
 
 // TestGatherSaysWhatItCouldNotRead: under Telegraf (lookout execd) no lookout_resources

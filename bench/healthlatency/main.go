@@ -18,9 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 
 	"github.com/lookout-agent/lookout/internal/testpeer"
 )
@@ -120,15 +118,16 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 	}
 
 	// Record every health transition Docker reports, from now on.
-	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	dc, err := client.New(client.FromEnv)
 	if err != nil {
 		return err
 	}
 	var mu sync.Mutex
 	var transitions []*transition
 	measuring := false
-	msgs, errs := dc.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", "container"),
-		filters.Arg("event", "health_status"))})
+	stream := dc.Events(ctx, client.EventsListOptions{Filters: make(client.Filters).Add("type", "container").
+		Add("event", "health_status")})
+	msgs, errs := stream.Messages, stream.Err
 	go func() {
 		for {
 			select {

@@ -22,10 +22,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/docker/docker/api"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 	"github.com/influxdata/telegraf"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/checks"
@@ -78,8 +77,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	flags := setFlags()
 	switch cmd {
 	case "version":
-		fmt.Fprintf(stdout, "lookout %s (%s, Docker API client %s, negotiates down to the engine's version)\n",
-			version, runtime.Version(), api.DefaultVersion)
+		fmt.Fprintf(stdout, "lookout %s (%s, Docker API client %s, negotiates down to the engine's version: %s)\n",
+			version, runtime.Version(), client.MaxAPIVersion, supportedEngines)
 		return 0
 	case "run", "check", "healthcheck", "probe", "execd":
 	default:
@@ -142,9 +141,32 @@ func newLogger(cfg config.Config, w io.Writer) *logrus.Logger {
 const dockerReadBuffer = 32 << 10
 
 func dockerClient(cfg config.Config) (*client.Client, error) {
-	// The transport first: WithHost then sets it up for the engine's socket.
-	return client.NewClientWithOpts(client.WithHTTPClient(&http.Client{Transport: &http.Transport{ReadBufferSize: dockerReadBuffer}}),
-		client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
+	// The transport first: WithHost then sets it up for the engine's socket. HTTP/1 only:
+	// the client clones the transport, and a clone set up for HTTP/2 has a TLS
+	// configuration, which makes the client speak HTTPS to the socket. The client
+	// negotiates the API version with the engine at its first call.
+	var http1 http.Protocols
+	http1.SetHTTP1(true)
+	return client.New(client.WithHTTPClient(&http.Client{Transport: &http.Transport{ReadBufferSize: dockerReadBuffer,
+		Protocols: &http1}}), client.WithHost(cfg.DockerHost))
+}
+
+// startEngine checks at start that the engine's API is in the supported range: an engine
+// outside it is an error; one that cannot be reached yet is not (the inventory retries).
+func startEngine(ctx context.Context, dc *client.Client, log logrus.FieldLogger) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := engineAPI(ctx, dc)
+	switch {
+	case errors.Is(err, errUnsupportedEngine):
+		return err
+	case err != nil:
+		log.WithError(err).Warn("cannot reach the Docker Engine yet; retrying")
+	default:
+		log.WithField("engine", v.Version).WithField("engine_api", v.APIVersion).WithField("engine_min_api", v.MinAPIVersion).
+			WithField("api", dc.ClientVersion()).Debug("Docker Engine API negotiated")
+	}
+	return nil
 }
 
 // queueDir is where an output's disk queue lives: state_dir/queue/<name>, the name
@@ -202,6 +224,9 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer dc.Close()
+	if err := startEngine(ctx, dc, log); err != nil {
+		return err
+	}
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval),
 		Log: log})
 	inv.Subscribe(collectors.NewHealth(ship))
@@ -215,8 +240,8 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	if self := inventory.SelfContainerID(); self != "" {
 		// Checks go by preference to a network the agent's own container shares.
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if resp, err := dc.ContainerInspect(ictx, self); err == nil {
-			popts.AgentNetworks = inventory.FromInspect(resp, false).SortedNetworks()
+		if resp, err := dc.ContainerInspect(ictx, self, client.ContainerInspectOptions{}); err == nil {
+			popts.AgentNetworks = inventory.FromInspect(resp.Container, false).SortedNetworks()
 			log.WithField("networks", popts.AgentNetworks).Info("running in a container; checks prefer its networks")
 		}
 		cancel()
@@ -349,12 +374,16 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer dc.Close()
-	resp, err := dc.ContainerInspect(ctx, name)
+	if _, err := engineAPI(ctx, dc); errors.Is(err, errUnsupportedEngine) {
+		fmt.Fprintf(stderr, "lookout probe: %v\n", err)
+		return 1
+	}
+	resp, err := dc.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if err != nil {
 		fmt.Fprintf(stderr, "lookout probe: %v\n", err)
 		return 1
 	}
-	c := inventory.FromInspect(resp, true)
+	c := inventory.FromInspect(resp.Container, true)
 	sched := checks.New(nil, nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
 	results := make([]checks.Result, len(c.Config.Checks))
 	var wg sync.WaitGroup
@@ -447,19 +476,27 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dc, err := dockerClient(cfg)
+	var engine client.ServerVersionResult
 	if err == nil {
-		_, err = dc.Ping(ctx)
+		engine, err = engineAPI(ctx, dc)
+	}
+	if errors.Is(err, errUnsupportedEngine) {
+		fmt.Fprintf(stderr, "lookout check: %v\n", err)
+		return 1
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "lookout check: cannot reach the Docker Engine at %s: %v\n", cfg.DockerHost, err)
 		return 1
 	}
 	defer dc.Close()
-	list, err := dc.ContainerList(ctx, container.ListOptions{All: true})
+	fmt.Fprintf(stdout, "docker engine: ok (Docker %s, API %s to %s, Lookout speaks %s; supported: %s)\n", engine.Version,
+		engine.MinAPIVersion, engine.APIVersion, dc.ClientVersion(), supportedEngines)
+	res, err := dc.ContainerList(ctx, client.ContainerListOptions{All: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "lookout check: %v\n", err)
 		return 1
 	}
+	list := res.Items
 	sort.Slice(list, func(i, j int) bool { return name(list[i]) < name(list[j]) })
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -477,8 +514,8 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 		}
 		logSource := "off"
 		if cfg.Fluentd.Address != "" && mon == "yes" && (lc.Logs.Enable == nil || *lc.Logs.Enable) {
-			if in, err := dc.ContainerInspect(ctx, c.ID); err == nil {
-				logSource, _ = logs.ChooseSource(cfg.Logs.Source, dir, inventory.FromInspect(in, cfg.MonitorAll))
+			if in, err := dc.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); err == nil {
+				logSource, _ = logs.ChooseSource(cfg.Logs.Source, dir, inventory.FromInspect(in.Container, cfg.MonitorAll))
 			}
 		}
 		msg := "-"
@@ -578,6 +615,9 @@ func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer dc.Close()
+	if err := startEngine(ctx, dc, log); err != nil {
+		return err
+	}
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval), Log: log})
 	var resBox *inventory.Mailbox
 	if cfg.Resources != resources.SourceOff {
@@ -620,11 +660,11 @@ func containersDir(ctx context.Context, cfg config.Config, dc *client.Client) st
 	}
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	info, err := dc.Info(ictx)
-	if err != nil || info.DockerRootDir == "" {
+	info, err := dc.Info(ictx, client.InfoOptions{})
+	if err != nil || info.Info.DockerRootDir == "" {
 		return ""
 	}
-	return filepath.Join(info.DockerRootDir, "containers")
+	return filepath.Join(info.Info.DockerRootDir, "containers")
 }
 
 // fluentdAuth returns the shared-key handshake settings, nil without a shared key. The
@@ -636,8 +676,8 @@ func fluentdAuth(ctx context.Context, f config.Fluentd, dc *client.Client) *forw
 	a := &forward.Auth{SharedKey: f.SharedKey, SelfHostname: f.SelfHostname, Username: f.Username, Password: f.Password}
 	if a.SelfHostname == "" {
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if info, err := dc.Info(ictx); err == nil {
-			a.SelfHostname = info.Name
+		if info, err := dc.Info(ictx, client.InfoOptions{}); err == nil {
+			a.SelfHostname = info.Info.Name
 		}
 		cancel()
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	"github.com/moby/moby/api/types/container"
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
