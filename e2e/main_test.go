@@ -143,6 +143,11 @@ func startAgent(t *testing.T, env ...string) *agent {
 	// Each agent its own state directory (log positions, disk queue) unless env names one.
 	a.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOOKOUT_LOG_LEVEL=debug",
 		"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(t.TempDir(), "hb"), "LOOKOUT_STATE_DIR=" + t.TempDir()}, env...)
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		// The engine under test (make test runs the suite against Docker 29 too); an env
+		// entry naming LOOKOUT_DOCKER_HOST still wins, as it does for a user.
+		a.cmd.Env = append([]string{"DOCKER_HOST=" + h}, a.cmd.Env...)
+	}
 	a.cmd.Stdout = lockedWriter{&a.mu, &a.stdout}
 	a.cmd.Stderr = lockedWriter{&a.mu, &a.stderr}
 	if err := a.cmd.Start(); err != nil {
@@ -278,6 +283,15 @@ type proxy struct {
 	conns   map[net.Conn]bool
 	target  string
 	stopped bool
+}
+
+// engineSocket is the unix socket of the engine under test: DOCKER_HOST's when it names
+// one (make test runs the suite once more against Docker 29, scripts/engine29.sh).
+func engineSocket() string {
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+		return strings.TrimPrefix(h, "unix://")
+	}
+	return "/var/run/docker.sock"
 }
 
 func startProxy(t *testing.T, target string) *proxy {

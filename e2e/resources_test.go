@@ -188,14 +188,14 @@ func TestResourcesMatchTelegrafAndDashboardsQuery(t *testing.T) {
   flush_interval = "1s"
   omit_hostname = true
 [[inputs.docker]]
-  endpoint = "unix:///var/run/docker.sock"
+  endpoint = "unix://%s"
   container_name_include = ["%s*"]
   docker_label_exclude = ["*"]
   tag_env = []
 [[outputs.file]]
   files = ["%s"]
   data_format = "influx"
-`, prefix, telegrafOut))
+`, engineSocket(), prefix, telegrafOut))
 
 	execdOut := filepath.Join(dir, "execd.out")
 	telegrafProc(t, fmt.Sprintf(`[agent]
