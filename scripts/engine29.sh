@@ -21,9 +21,20 @@ sudo=""
 
 answers() { timeout 10 docker -H "$host" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
+# A swarm on this engine would create docker_gwbridge with the host interface of the same
+# name as the system daemon's, and take it from the system's swarm; made beforehand with an
+# interface name of its own (as Docker documents for a custom docker_gwbridge), it cannot.
+own_gwbridge() {
+  docker -H "$host" network inspect docker_gwbridge >/dev/null 2>&1 && return 0
+  docker -H "$host" network create --driver bridge --subnet 10.30.0.0/24 \
+    -o com.docker.network.bridge.name=lk29gwbridge \
+    -o com.docker.network.bridge.enable_icc=false \
+    -o com.docker.network.bridge.enable_ip_masquerade=true docker_gwbridge >/dev/null
+}
+
 start() {
   bash "$root/peers/docker29/build.sh"
-  if answers; then return 0; fi
+  if answers; then own_gwbridge; return 0; fi
   local containerd
   containerd=$(ls /run/docker/containerd/containerd.sock /run/containerd/containerd.sock 2>/dev/null | head -1 || true)
   [ -S "$containerd" ] || { echo "engine29: no containerd socket (the system Docker's /run/docker/containerd/containerd.sock)" >&2; exit 1; }
@@ -56,7 +67,7 @@ JSON
   echo "engine29: starting $("$root/.peers/bin/dockerd29" --version) on $host (log $log)" >&2
   $sudo sh -c "nohup '$root/.peers/bin/dockerd29' --config-file '$run.json' >>'$log' 2>&1 &"
   for _ in $(seq 1 120); do
-    if answers; then return 0; fi
+    if answers; then own_gwbridge; return 0; fi
     sleep 0.5
   done
   echo "engine29: the daemon did not answer within 60 s; last lines of $log:" >&2
