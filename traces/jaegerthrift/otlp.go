@@ -28,21 +28,25 @@ const sampled = 1
 func ToOTLP(b *jaeger.Batch) *tracepb.ResourceSpans {
 	// The relay converts every span it reads: the spans, their IDs and their attributes
 	// are allocated per batch, not one by one.
-	tags := 1
+	var n arenaSize
+	n.add(nil)
 	if p := b.GetProcess(); p != nil {
-		tags += len(p.Tags)
+		n.addAll(p.Tags)
 	}
 	for _, s := range b.Spans {
 		if s != nil {
-			tags += len(s.Tags) + len(s.References)
+			n.addAll(s.Tags)
+			n.slots += len(s.References)
+			n.kvs += len(s.References)
+			n.strs += len(s.References)
 			for _, l := range s.Logs {
 				if l != nil {
-					tags += len(l.Fields)
+					n.addAll(l.Fields)
 				}
 			}
 		}
 	}
-	a := newAttrArena(tags)
+	a := newAttrArena(n)
 	res := &resourcepb.Resource{}
 	service := "unknown_service"
 	var ptags []*jaeger.Tag
@@ -249,9 +253,36 @@ type attrArena struct {
 	slots []*commonpb.KeyValue
 }
 
-func newAttrArena(n int) attrArena {
-	return attrArena{kvs: make([]commonpb.KeyValue, n), vals: make([]commonpb.AnyValue, n),
-		strs: make([]commonpb.AnyValue_StringValue, n), slots: make([]*commonpb.KeyValue, n)}
+// arenaSize counts what an attrArena is made with: a slot for each tag, a KeyValue for
+// each tag that is likely an attribute (not one of the tags that become span fields), a
+// string value for each of those that is a string.
+type arenaSize struct{ slots, kvs, strs int }
+
+// add counts one tag; nil counts a string attribute (service.name).
+func (n *arenaSize) add(t *jaeger.Tag) {
+	n.slots++
+	if t != nil {
+		switch t.Key {
+		case "span.kind", "otel.status_code", "w3c.tracestate", "otel.scope.name", "otel.library.name",
+			"otel.scope.version", "otel.library.version":
+			return
+		}
+	}
+	n.kvs++
+	if t == nil || t.VType == jaeger.TagType_STRING {
+		n.strs++
+	}
+}
+
+func (n *arenaSize) addAll(tags []*jaeger.Tag) {
+	for _, t := range tags {
+		n.add(t)
+	}
+}
+
+func newAttrArena(n arenaSize) attrArena {
+	return attrArena{kvs: make([]commonpb.KeyValue, n.kvs), vals: make([]commonpb.AnyValue, n.kvs),
+		strs: make([]commonpb.AnyValue_StringValue, n.strs), slots: make([]*commonpb.KeyValue, n.slots)}
 }
 
 // kv returns a KeyValue with key k and an empty value.
