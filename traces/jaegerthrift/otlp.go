@@ -1,7 +1,9 @@
 package jaegerthrift
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -26,13 +28,63 @@ const sampled = 1
 // ToOTLP converts one batch (a process and its spans) to a ResourceSpans, its spans
 // grouped by instrumentation scope in the order the scopes first appear.
 func ToOTLP(b *jaeger.Batch) *tracepb.ResourceSpans {
+	return SpansToOTLP(b, Resource(b.GetProcess()))
+}
+
+// Resource converts a process to a resource: its service name (unknown_service without
+// one) as service.name first, its tags as the other attributes.
+func Resource(p *jaeger.Process) *resourcepb.Resource {
+	var n arenaSize
+	n.add(nil)
+	service := "unknown_service"
+	var ptags []*jaeger.Tag
+	if p != nil {
+		if p.ServiceName != "" {
+			service = p.ServiceName
+		}
+		ptags = p.Tags
+		n.addAll(ptags)
+	}
+	a := newAttrArena(n)
+	res := &resourcepb.Resource{Attributes: a.ptrs(len(ptags) + 1)}
+	res.Attributes = append(res.Attributes, a.str("service.name", service))
+	for _, t := range ptags {
+		if kv := a.tagAttr(t); kv != nil && kv.Key != "service.name" {
+			res.Attributes = append(res.Attributes, kv)
+		}
+	}
+	return res
+}
+
+// SameProcess tells whether Resource makes the same resource of a and b: the relay
+// shares one resource among the batches of a client whose process did not change.
+func SameProcess(a, b *jaeger.Process) bool {
+	if a == nil || b == nil || a.ServiceName != b.ServiceName || len(a.Tags) != len(b.Tags) {
+		return a == nil && b == nil
+	}
+	for i, t := range a.Tags {
+		u := b.Tags[i]
+		if t == nil || u == nil {
+			if t != u {
+				return false
+			}
+			continue
+		}
+		if t.Key != u.Key || t.VType != u.VType || t.GetVStr() != u.GetVStr() || t.GetVBool() != u.GetVBool() ||
+			t.GetVLong() != u.GetVLong() || math.Float64bits(t.GetVDouble()) != math.Float64bits(u.GetVDouble()) ||
+			!bytes.Equal(t.GetVBinary(), u.GetVBinary()) {
+			return false
+		}
+	}
+	return true
+}
+
+// SpansToOTLP converts b's spans to a ResourceSpans of res (b's process as Resource
+// converts it, maybe shared with other batches of the same process).
+func SpansToOTLP(b *jaeger.Batch, res *resourcepb.Resource) *tracepb.ResourceSpans {
 	// The relay converts every span it reads: the spans, their IDs and their attributes
 	// are allocated per batch, not one by one.
 	var n arenaSize
-	n.add(nil)
-	if p := b.GetProcess(); p != nil {
-		n.addAll(p.Tags)
-	}
 	for _, s := range b.Spans {
 		if s != nil {
 			n.addAll(s.Tags)
@@ -47,22 +99,6 @@ func ToOTLP(b *jaeger.Batch) *tracepb.ResourceSpans {
 		}
 	}
 	a := newAttrArena(n)
-	res := &resourcepb.Resource{}
-	service := "unknown_service"
-	var ptags []*jaeger.Tag
-	if p := b.GetProcess(); p != nil {
-		if p.ServiceName != "" {
-			service = p.ServiceName
-		}
-		ptags = p.Tags
-	}
-	res.Attributes = a.ptrs(len(ptags) + 1)
-	res.Attributes = append(res.Attributes, a.str("service.name", service))
-	for _, t := range ptags {
-		if kv := a.tagAttr(t); kv != nil && kv.Key != "service.name" {
-			res.Attributes = append(res.Attributes, kv)
-		}
-	}
 	rs := &tracepb.ResourceSpans{Resource: res}
 	spans := make([]tracepb.Span, len(b.Spans))
 	ids := make([]byte, 32*len(b.Spans))
