@@ -42,7 +42,17 @@ type Queue struct {
 	queue  []entry
 	queued int // spans in queue
 
+	keysMu sync.Mutex
+	keys   [16]resourceKey // see resourceKey
+	next   int
+
 	forwarded, droppedFull, droppedSend atomic.Uint64
+}
+
+// resourceKey is a resource and its key.
+type resourceKey struct {
+	res         *resourcepb.Resource
+	schema, key string
 }
 
 // entry is one resource, one of its scopes and some of that scope's spans.
@@ -91,7 +101,7 @@ func (q *Queue) ExportSpans(rss []*tracepb.ResourceSpans) bool {
 			continue
 		}
 		head := &tracepb.ResourceSpans{Resource: rs.Resource, SchemaUrl: rs.SchemaUrl}
-		rkey := key(rs.Resource, rs.SchemaUrl)
+		rkey := q.resourceKey(rs.Resource, rs.SchemaUrl)
 		for _, ss := range rs.ScopeSpans {
 			if len(ss.GetSpans()) == 0 {
 				continue
@@ -118,6 +128,23 @@ func (q *Queue) ExportSpans(rss []*tracepb.ResourceSpans) bool {
 		}
 	}
 	return true
+}
+
+// resourceKey returns key(res, schema), remembered for the last few resources: a receiver
+// may hand on many batches of one resource (the UDP relay shares a client's), and
+// nobody changes a resource once it is in the model.
+func (q *Queue) resourceKey(res *resourcepb.Resource, schema string) string {
+	q.keysMu.Lock()
+	defer q.keysMu.Unlock()
+	for _, k := range q.keys {
+		if k.res == res && k.res != nil && k.schema == schema {
+			return k.key
+		}
+	}
+	k := key(res, schema)
+	q.keys[q.next] = resourceKey{res: res, schema: schema, key: k}
+	q.next = (q.next + 1) % len(q.keys)
+	return k
 }
 
 // key identifies a resource or a scope: spans of equal ones go together.

@@ -1,7 +1,9 @@
 package jaegerthrift
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -26,34 +28,107 @@ const sampled = 1
 // ToOTLP converts one batch (a process and its spans) to a ResourceSpans, its spans
 // grouped by instrumentation scope in the order the scopes first appear.
 func ToOTLP(b *jaeger.Batch) *tracepb.ResourceSpans {
-	res := &resourcepb.Resource{}
+	return SpansToOTLP(b, Resource(b.GetProcess()))
+}
+
+// Resource converts a process to a resource: its service name (unknown_service without
+// one) as service.name first, its tags as the other attributes.
+func Resource(p *jaeger.Process) *resourcepb.Resource {
+	var n arenaSize
+	n.add(nil)
 	service := "unknown_service"
-	if p := b.GetProcess(); p != nil {
+	var ptags []*jaeger.Tag
+	if p != nil {
 		if p.ServiceName != "" {
 			service = p.ServiceName
 		}
-		res.Attributes = make([]*commonpb.KeyValue, 0, len(p.Tags)+1)
-		for _, t := range p.Tags {
-			if kv := tagAttr(t); kv != nil && kv.Key != "service.name" {
-				res.Attributes = append(res.Attributes, kv)
+		ptags = p.Tags
+		n.addAll(ptags)
+	}
+	a := newAttrArena(n)
+	res := &resourcepb.Resource{Attributes: a.ptrs(len(ptags) + 1)}
+	res.Attributes = append(res.Attributes, a.str("service.name", service))
+	for _, t := range ptags {
+		if kv := a.tagAttr(t); kv != nil && kv.Key != "service.name" {
+			res.Attributes = append(res.Attributes, kv)
+		}
+	}
+	return res
+}
+
+// SameProcess tells whether Resource makes the same resource of a and b: the relay
+// shares one resource among the batches of a client whose process did not change.
+func SameProcess(a, b *jaeger.Process) bool {
+	if a == nil || b == nil || a.ServiceName != b.ServiceName || len(a.Tags) != len(b.Tags) {
+		return a == nil && b == nil
+	}
+	for i, t := range a.Tags {
+		u := b.Tags[i]
+		if t == nil || u == nil {
+			if t != u {
+				return false
+			}
+			continue
+		}
+		if t.Key != u.Key || t.VType != u.VType || t.GetVStr() != u.GetVStr() || t.GetVBool() != u.GetVBool() ||
+			t.GetVLong() != u.GetVLong() || math.Float64bits(t.GetVDouble()) != math.Float64bits(u.GetVDouble()) ||
+			!bytes.Equal(t.GetVBinary(), u.GetVBinary()) {
+			return false
+		}
+	}
+	return true
+}
+
+// SpansToOTLP converts b's spans to a ResourceSpans of res (b's process as Resource
+// converts it, maybe shared with other batches of the same process).
+func SpansToOTLP(b *jaeger.Batch, res *resourcepb.Resource) *tracepb.ResourceSpans {
+	// The relay converts every span it reads: the spans, their IDs and their attributes
+	// are allocated per batch, not one by one.
+	var n arenaSize
+	for _, s := range b.Spans {
+		if s != nil {
+			n.addAll(s.Tags)
+			n.slots += len(s.References)
+			n.kvs += len(s.References)
+			n.strs += len(s.References)
+			for _, l := range s.Logs {
+				if l != nil {
+					n.addAll(l.Fields)
+				}
 			}
 		}
 	}
-	res.Attributes = append([]*commonpb.KeyValue{strAttr("service.name", service)}, res.Attributes...)
+	a := newAttrArena(n)
 	rs := &tracepb.ResourceSpans{Resource: res}
-	scopes := map[[2]string]*tracepb.ScopeSpans{}
-	for _, s := range b.Spans {
+	spans := make([]tracepb.Span, len(b.Spans))
+	ids := make([]byte, 32*len(b.Spans))
+	type scoped struct {
+		scope [2]string
+		ss    *tracepb.ScopeSpans
+	}
+	var scopes []scoped // few: looked up in order
+	for i, s := range b.Spans {
 		if s == nil {
 			continue
 		}
-		sp, scope := toOTLPSpan(s)
-		ss := scopes[scope]
+		sp := &spans[i]
+		scope := toOTLPSpan(s, sp, ids[32*i:32*i+32:32*i+32], &a)
+		var ss *tracepb.ScopeSpans
+		for _, x := range scopes {
+			if x.scope == scope {
+				ss = x.ss
+				break
+			}
+		}
 		if ss == nil {
 			ss = &tracepb.ScopeSpans{}
 			if scope != ([2]string{}) {
 				ss.Scope = &commonpb.InstrumentationScope{Name: scope[0], Version: scope[1]}
 			}
-			scopes[scope] = ss
+			if len(scopes) == 0 {
+				ss.Spans = make([]*tracepb.Span, 0, len(b.Spans))
+			}
+			scopes = append(scopes, scoped{scope, ss})
 			rs.ScopeSpans = append(rs.ScopeSpans, ss)
 		}
 		ss.Spans = append(ss.Spans, sp)
@@ -69,21 +144,19 @@ var otlpKinds = map[string]tracepb.Span_SpanKind{
 	"consumer": tracepb.Span_SPAN_KIND_CONSUMER,
 }
 
-// toOTLPSpan converts one span and returns the instrumentation scope (name, version) its
-// tags named.
-func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
-	// The trace, span and parent IDs in one allocation (the relay converts every span).
-	ids := make([]byte, 32)
+// toOTLPSpan converts s into sp, its trace, span and parent IDs in ids (32 bytes), its
+// attributes from a, and returns the instrumentation scope (name, version) its tags named.
+func toOTLPSpan(s *jaeger.Span, sp *tracepb.Span, ids []byte, a *attrArena) [2]string {
 	tid := ids[:16:16]
 	binary.BigEndian.PutUint64(tid[:8], uint64(s.TraceIdHigh))
 	binary.BigEndian.PutUint64(tid[8:], uint64(s.TraceIdLow))
 	sid := ids[16:24:24]
 	binary.BigEndian.PutUint64(sid, uint64(s.SpanId))
-	sp := &tracepb.Span{TraceId: tid, SpanId: sid, Name: validUTF8(s.OperationName),
-		Kind:              tracepb.Span_SPAN_KIND_UNSPECIFIED,
-		StartTimeUnixNano: uint64(max(s.StartTime, 0)) * 1000,
-		EndTimeUnixNano:   uint64(max(s.StartTime+s.Duration, 0)) * 1000,
-		Flags:             uint32(s.Flags) & sampled}
+	sp.TraceId, sp.SpanId, sp.Name = tid, sid, validUTF8(s.OperationName)
+	sp.Kind = tracepb.Span_SPAN_KIND_UNSPECIFIED
+	sp.StartTimeUnixNano = uint64(max(s.StartTime, 0)) * 1000
+	sp.EndTimeUnixNano = uint64(max(s.StartTime+s.Duration, 0)) * 1000
+	sp.Flags = uint32(s.Flags) & sampled
 	parent := s.ParentSpanId
 	for _, r := range s.References {
 		if r == nil {
@@ -104,8 +177,9 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 		if r.RefType == jaeger.SpanRefType_CHILD_OF {
 			refType = "child_of"
 		}
+		la := a.ptrs(1)
 		sp.Links = append(sp.Links, &tracepb.Span_Link{TraceId: lid, SpanId: otlpSpanID(r.SpanId),
-			Attributes: []*commonpb.KeyValue{strAttr("opentracing.ref_type", refType)}})
+			Attributes: append(la, a.str("opentracing.ref_type", refType))})
 	}
 	if parent != 0 {
 		sp.ParentSpanId = ids[24:32:32]
@@ -116,7 +190,7 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 	var isError bool
 	var statusCode string
 	var desc *jaeger.Tag
-	sp.Attributes = make([]*commonpb.KeyValue, 0, len(s.Tags))
+	sp.Attributes = a.ptrs(len(s.Tags)) // room for desc, one of them, below
 	for _, t := range s.Tags {
 		if t == nil {
 			continue
@@ -150,7 +224,7 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 			scope[1] = validUTF8(t.GetVStr())
 			continue
 		}
-		if kv := tagAttr(t); kv != nil {
+		if kv := a.tagAttr(t); kv != nil {
 			sp.Attributes = append(sp.Attributes, kv)
 		}
 	}
@@ -166,7 +240,7 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 	case statusCode == "OK":
 		sp.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK, Message: validUTF8(msg)}
 	case statusCode == "" && desc != nil:
-		if kv := tagAttr(desc); kv != nil {
+		if kv := a.tagAttr(desc); kv != nil {
 			sp.Attributes = append(sp.Attributes, kv)
 		}
 	}
@@ -174,29 +248,25 @@ func toOTLPSpan(s *jaeger.Span) (*tracepb.Span, [2]string) {
 		if l == nil {
 			continue
 		}
-		ev := &tracepb.Span_Event{TimeUnixNano: uint64(max(l.Timestamp, 0)) * 1000}
+		ev := &tracepb.Span_Event{TimeUnixNano: uint64(max(l.Timestamp, 0)) * 1000, Attributes: a.ptrs(len(l.Fields))}
 		for _, f := range l.Fields {
 			if f != nil && f.Key == "event" && f.VStr != nil && ev.Name == "" {
 				ev.Name = validUTF8(*f.VStr)
 				continue
 			}
-			if kv := tagAttr(f); kv != nil {
+			if kv := a.tagAttr(f); kv != nil {
 				ev.Attributes = append(ev.Attributes, kv)
 			}
 		}
 		sp.Events = append(sp.Events, ev)
 	}
-	return sp, scope
+	return scope
 }
 
 func otlpSpanID(id int64) []byte {
 	b := make([]byte, 8)
 	binary.BigEndian.PutUint64(b, uint64(id))
 	return b
-}
-
-func strAttr(k, v string) *commonpb.KeyValue {
-	return &commonpb.KeyValue{Key: validUTF8(k), Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: validUTF8(v)}}}
 }
 
 // validUTF8 returns s with invalid UTF-8 replaced: a protobuf string must be valid UTF-8,
@@ -209,23 +279,103 @@ func validUTF8(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
+// attrArena hands out the attributes of one batch from a few slices (a relayed batch's
+// spans travel through the agent together): each KeyValue with its AnyValue, string values
+// with their wrapper, and the slices of pointers the spans, events and links hold.
+type attrArena struct {
+	kvs   []commonpb.KeyValue
+	vals  []commonpb.AnyValue
+	strs  []commonpb.AnyValue_StringValue
+	slots []*commonpb.KeyValue
+}
+
+// arenaSize counts what an attrArena is made with: a slot for each tag, a KeyValue for
+// each tag that is likely an attribute (not one of the tags that become span fields), a
+// string value for each of those that is a string.
+type arenaSize struct{ slots, kvs, strs int }
+
+// add counts one tag; nil counts a string attribute (service.name).
+func (n *arenaSize) add(t *jaeger.Tag) {
+	n.slots++
+	if t != nil {
+		switch t.Key {
+		case "span.kind", "otel.status_code", "w3c.tracestate", "otel.scope.name", "otel.library.name",
+			"otel.scope.version", "otel.library.version":
+			return
+		}
+	}
+	n.kvs++
+	if t == nil || t.VType == jaeger.TagType_STRING {
+		n.strs++
+	}
+}
+
+func (n *arenaSize) addAll(tags []*jaeger.Tag) {
+	for _, t := range tags {
+		n.add(t)
+	}
+}
+
+func newAttrArena(n arenaSize) attrArena {
+	return attrArena{kvs: make([]commonpb.KeyValue, n.kvs), vals: make([]commonpb.AnyValue, n.kvs),
+		strs: make([]commonpb.AnyValue_StringValue, n.strs), slots: make([]*commonpb.KeyValue, n.slots)}
+}
+
+// kv returns a KeyValue with key k and an empty value.
+func (a *attrArena) kv(k string) *commonpb.KeyValue {
+	if len(a.kvs) == 0 {
+		a.kvs, a.vals = make([]commonpb.KeyValue, 8), make([]commonpb.AnyValue, 8)
+	}
+	kv, v := &a.kvs[0], &a.vals[0]
+	a.kvs, a.vals = a.kvs[1:], a.vals[1:]
+	kv.Key, kv.Value = validUTF8(k), v
+	return kv
+}
+
+// str returns a string attribute.
+func (a *attrArena) str(k, v string) *commonpb.KeyValue {
+	kv := a.kv(k)
+	if len(a.strs) == 0 {
+		a.strs = make([]commonpb.AnyValue_StringValue, 8)
+	}
+	sv := &a.strs[0]
+	a.strs = a.strs[1:]
+	sv.StringValue = validUTF8(v)
+	kv.Value.Value = sv
+	return kv
+}
+
+// ptrs returns an empty slice with room for n attributes; appending more copies it.
+func (a *attrArena) ptrs(n int) []*commonpb.KeyValue {
+	if n > len(a.slots) {
+		return make([]*commonpb.KeyValue, 0, n)
+	}
+	p := a.slots[:0:n]
+	a.slots = a.slots[n:]
+	return p
+}
+
 // tagAttr converts a tag to the attribute of its type; nil for a tag without a key.
-func tagAttr(t *jaeger.Tag) *commonpb.KeyValue {
+func (a *attrArena) tagAttr(t *jaeger.Tag) *commonpb.KeyValue {
 	if t == nil || t.Key == "" {
 		return nil
 	}
-	v := &commonpb.AnyValue{}
+	var kv *commonpb.KeyValue
 	switch t.VType {
 	case jaeger.TagType_BOOL:
-		v.Value = &commonpb.AnyValue_BoolValue{BoolValue: t.GetVBool()}
+		kv = a.kv(t.Key)
+		kv.Value.Value = &commonpb.AnyValue_BoolValue{BoolValue: t.GetVBool()}
 	case jaeger.TagType_LONG:
-		v.Value = &commonpb.AnyValue_IntValue{IntValue: t.GetVLong()}
+		kv = a.kv(t.Key)
+		kv.Value.Value = &commonpb.AnyValue_IntValue{IntValue: t.GetVLong()}
 	case jaeger.TagType_DOUBLE:
-		v.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: t.GetVDouble()}
+		kv = a.kv(t.Key)
+		kv.Value.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: t.GetVDouble()}
 	case jaeger.TagType_BINARY:
-		v.Value = &commonpb.AnyValue_BytesValue{BytesValue: t.GetVBinary()}
+		kv = a.kv(t.Key)
+		kv.Value.Value = &commonpb.AnyValue_BytesValue{BytesValue: t.GetVBinary()}
 	default:
-		v.Value = &commonpb.AnyValue_StringValue{StringValue: validUTF8(t.GetVStr())}
+		kv = a.str(t.Key, t.GetVStr())
 	}
-	return &commonpb.KeyValue{Key: validUTF8(t.Key), Value: v}
+	return kv
 }

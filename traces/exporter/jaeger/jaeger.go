@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
-	"github.com/uber/jaeger-client-go/thrift"
-	jaegerpb "github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/lookout-agent/lookout/traces"
@@ -44,19 +42,21 @@ var _ traces.Exporter = (*Exporter)(nil)
 // and the others still sent; any other failure returns the error (all are sent again,
 // those already taken too: at least once).
 func (e *Exporter) Export(ctx context.Context, rss []*tracepb.ResourceSpans) (rejected int, err error) {
-	batches, _, bad := jaegerthrift.FromOTLP(rss)
-	if bad > 0 && e.invalid.Add(uint64(bad)) == uint64(bad) {
-		e.log.WithField("spans", bad).Warn("spans without a valid trace or span ID cannot go over jaeger.thrift; dropped (counted in dropped_send_failure; logged once)")
-	}
-	rejected = bad
-	for _, b := range batches {
-		body, err := serializeBinary(ctx, b)
-		if err == nil {
-			_, err = e.Post(ctx, "application/vnd.apache.thrift.binary", "", body)
+	for _, rs := range rss {
+		// jaeger.thrift written straight from the span model, a new buffer per request
+		// (the HTTP client may still read a body after Post returned).
+		body, n, skipped := jaegerthrift.AppendBatch(nil, rs)
+		if skipped > 0 && e.invalid.Add(uint64(skipped)) == uint64(skipped) {
+			e.log.WithField("spans", skipped).Warn("spans without a valid trace or span ID cannot go over jaeger.thrift; dropped (counted in dropped_send_failure; logged once)")
 		}
+		rejected += skipped
+		if n == 0 {
+			continue
+		}
+		_, err := e.Post(ctx, "application/vnd.apache.thrift.binary", "", body)
 		var re *traces.RefusedError
 		if errors.As(err, &re) {
-			rejected += len(b.Spans)
+			rejected += n
 			e.log.WithError(err).Warn("collector refused spans; dropped")
 			continue
 		}
@@ -65,13 +65,4 @@ func (e *Exporter) Export(ctx context.Context, rss []*tracepb.ResourceSpans) (re
 		}
 	}
 	return rejected, nil
-}
-
-// serializeBinary encodes b with thrift's binary protocol, as /api/traces wants it.
-func serializeBinary(ctx context.Context, b *jaegerpb.Batch) ([]byte, error) {
-	buf := thrift.NewTMemoryBufferLen(1024)
-	if err := b.Write(ctx, thrift.NewTBinaryProtocolConf(buf, &thrift.TConfiguration{})); err != nil {
-		return nil, &traces.RefusedError{Body: "cannot encode the batch: " + err.Error()}
-	}
-	return buf.Bytes(), nil
 }

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/uber/jaeger-client-go/thrift"
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
@@ -20,11 +19,9 @@ import (
 type thriftOut struct{ n int }
 
 func (o *thriftOut) ExportSpans(rss []*tracepb.ResourceSpans) bool {
-	batches, _, _ := jaegerthrift.FromOTLP(rss)
-	for _, b := range batches {
-		buf := thrift.NewTMemoryBufferLen(1024)
-		_ = b.Write(context.Background(), thrift.NewTBinaryProtocolConf(buf, &thrift.TConfiguration{}))
-		o.n += buf.Len()
+	for _, rs := range rss {
+		body, _, _ := jaegerthrift.AppendBatch(nil, rs)
+		o.n += len(body)
 	}
 	return true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/uber/jaeger-client-go/thrift-gen/agent"
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
 
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/lookout-agent/lookout/metric"
@@ -64,6 +65,9 @@ type Relay struct {
 	conns   []relayConn
 	senders *traces.Senders
 
+	mu   sync.Mutex
+	last map[netip.Addr]lastResource // see resource
+
 	packets, spans, tooLarge, malformed, dropped, unknown atomic.Uint64
 }
 
@@ -83,7 +87,7 @@ func New(cfg Config, sink traces.Sink) (*Relay, error) {
 	if cfg.Senders == nil {
 		cfg.Senders = traces.NewSenders()
 	}
-	r := &Relay{cfg: cfg, sink: sink, senders: cfg.Senders}
+	r := &Relay{cfg: cfg, sink: sink, senders: cfg.Senders, last: map[netip.Addr]lastResource{}}
 	for _, l := range []struct {
 		addr  string
 		proto Protocol
@@ -164,15 +168,50 @@ func (r *Relay) Handle(pkt []byte, proto Protocol, from netip.Addr) {
 		return
 	}
 	r.spans.Add(uint64(len(b.Spans)))
-	rss := []*tracepb.ResourceSpans{jaegerthrift.ToOTLP(b)}
-	if s := r.senders.Lookup(from); s == nil {
+	s := r.senders.Lookup(from)
+	if s == nil {
 		r.unknown.Add(1)
-	} else {
-		s.Tag(rss)
 	}
+	rss := []*tracepb.ResourceSpans{jaegerthrift.SpansToOTLP(b, r.resource(from, s, b.Process))}
 	if !r.sink.ExportSpans(rss) {
 		r.dropped.Add(uint64(len(b.Spans)))
 	}
+}
+
+// maxResources bounds the relay's resources remembered by source address.
+const maxResources = 1024
+
+// lastResource is the resource made of the last process a source address sent, tagged
+// with its sender.
+type lastResource struct {
+	sender *traces.Sender
+	proc   *jaeger.Process
+	res    *resourcepb.Resource
+}
+
+// resource returns the resource of a batch from the address from, sent by s (nil: not
+// known) with the process p: the one made of the address's last batch when its process
+// and sender are the same (a client sends the same process in every packet; the batches
+// share one resource, made, tagged and keyed in the queue once, as nobody changes a
+// resource once it is in the model), else a new one.
+func (r *Relay) resource(from netip.Addr, s *traces.Sender, p *jaeger.Process) *resourcepb.Resource {
+	r.mu.Lock()
+	last, ok := r.last[from]
+	r.mu.Unlock()
+	if ok && last.sender == s && jaegerthrift.SameProcess(last.proc, p) {
+		return last.res
+	}
+	rs := &tracepb.ResourceSpans{Resource: jaegerthrift.Resource(p)}
+	if s != nil {
+		s.Tag([]*tracepb.ResourceSpans{rs})
+	}
+	r.mu.Lock()
+	if len(r.last) >= maxResources {
+		clear(r.last)
+	}
+	r.last[from] = lastResource{sender: s, proc: p, res: rs.Resource}
+	r.mu.Unlock()
+	return rs.Resource
 }
 
 // DecodeEmitBatch reads one jaeger-agent emitBatch message. Malformed input is an error,

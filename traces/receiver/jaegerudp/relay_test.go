@@ -177,3 +177,39 @@ func TestRelayOverUDP(t *testing.T) {
 	}
 	t.Fatalf("relay passed on %d batches, want 2; stats %+v", len(sink.Resources()), r.Stats())
 }
+
+// The batches of a client whose process and container stay the same share one resource;
+// a changed process, or the container's tags changing, make a new one.
+func TestRelaySharesAClientsResource(t *testing.T) {
+	sink := &tracetest.Sink{}
+	senders := traces.NewSenders()
+	r, err := New(Config{Senders: senders}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tracetest.Container()
+	senders.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: c})
+	from := netip.MustParseAddr("10.0.1.7")
+	pkt := encodeEmitBatch(t, testBatch("svc", 2), Compact)
+	r.Handle(pkt, Compact, from)
+	r.Handle(pkt, Compact, from)
+	r.Handle(encodeEmitBatch(t, testBatch("other", 2), Compact), Compact, from)
+	moved := *c
+	moved.Name = "api-2"
+	senders.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: &moved})
+	r.Handle(pkt, Compact, from)
+
+	got := sink.Resources()
+	if len(got) != 4 {
+		t.Fatalf("sink got %d batches, want 4", len(got))
+	}
+	if got[0].Resource != got[1].Resource {
+		t.Errorf("two batches of the same process from the same container: two resources")
+	}
+	if a, b := tracetest.ServiceName(got[1]), tracetest.ServiceName(got[2]); got[2].Resource == got[1].Resource || a != "svc" || b != "other" {
+		t.Errorf("another process: service %q then %q", a, b)
+	}
+	if tags := tracetest.ResourceTags(got[3]); got[3].Resource == got[0].Resource || tags["container.name"] != "api-2" || tracetest.ServiceName(got[3]) != "svc" {
+		t.Errorf("after the container's name changed: %v", tags)
+	}
+}
