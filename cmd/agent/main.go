@@ -151,22 +151,28 @@ func dockerClient(cfg config.Config) (*client.Client, error) {
 		Protocols: &http1}}), client.WithHost(cfg.DockerHost))
 }
 
-// startEngine checks at start that the engine's API is in the supported range: an engine
-// outside it is an error; one that cannot be reached yet is not (the inventory retries).
-func startEngine(ctx context.Context, dc *client.Client, log logrus.FieldLogger) error {
+// openEngine makes the Docker client and checks at start that the engine's API is in the
+// supported range: an engine outside it is an error; one that cannot be reached yet is
+// not (the inventory retries). The caller closes the client.
+func openEngine(ctx context.Context, cfg config.Config, log logrus.FieldLogger) (*client.Client, error) {
+	dc, err := dockerClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	v, err := engineAPI(ctx, dc)
 	switch {
 	case errors.Is(err, errUnsupportedEngine):
-		return err
+		_ = dc.Close()
+		return nil, err
 	case err != nil:
 		log.WithError(err).Warn("cannot reach the Docker Engine yet; retrying")
 	default:
 		log.WithField("engine", v.Version).WithField("engine_api", v.APIVersion).WithField("engine_min_api", v.MinAPIVersion).
 			WithField("api", dc.ClientVersion()).Debug("Docker Engine API negotiated")
 	}
-	return nil
+	return dc, nil
 }
 
 // queueDir is where an output's disk queue lives: state_dir/queue/<name>, the name
@@ -219,14 +225,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	}
 	ship := shipper.New(outputs...)
 
-	dc, err := dockerClient(cfg)
+	dc, err := openEngine(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
-	}
-	defer dc.Close()
-	if err := startEngine(ctx, dc, log); err != nil {
 		return err
 	}
+	defer dc.Close()
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval),
 		Log: log})
 	inv.Subscribe(collectors.NewHealth(ship))
@@ -610,14 +613,11 @@ func agentHealth(connected bool, lastBeat time.Time, cfg config.Config) error {
 // line of standard input gathers status, health and resources once, as line protocol on
 // stdout.
 func runExecd(ctx context.Context, cfg config.Config, log *logrus.Logger, in io.Reader, stdout, stderr io.Writer) error {
-	dc, err := dockerClient(cfg)
+	dc, err := openEngine(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
-	}
-	defer dc.Close()
-	if err := startEngine(ctx, dc, log); err != nil {
 		return err
 	}
+	defer dc.Close()
 	inv := inventory.New(dc, inventory.Options{MonitorAll: cfg.MonitorAll, Refresh: time.Duration(cfg.Interval), Log: log})
 	var resBox *inventory.Mailbox
 	if cfg.Resources != resources.SourceOff {

@@ -13,23 +13,10 @@ cd "${script_dir}"
 # What `docker version` and the agent's logs show for this engine.
 version="29-moby-v2.0.0-beta.24"
 
-build() { # build NAME CGO TAGS LDFLAGS PACKAGE
-	local bin="${bin_dir}/$1"
-	if [[ "${FORCE:-0}" != "1" && -x "${bin}" && ! go.mod -nt "${bin}" ]]; then
-		return 0
-	fi
-	echo "building $1 ($5) -> ${bin}" >&2
-	local start=${SECONDS} tmp
-	tmp="$(mktemp "${bin_dir}/.$1.XXXXXX")"
-	trap 'rm -f "${tmp}"' EXIT
-	CGO_ENABLED=$2 go build -mod=readonly -trimpath -tags "$3" -ldflags "$4" -o "${tmp}" "$5"
-	chmod 0755 "${tmp}"
-	mv -f "${tmp}" "${bin}"
-	trap - EXIT
-	echo "built $1 in $((SECONDS - start))s" >&2
-}
+# shellcheck source=../gobuild.sh
+source "${script_dir}/../gobuild.sh"
 
-build dockerd29 0 "exclude_graphdriver_btrfs no_btrfs" \
+gobuild dockerd29 0 "exclude_graphdriver_btrfs no_btrfs" \
 	"-s -w -X github.com/moby/moby/v2/dockerversion.Version=${version} -X github.com/moby/moby/v2/dockerversion.GitCommit=v2.0.0-beta.24" \
 	github.com/moby/moby/v2/cmd/dockerd
-build runc29 1 "urfave_cli_no_docs" "-s -w" github.com/opencontainers/runc
+gobuild runc29 1 "urfave_cli_no_docs" "-s -w" github.com/opencontainers/runc

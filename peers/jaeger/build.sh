@@ -14,22 +14,8 @@ bin_dir="${repo_root}/.peers/bin"
 mkdir -p "${bin_dir}"
 cd "${script_dir}"
 
-build() { # build NAME PACKAGE
-	local bin="${bin_dir}/$1"
-	if [[ "${FORCE:-0}" != "1" && -x "${bin}" && ! go.mod -nt "${bin}" ]]; then
-		return 0
-	fi
-	echo "building $1 ($2) -> ${bin}" >&2
-	local start=${SECONDS} tmp
-	# A temp file renamed at the end: an interrupted build never leaves a half-written binary.
-	tmp="$(mktemp "${bin_dir}/.$1.XXXXXX")"
-	trap 'rm -f "${tmp}"' EXIT
-	CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "-s -w" -o "${tmp}" "$2"
-	chmod 0755 "${tmp}"
-	mv -f "${tmp}" "${bin}"
-	trap - EXIT
-	echo "built $1 in $((SECONDS - start))s" >&2
-}
+# shellcheck source=../gobuild.sh
+source "${script_dir}/../gobuild.sh"
 
-build jaeger-all-in-one github.com/jaegertracing/jaeger/cmd/all-in-one
-build jaeger-agent github.com/jaegertracing/jaeger/cmd/agent
+gobuild jaeger-all-in-one 0 "" "-s -w" github.com/jaegertracing/jaeger/cmd/all-in-one
+gobuild jaeger-agent 0 "" "-s -w" github.com/jaegertracing/jaeger/cmd/agent
