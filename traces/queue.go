@@ -135,15 +135,18 @@ func (q *Queue) ExportSpans(rss []*tracepb.ResourceSpans) bool {
 // nobody changes a resource once it is in the model.
 func (q *Queue) resourceKey(res *resourcepb.Resource, schema string) string {
 	q.keysMu.Lock()
-	defer q.keysMu.Unlock()
 	for _, k := range q.keys {
 		if k.res == res && k.res != nil && k.schema == schema {
+			q.keysMu.Unlock()
 			return k.key
 		}
 	}
+	q.keysMu.Unlock()
 	k := key(res, schema)
+	q.keysMu.Lock()
 	q.keys[q.next] = resourceKey{res: res, schema: schema, key: k}
 	q.next = (q.next + 1) % len(q.keys)
+	q.keysMu.Unlock()
 	return k
 }
 

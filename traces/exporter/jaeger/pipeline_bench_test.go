@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -78,4 +79,43 @@ func packet(b *testing.B) []byte {
 	_ = p.WriteMessageEnd(ctx)
 	_ = p.Flush(ctx)
 	return buf.Bytes()
+}
+
+// BenchmarkRelayQueueHeld is the memory a relayed span holds while it waits in the queue
+// (the collector away): the heap after the relay queued 50,000 spans of packets of 10
+// from a known container, per span.
+func BenchmarkRelayQueueHeld(b *testing.B) {
+	senders := traces.NewSenders()
+	senders.HandleChange(context.Background(), inventory.Change{Kind: inventory.Seen, Container: tracetest.Container()})
+	pkt := packet(b)
+	from := netip.MustParseAddr("10.0.1.7")
+	exp, err := New(traces.HTTPConfig{Endpoint: "http://127.0.0.1:1/api/traces"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var held uint64
+	for b.Loop() {
+		q, err := traces.NewQueue(traces.QueueConfig{BatchSize: 500, Limit: 50000, Interval: time.Hour}, exp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := jaegerudp.New(jaegerudp.Config{Senders: senders}, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		for range 5000 {
+			r.Handle(pkt, jaegerudp.Compact, from)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		if n := q.Stats().Queued; n != 50000 {
+			b.Fatalf("%d spans queued, want 50000", n)
+		}
+		held += m1.HeapAlloc - m0.HeapAlloc
+		runtime.KeepAlive(r)
+	}
+	b.ReportMetric(float64(held)/float64(b.N*50000), "heap-B/span")
 }
