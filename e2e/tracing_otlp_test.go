@@ -132,13 +132,31 @@ func normalized(tr map[string]any, traceID []byte) string {
 	}
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
-	if spans, ok := m["spans"].([]any); ok {
-		sort.Slice(spans, func(i, j int) bool {
-			return fmt.Sprint(spans[i].(map[string]any)["spanID"]) < fmt.Sprint(spans[j].(map[string]any)["spanID"])
-		})
-	}
+	sortSpans(m)
 	out, _ := json.MarshalIndent(m, "", " ")
 	return string(out)
+}
+
+// sortSpans puts every list of spans, at any depth (API v1's "spans"; v3's
+// resourceSpans[].scopeSpans[].spans), in span ID order: Jaeger answers in no fixed order.
+func sortSpans(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		if spans, ok := v["spans"].([]any); ok {
+			id := func(s any) string {
+				m, _ := s.(map[string]any)
+				return fmt.Sprint(m["spanID"], m["spanId"])
+			}
+			sort.SliceStable(spans, func(i, j int) bool { return id(spans[i]) < id(spans[j]) })
+		}
+		for _, e := range v {
+			sortSpans(e)
+		}
+	case []any:
+		for _, e := range v {
+			sortSpans(e)
+		}
+	}
 }
 
 // Received over OTLP and exported over OTLP to the real Jaeger, a request with every
