@@ -35,6 +35,17 @@ func ensureSwarm(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = exec.Command("docker", "swarm", "leave", "--force").Run() })
 	}
+	// The engine makes docker_gwbridge a moment after the init (one run found it missing
+	// right after): wait for it, and make it as Docker documents if it never comes.
+	gwbridge := func() bool { return exec.Command("docker", "network", "inspect", "docker_gwbridge").Run() == nil }
+	for deadline := time.Now().Add(15 * time.Second); !gwbridge() && time.Now().Before(deadline); {
+		time.Sleep(250 * time.Millisecond)
+	}
+	if !gwbridge() {
+		docker(t, "network", "create", "--driver", "bridge", "-o", "com.docker.network.bridge.name=docker_gwbridge",
+			"-o", "com.docker.network.bridge.enable_icc=false", "-o", "com.docker.network.bridge.enable_ip_masquerade=true",
+			"docker_gwbridge")
+	}
 }
 
 // removeService removes a Swarm service and waits for its containers to go.
