@@ -71,6 +71,8 @@ endif
 fuzz:
 	$(GO) test ./metric/lineproto/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
 	$(GO) test ./shipper/diskqueue/ -run XXX -fuzz FuzzRecover -fuzztime 60s
+	$(GO) test ./labels/ -run XXX -fuzz FuzzParse -fuzztime 60s
+	$(GO) test ./traces/receiver/jaegerudp/ -run XXX -fuzz FuzzDecodeEmitBatch -fuzztime 60s
 
 image: build
 	docker build -t lookout:$(VERSION) -t lookout:latest .
