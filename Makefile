@@ -72,6 +72,7 @@ fuzz:
 	$(GO) test ./metric/lineproto/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
 	$(GO) test ./shipper/diskqueue/ -run XXX -fuzz FuzzRecover -fuzztime 60s
 	$(GO) test ./labels/ -run XXX -fuzz FuzzParse -fuzztime 60s
+	$(GO) test ./logs/ -run XXX -fuzz FuzzParseJSONLine -fuzztime 60s
 	$(GO) test ./traces/receiver/jaegerudp/ -run XXX -fuzz FuzzDecodeEmitBatch -fuzztime 60s
 
 image: build
