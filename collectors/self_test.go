@@ -63,8 +63,11 @@ func TestSelfReport(t *testing.T) {
 	for _, f := range agent.Fields {
 		keys = append(keys, f.Key)
 	}
-	if want := []string{"uptime_ns", "goroutines", "heap_alloc_bytes", "sys_bytes", "pid"}; !reflect.DeepEqual(keys, want) {
+	if want := []string{"uptime_ns", "goroutines", "heap_alloc_bytes", "sys_bytes", "pid", "reports"}; !reflect.DeepEqual(keys, want) {
 		t.Errorf("agent fields %v, want %v", keys, want)
+	}
+	if v := agent.Field("reports"); v != int64(1) {
+		t.Errorf("reports = %#v at the first report, want 1", v)
 	}
 	if v := agent.Field("uptime_ns"); v != int64(90*time.Second) {
 		t.Errorf("uptime_ns = %#v, want %d", v, int64(90*time.Second))
@@ -104,6 +107,9 @@ func TestSelfReport(t *testing.T) {
 	got = out.take()
 	if len(got) != 3 || got[0].Tag("host") != "node-2" || got[1].Tag("host") != "node-2" || beats != 2 {
 		t.Errorf("second report: %d points, host %q, %d beats", len(got), got[0].Tag("host"), beats)
+	}
+	if v := got[0].Field("reports"); v != int64(2) {
+		t.Errorf("reports = %#v at the second report, want 2", v)
 	}
 
 	// No Beat, no sources: still the agent's own point.

@@ -143,7 +143,7 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	runContainer(t, before, "--label", "lookout.enable=true")
 	px := startProxy(t, engineSocket())
 	metrics := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort())
-	a := startAgent(t, influxEnv(db, "LOOKOUT_DOCKER_HOST=tcp://"+px.addr, "LOOKOUT_METRICS_ADDRESS="+metrics)...)
+	a := startAgent(t, influxEnv(db, "LOOKOUT_DOCKER_HOST=tcp://"+px.Addr, "LOOKOUT_METRICS_ADDRESS="+metrics)...)
 	healthz := func() (int, string) {
 		c := http.Client{Timeout: 2 * time.Second}
 		resp, err := c.Get("http://" + metrics + "/healthz")
@@ -162,7 +162,7 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	}
 
 	// Cut the agent off Docker; things happen while it is blind.
-	px.cut()
+	px.Cut()
 	eventually(t, 10*time.Second, "the agent to notice the outage", func() bool {
 		return strings.Contains(a.logs(), "lost the Docker Engine")
 	})
@@ -177,7 +177,9 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	docker(t, "exec", before, "/testsvc", "set", "healthy")
 	waitInspect(t, 20*time.Second, before, health, "healthy")
 	dieWith(t, after, 3)
-	px.restore(t)
+	if err := px.Restore(); err != nil {
+		t.Fatal(err)
+	}
 
 	eventually(t, 20*time.Second, "/healthz 200 again after the reconnect", func() bool { code, _ := healthz(); return code == 200 })
 	eventually(t, 40*time.Second, "transitions made during the outage", func() bool {

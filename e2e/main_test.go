@@ -7,8 +7,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,16 +272,7 @@ func dbName(t *testing.T) string {
 	return fmt.Sprintf("%s_%s_%d", strings.NewReplacer("/", "_", "-", "_").Replace(strings.ToLower(t.Name())), runID, dbSeq.Add(1))
 }
 
-// ---- a TCP proxy to the Docker socket the test can cut -----------------------------------
-
-type proxy struct {
-	addr    string
-	mu      sync.Mutex
-	l       net.Listener
-	conns   map[net.Conn]bool
-	target  string
-	stopped bool
-}
+// ---- the engine under test ----------------------------------------------------------------
 
 // engineSocket is the unix socket of the engine under test: DOCKER_HOST's when it names
 // one (make test runs the suite once more against Docker 29, scripts/engine29.sh).
@@ -294,61 +283,13 @@ func engineSocket() string {
 	return "/var/run/docker.sock"
 }
 
-func startProxy(t *testing.T, target string) *proxy {
-	p := &proxy{target: target, conns: map[net.Conn]bool{}}
-	p.addr = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort())
-	if err := p.listen(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) listen() error {
-	l, err := net.Listen("tcp", p.addr)
+// startProxy forwards a loopback TCP port to the Docker socket at target; the test cuts
+// it (Cut) to make Docker disappear for the agent, and opens it again (Restore).
+func startProxy(t *testing.T, target string) *testpeer.Forwarder {
+	p, err := testpeer.Forward(fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort()), "unix", target)
 	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.l = l
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("unix", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[u] = true, true
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	return nil
-}
-
-// cut closes the listener and every connection: the agent sees Docker disappear.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.l != nil {
-		p.l.Close()
-		p.l = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns = map[net.Conn]bool{}
-}
-
-func (p *proxy) restore(t *testing.T) {
-	if err := p.listen(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Cut)
+	return p
 }

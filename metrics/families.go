@@ -90,6 +90,7 @@ var table = map[string]map[string]Desc{
 		"heap_alloc_bytes": gauge("Bytes of allocated heap objects (Go runtime HeapAlloc)."),
 		"sys_bytes":        gauge("Bytes of memory obtained from the OS (Go runtime Sys)."),
 		"pid":              gauge("Process ID of the agent."),
+		"reports":          counter("Reports (lookout_agent points) this process has made, this one included: 1, 2, 3, … so that a hole in the series at the database shows points lost on the way."),
 	},
 	// collectors.Self, on /metrics only: how each source's points were gathered, as
 	// node_exporter's node_scrape_collector_*.
