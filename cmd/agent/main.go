@@ -108,6 +108,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return probe(cfg, fs.Arg(0), stdout, stderr)
 	}
 	log := newLogger(cfg, stderr)
+	if err := noNewPrivileges(); err != nil {
+		log.WithError(err).Warn("could not set no_new_privs on the agent's process")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if cmd == "execd" {
@@ -317,8 +320,11 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 			}
 		}
 	}
+	id := currentIdentity()
 	log.WithField("version", version).WithField("docker_host", cfg.DockerHost).
-		WithField("outputs", len(outputs)).Info("lookout starting")
+		WithField("outputs", len(outputs)).WithField("uid", id.UID).WithField("gid", id.GID).
+		WithField("groups", id.Groups).WithField("cap_eff", id.CapEff).WithField("no_new_privs", id.NoNewPrivs).
+		Info("lookout starting")
 
 	// The shipper outlives the producers so that their last points are flushed.
 	producers, stopProducers := context.WithCancel(ctx)
