@@ -14,14 +14,15 @@ type Forwarder struct {
 	Addr          string
 	network, dest string
 
-	mu    sync.Mutex
-	l     net.Listener
-	conns map[net.Conn]bool
+	mu      sync.Mutex
+	l       net.Listener
+	conns   map[net.Conn]bool
+	blocked map[string]bool // client IPs refused (Block)
 }
 
 // Forward listens on addr and forwards every connection to dest on network.
 func Forward(addr, network, dest string) (*Forwarder, error) {
-	f := &Forwarder{Addr: addr, network: network, dest: dest, conns: map[net.Conn]bool{}}
+	f := &Forwarder{Addr: addr, network: network, dest: dest, conns: map[net.Conn]bool{}, blocked: map[string]bool{}}
 	return f, f.Restore()
 }
 
@@ -40,13 +41,17 @@ func (f *Forwarder) Restore() error {
 			if err != nil {
 				return
 			}
+			if f.isBlocked(c) {
+				c.Close()
+				continue
+			}
 			u, err := net.Dial(f.network, f.dest)
 			if err != nil {
 				c.Close()
 				continue
 			}
 			f.mu.Lock()
-			f.conns[c], f.conns[u] = true, true
+			f.conns[c], f.conns[u] = true, false
 			f.mu.Unlock()
 			go func() { _, _ = io.Copy(u, c); u.Close(); f.forget(c, u) }()
 			go func() { _, _ = io.Copy(c, u); c.Close(); f.forget(c, u) }()
@@ -66,7 +71,7 @@ func (f *Forwarder) Cut() {
 	for c := range f.conns {
 		c.Close()
 	}
-	f.conns = map[net.Conn]bool{}
+	f.conns = map[net.Conn]bool{} // true: a client's, false: to the target
 }
 
 func (f *Forwarder) forget(conns ...net.Conn) {
@@ -75,4 +80,35 @@ func (f *Forwarder) forget(conns ...net.Conn) {
 	for _, c := range conns {
 		delete(f.conns, c)
 	}
+}
+
+func clientIP(c net.Conn) string {
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	return host
+}
+
+func (f *Forwarder) isBlocked(c net.Conn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.blocked[clientIP(c)]
+}
+
+// Block cuts the connections from ip and refuses its new ones until Unblock: one client
+// (a node of the cluster tests) loses the peer while the others keep it.
+func (f *Forwarder) Block(ip string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blocked[ip] = true
+	for c, client := range f.conns {
+		if client && clientIP(c) == ip {
+			c.Close()
+		}
+	}
+}
+
+// Unblock takes ip's connections again.
+func (f *Forwarder) Unblock(ip string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.blocked, ip)
 }
