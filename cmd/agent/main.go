@@ -108,7 +108,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return probe(cfg, fs.Arg(0), stdout, stderr)
 	}
 	log := newLogger(cfg, stderr)
-	if err := noNewPrivileges(); err != nil {
+	if err := noNewPrivileges(); errors.Is(err, errThisThreadOnly) {
+		log.WithError(err).Debug("no_new_privs")
+	} else if err != nil {
 		log.WithError(err).Warn("could not set no_new_privs on the agent's process")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

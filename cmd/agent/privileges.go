@@ -1,25 +1,42 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// noNewPrivileges sets the no_new_privs bit of the agent's process (PR_SET_NO_NEW_PRIVS):
-// nothing the agent runs, now or later, can gain privileges through a setuid binary or
-// file capabilities. A Swarm service cannot ask for it (`docker stack deploy` ignores
+// errThisThreadOnly: a cgo build (the -race test builds) cannot change every thread at
+// once (syscall.AllThreadsSyscall), so no_new_privs was set on the calling thread only.
+var errThisThreadOnly = errors.New("no_new_privs set on one thread only: a cgo build cannot set it on every thread")
+
+// noNewPrivileges sets the no_new_privs bit on every thread of the agent's process
+// (PR_SET_NO_NEW_PRIVS is per thread, and Go runs goroutines on several): nothing the
+// agent runs, now or later, can gain privileges through a setuid binary or file
+// capabilities. A Swarm service cannot ask for it (`docker stack deploy` ignores
 // security_opt: moby/moby#41371), so the agent asks for itself, before it starts anything.
 func noNewPrivileges() error {
-	return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0)
+	switch errno {
+	case 0:
+		return nil
+	case syscall.ENOTSUP:
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return err
+		}
+		return errThisThreadOnly
+	default:
+		return errno
+	}
 }
 
 // identity is what the agent runs as, for its start log line: user and group IDs,
-// supplementary groups, effective capabilities (hex, as /proc shows them) and the
-// no_new_privs bit.
+// supplementary groups, effective capabilities (hex, as /proc shows them) and whether
+// every thread has the no_new_privs bit.
 type identity struct {
 	UID, GID   int
 	Groups     []int
@@ -30,16 +47,27 @@ type identity struct {
 func currentIdentity() identity {
 	id := identity{UID: os.Geteuid(), GID: os.Getegid()}
 	id.Groups, _ = os.Getgroups()
-	if v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil {
-		id.NoNewPrivs = v == 1
-	}
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		s := bufio.NewScanner(bytes.NewReader(b))
-		for s.Scan() {
-			if v, ok := strings.CutPrefix(s.Text(), "CapEff:"); ok {
-				id.CapEff = strings.TrimSpace(v)
-			}
+	id.CapEff = statusField("/proc/self/status", "CapEff")
+	tasks, _ := filepath.Glob("/proc/self/task/*/status")
+	id.NoNewPrivs = len(tasks) > 0
+	for _, t := range tasks {
+		if statusField(t, "NoNewPrivs") != "1" {
+			id.NoNewPrivs = false
 		}
 	}
 	return id
+}
+
+// statusField returns a field of a /proc status file, "" when absent.
+func statusField(path, key string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

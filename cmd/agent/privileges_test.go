@@ -1,30 +1,32 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 )
 
-// TestNoNewPrivileges runs the bit-setting in a child process (the bit cannot be unset,
-// and this test process must keep its own): the child reports the bit set, as /proc shows.
+// TestNoNewPrivileges sets the bit in a child process (it cannot be unset, and this test
+// process must keep its own). A static build sets it on every thread; a cgo build (this
+// -race test binary) on the calling thread only, and says so.
 func TestNoNewPrivileges(t *testing.T) {
 	if os.Getenv("LOOKOUT_TEST_NNP_CHILD") == "1" {
-		if err := noNewPrivileges(); err != nil {
+		runtime.LockOSThread()
+		err := noNewPrivileges()
+		switch {
+		case err == nil:
+			if !currentIdentity().NoNewPrivs {
+				t.Fatalf("no_new_privs not on every thread: %+v", currentIdentity())
+			}
+		case errors.Is(err, errThisThreadOnly):
+			if got := statusField("/proc/thread-self/status", "NoNewPrivs"); got != "1" {
+				t.Fatalf("no_new_privs of the calling thread: %q, want 1", got)
+			}
+		default:
 			t.Fatal(err)
-		}
-		b, _ := os.ReadFile("/proc/self/status")
-		if !strings.Contains(string(b), "NoNewPrivs:\t1") || !currentIdentity().NoNewPrivs {
-			t.Fatalf("no_new_privs not set: identity %+v", currentIdentity())
-		}
-		return
-	}
-	if currentIdentity().NoNewPrivs {
-		// Already set on this process (a CI runner with no-new-privileges): setting it
-		// again must succeed and leave it set.
-		if err := noNewPrivileges(); err != nil || !currentIdentity().NoNewPrivs {
-			t.Fatalf("noNewPrivileges: %v, identity %+v", err, currentIdentity())
 		}
 		return
 	}
