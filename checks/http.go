@@ -98,7 +98,7 @@ func NewHTTPRunner(c labels.Check) *HTTPRunner { return newHTTPRunner(c, true) }
 func newHTTPRunner(c labels.Check, keepAlive bool) *HTTPRunner {
 	return &HTTPRunner{chk: c, tr: &http.Transport{
 		Proxy:                  nil, // never a proxy from the environment
-		DialContext:            (&net.Dialer{}).DialContext,
+		DialContext:            dialer(c),
 		TLSClientConfig:        &tls.Config{InsecureSkipVerify: c.TLSSkipVerify, ServerName: c.ServerName}, //nolint:gosec // the check's own setting
 		DisableKeepAlives:      !keepAlive,
 		MaxIdleConns:           1,
@@ -106,6 +106,15 @@ func newHTTPRunner(c labels.Check, keepAlive bool) *HTTPRunner {
 		IdleConnTimeout:        2*c.Interval + 5*time.Second,
 		MaxResponseHeaderBytes: headerLimit,
 	}}
+}
+
+// dialer returns how check c connects: to a host its label names through the guard, to
+// the container's own address (from Docker's inspection) as it is.
+func dialer(c labels.Check) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c.Host != "" {
+		return labelHosts.DialContext
+	}
+	return (&net.Dialer{}).DialContext
 }
 
 // Close drops the kept connection.
@@ -151,10 +160,11 @@ func (p *HTTPRunner) Probe(ctx context.Context, c labels.Check, addr string) Res
 	if err != nil {
 		var re *redirectError
 		if errors.As(err, &re) && resp != nil { // resp is the redirect not followed, its body closed
-			res.StatusCode = resp.StatusCode
+			res.StatusCode, res.Refused = resp.StatusCode, re.refused
 			return finish(Failure, re.reason, nil)
 		}
 		result, reason := classify(ctx, pctx, err, timeout)
+		res.Refused = isRefused(err)
 		return finish(result, reason, nil)
 	}
 	res.StatusCode = resp.StatusCode
@@ -303,8 +313,12 @@ func probeTimeout(c labels.Check) time.Duration {
 }
 
 // redirectError stops the client at a redirect that is not followed; the response
-// carrying the redirect is judged a failure with reason.
-type redirectError struct{ reason string }
+// carrying the redirect is judged a failure with reason. refused: the redirect goes to
+// another host.
+type redirectError struct {
+	reason  string
+	refused bool
+}
 
 func (e *redirectError) Error() string { return e.reason }
 
@@ -314,10 +328,10 @@ func redirectPolicy(follow bool, host string) func(*http.Request, []*http.Reques
 			return http.ErrUseLastResponse
 		}
 		if len(via) > maxRedirects {
-			return &redirectError{fmt.Sprintf("stopped after %d redirects", maxRedirects)}
+			return &redirectError{reason: fmt.Sprintf("stopped after %d redirects", maxRedirects)}
 		}
 		if !strings.EqualFold(req.URL.Hostname(), host) {
-			return &redirectError{capReason("redirect to another host not followed: " + req.URL.Redacted())}
+			return &redirectError{reason: capReason("refused: redirect to another host not followed: " + req.URL.Redacted()), refused: true}
 		}
 		return nil
 	}
@@ -333,6 +347,12 @@ func classify(parent, probe context.Context, err error, timeout time.Duration) (
 		return Timeout, "timeout after " + timeout.String()
 	}
 	return Error, describe(err)
+}
+
+// isRefused says whether err is a refusal of where a check asked to go.
+func isRefused(err error) bool {
+	var re *RefusedError
+	return errors.As(err, &re)
 }
 
 func isTimeout(err error) bool {
@@ -361,6 +381,10 @@ func describe(err error) string {
 		return "network is unreachable"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed by the server"
+	}
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		return capReason("refused: " + refused.Reason)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {

@@ -563,7 +563,7 @@ func TestProbeHTTPRedirect(t *testing.T) {
 	c.Path = "/away"
 	r = ProbeHTTP(context.Background(), c, hostPort(srv))
 	wantResult(t, r, Failure)
-	if r.Reason != "redirect to another host not followed: http://lookout-test.onion/" || r.StatusCode != http.StatusFound {
+	if r.Reason != "refused: redirect to another host not followed: http://lookout-test.onion/" || r.StatusCode != http.StatusFound || !r.Refused {
 		t.Errorf("reason %q, status %d", r.Reason, r.StatusCode)
 	}
 }

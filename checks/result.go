@@ -35,6 +35,9 @@ type Result struct {
 	ExitCode *int   // for docker and exec checks
 	Output   string // truncated to OutputLimit
 	Reason   string // why it did not succeed, for people: "status 500 not in 200-399"
+	// Refused: the agent would not let the check go where it asked (a host, an address
+	// or a redirect: see Target and guard.go); Reason starts with "refused: ".
+	Refused bool
 
 	Target     string // the address probed ("10.0.1.3:8080"); a field, not a tag: it changes with restarts
 	StatusCode int    // HTTP status, 0 if none

@@ -225,6 +225,7 @@ func slotted(t time.Time) time.Time {
 type state struct {
 	passing          *bool // nil until the first verdict
 	successes, fails int
+	refusal          string // the reason of the refusal last logged, until a run is not refused
 
 	// The target and the point tags, worked out again when the container's view changes
 	// (the inventory's every refresh) rather than each run.
@@ -286,6 +287,19 @@ func (s *Scheduler) RunOnce(ctx context.Context, c *inventory.Container, chk lab
 	return s.run(ctx, c, chk, nil, r)
 }
 
+// Refusal says why check chk of container c would not run where it asks, without running
+// it: what Target says, and for a host its label names, what the host resolves to now
+// (a lookup that fails is no refusal: a run reports it). nil when nothing is refused.
+func (s *Scheduler) Refusal(ctx context.Context, c *inventory.Container, chk labels.Check) error {
+	if _, err := Target(c, chk, s.opts.ProbeNetwork, s.opts.AgentNetworks, s.opts.AllowedHosts); err != nil || chk.Host == "" {
+		return err
+	}
+	if _, err := labelHosts.resolve(ctx, chk.Host); isRefused(err) {
+		return err
+	}
+	return nil
+}
+
 // runner returns the runner of chk from the prober of its type.
 func (s *Scheduler) runner(chk labels.Check, keep bool) Runner {
 	if p := s.probers[chk.Type]; p != nil {
@@ -311,7 +325,7 @@ func (s *Scheduler) run(ctx context.Context, c *inventory.Container, chk labels.
 	}
 	if err != nil {
 		return Result{Check: chk.Name, Type: chk.Type, Start: time.Now(), Result: Error,
-			Reason: "refused: " + err.Error()}
+			Reason: "refused: " + err.Error(), Refused: isRefused(err)}
 	}
 	return s.guarded(ctx, c, chk, addr, r)
 }
@@ -348,6 +362,15 @@ func (s *Scheduler) report(v *view, chk labels.Check, res Result, st *state) {
 	case !ok && st.fails >= max(chk.Fall, 1) && (st.passing == nil || *st.passing):
 		f := false
 		st.passing, turned = &f, true
+	}
+	switch {
+	case res.Refused && res.Reason != st.refusal:
+		// Logged once for each reason, not on every run.
+		st.refusal = res.Reason
+		s.opts.Log.WithField("container", v.c.Name).WithField("check", chk.Name).WithField("target", res.Target).
+			WithField("reason", res.Reason).Warn("check refused")
+	case !res.Refused:
+		st.refusal = ""
 	}
 	if st.tags.v != v {
 		st.tags.v, st.tags.container, st.tags.sorted = v, v.c.Tags(v.eng), nil

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/labels"
@@ -221,5 +223,46 @@ func TestRunsStartOnSlotBoundaries(t *testing.T) {
 		if got := slotted(base.Add(tc.at)); !got.Equal(base.Add(tc.want)) {
 			t.Errorf("slotted(+%v) = +%v, want +%v", tc.at, got.Sub(base), tc.want)
 		}
+	}
+}
+
+// A refused check is logged as a warning with its container and the reason, once for a
+// reason rather than on every run, and again after a run that is not refused.
+func TestRefusedCheckIsLoggedOnce(t *testing.T) {
+	log, hook := logtest.NewNullLogger()
+	out := &sink{}
+	s := New(out, nil, Options{Log: log})
+	c := testContainer("m", true, map[string]string{"lookout.enable": "true", "lookout.check.meta": "http://169.254.169.254/latest/"})
+	chk := c.Config.Checks[0]
+	v := &view{c: c}
+	var st state
+	r := s.runner(chk, true)
+	defer r.Close()
+	warnings := func() (n int, last *logrus.Entry) {
+		for _, e := range hook.AllEntries() {
+			if e.Level == logrus.WarnLevel && e.Message == "check refused" {
+				n, last = n+1, e
+			}
+		}
+		return n, last
+	}
+	for range 3 {
+		res := s.run(context.Background(), c, chk, &st, r)
+		if res.Result != Error || !res.Refused || !strings.Contains(res.Reason, `refused: host "169.254.169.254" is a cloud metadata address`) {
+			t.Fatalf("run: %+v", res)
+		}
+		s.report(v, chk, res, &st)
+	}
+	n, e := warnings()
+	if n != 1 || e.Data["container"] != "c-m" || e.Data["check"] != "meta" || !strings.Contains(e.Data["reason"].(string), "cloud metadata") {
+		t.Fatalf("%d warnings, last %+v; want one naming the container, the check and the reason", n, e)
+	}
+	if p := out.named(Measurement); len(p) != 3 || !strings.Contains(p[2].Field("reason").(string), "cloud metadata") {
+		t.Errorf("points %+v", p)
+	}
+	s.report(v, chk, Result{Check: "meta", Type: "http", Result: Success, Start: time.Now()}, &st)
+	s.report(v, chk, s.run(context.Background(), c, chk, &st, r), &st)
+	if n, _ := warnings(); n != 2 {
+		t.Errorf("%d warnings after a run that was not refused and a refused one; want 2", n)
 	}
 }

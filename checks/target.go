@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lookout-agent/lookout/inventory"
@@ -15,7 +16,11 @@ import (
 // its own), its docker_gwbridge address (its overlay addresses are not reachable from
 // the host), else on the container's first network; loopback for host-network containers.
 // A host written in the label is refused unless the agent's configuration allows it, so
-// that a label cannot turn the agent into a tool for reaching other machines.
+// that a label cannot turn the agent into a tool for reaching other machines; allowed or
+// not, it never reaches the node itself, loopback, link-local or metadata addresses (see
+// guard.go). A network the check names must be one the agent's own container is on, when
+// the agent runs in one with networks of its own (or LOOKOUT_PROBE_NETWORK). Refusals
+// are *RefusedError.
 func Target(c *inventory.Container, chk labels.Check, probeNetwork string, agentNets []string, allowedHosts map[string]bool) (string, error) {
 	if chk.Type == labels.CheckExec {
 		return "", nil
@@ -32,20 +37,31 @@ func Target(c *inventory.Container, chk labels.Check, probeNetwork string, agent
 
 func targetHost(c *inventory.Container, chk labels.Check, probeNetwork string, agentNets []string, allowedHosts map[string]bool) (string, error) {
 	if chk.Host != "" {
+		// Judged before the allowlist, so that the reason says what the host is; the
+		// dial judges again what the host resolves to (guard).
+		if _, err := vetHost(chk.Host, labelHosts.node()); err != nil {
+			return "", err
+		}
 		if allowedHosts[chk.Host] {
 			return chk.Host, nil
 		}
-		return "", fmt.Errorf("host %q is not the container's own address: the agent probes only containers' own addresses unless its configuration allows the host (LOOKOUT_PROBE_ALLOWED_HOSTS)", chk.Host)
+		return "", refusal("host %q is not the container's own address: the agent probes only containers' own addresses unless its configuration allows the host (LOOKOUT_PROBE_ALLOWED_HOSTS)", chk.Host)
 	}
 	if c.NetworkMode == "host" {
 		return "127.0.0.1", nil
 	}
 	nets := c.SortedNetworks()
 	if chk.Network != "" {
-		if ip := c.Networks[chk.Network]; ip != "" {
-			return ip, nil
+		ip := c.Networks[chk.Network]
+		if ip == "" {
+			return "", fmt.Errorf("the container has no address on network %q (it is on: %s)", chk.Network, orNone(nets))
 		}
-		return "", fmt.Errorf("the container has no address on network %q (it is on: %s)", chk.Network, orNone(nets))
+		// An agent in a container of its own reaches only the networks it is on (and
+		// the one its configuration names): a label does not send it into another.
+		if len(agentNets) > 0 && chk.Network != probeNetwork && !slices.Contains(agentNets, chk.Network) {
+			return "", refusal("network %q is not one the agent's container is on (%s): the agent probes a container over a network it shares, or LOOKOUT_PROBE_NETWORK", chk.Network, strings.Join(agentNets, ", "))
+		}
+		return ip, nil
 	}
 	if ip := c.Networks[probeNetwork]; probeNetwork != "" && ip != "" {
 		return ip, nil

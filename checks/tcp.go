@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/lookout-agent/lookout/labels"
@@ -46,10 +45,10 @@ func ProbeTCP(ctx context.Context, c labels.Check, addr string) Result {
 		return res
 	}
 
-	var d net.Dialer
-	conn, err := d.DialContext(pctx, "tcp", addr)
+	conn, err := dialer(c)(pctx, "tcp", addr)
 	if err != nil {
 		result, reason := classify(ctx, pctx, err, timeout)
+		res.Refused = isRefused(err)
 		return finish(result, reason, nil)
 	}
 	defer conn.Close()

@@ -123,11 +123,7 @@ func hasPoint(out, measurement, container string, parts ...string) bool {
 			!strings.Contains(l, ",container_name="+container+" ") {
 			continue
 		}
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(l, p)
-		}
-		if all {
+		if containsAll(l, parts...) {
 			return true
 		}
 	}

@@ -239,21 +239,12 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		Log: log})
 	inv.Subscribe(collectors.NewHealth(ship))
 	inv.Subscribe(collectors.NewLabelProblems(ship))
-	popts := probeOptions(cfg, dc, log)
+	popts := probeOptions(ctx, cfg, dc, log)
 	spans, err := newTraces(cfg.Traces, log)
 	if err != nil {
 		return err
 	}
 	spans.wire(inv, &popts)
-	if self := inventory.SelfContainerID(); self != "" {
-		// Checks go by preference to a network the agent's own container shares.
-		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if resp, err := dc.ContainerInspect(ictx, self, client.ContainerInspectOptions{}); err == nil {
-			popts.AgentNetworks = inventory.FromInspect(resp.Container, false).SortedNetworks()
-			log.WithField("networks", popts.AgentNetworks).Info("running in a container; checks prefer its networks")
-		}
-		cancel()
-	}
 	checksBox := inv.Mailbox("checks")
 	sched := checks.New(ship, checksBox, popts)
 	var sources []collectors.Named
@@ -367,12 +358,25 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 	return nil
 }
 
-func probeOptions(cfg config.Config, dc *client.Client, log logrus.FieldLogger) checks.Options {
+// probeOptions are the checks' options for the agent, lookout probe and lookout check
+// alike: the same targets, the same refusals.
+func probeOptions(ctx context.Context, cfg config.Config, dc *client.Client, log logrus.FieldLogger) checks.Options {
 	allowed := map[string]bool{}
 	for _, h := range cfg.ProbeAllowedHosts {
 		allowed[h] = true
 	}
-	return checks.Options{Docker: dc, ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
+	opts := checks.Options{Docker: dc, ProbeNetwork: cfg.ProbeNetwork, AllowedHosts: allowed, Log: log}
+	if self := inventory.SelfContainerID(); self != "" {
+		// Checks go by preference to a network the agent's own container shares, and
+		// only over one it shares when they name one.
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if resp, err := dc.ContainerInspect(ictx, self, client.ContainerInspectOptions{}); err == nil {
+			opts.AgentNetworks = inventory.FromInspect(resp.Container, false).SortedNetworks()
+			log.WithField("networks", opts.AgentNetworks).Info("running in a container; checks prefer its networks")
+		}
+		cancel()
+	}
+	return opts
 }
 
 // probe runs one container's checks once and prints a table.
@@ -395,7 +399,7 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	c := inventory.FromInspect(resp.Container, true)
-	sched := checks.New(nil, nil, probeOptions(cfg, dc, newLogger(cfg, stderr)))
+	sched := checks.New(nil, nil, probeOptions(ctx, cfg, dc, newLogger(cfg, stderr)))
 	results := make([]checks.Result, len(c.Config.Checks))
 	var wg sync.WaitGroup
 	for i, chk := range c.Config.Checks {
@@ -512,37 +516,56 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER\tSTATE\tMONITORED\tLOGS\tLABEL PROBLEMS")
-	problems := 0
+	problems, refused := 0, 0
 	dir := ""
 	if cfg.Fluentd.Address != "" {
 		dir = containersDir(ctx, cfg, dc)
 	}
+	sched := checks.New(nil, nil, probeOptions(ctx, cfg, dc, newLogger(cfg, stderr)))
 	for _, c := range list {
 		lc := labels.Parse(c.Labels)
 		mon := "no"
 		if lc.Monitored(cfg.MonitorAll) {
 			mon = "yes"
 		}
-		logSource := "off"
-		if cfg.Fluentd.Address != "" && mon == "yes" && (lc.Logs.Enable == nil || *lc.Logs.Enable) {
+		var ic *inventory.Container // inspected when needed
+		if mon == "yes" && (c.State == container.StateRunning || cfg.Fluentd.Address != "") {
 			if in, err := dc.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); err == nil {
-				logSource, _ = logs.ChooseSource(cfg.Logs.Source, dir, inventory.FromInspect(in.Container, cfg.MonitorAll))
+				ic = inventory.FromInspect(in.Container, cfg.MonitorAll)
+			}
+		}
+		logSource := "off"
+		if cfg.Fluentd.Address != "" && ic != nil && (lc.Logs.Enable == nil || *lc.Logs.Enable) {
+			logSource, _ = logs.ChooseSource(cfg.Logs.Source, dir, ic)
+		}
+		var parts []string
+		for _, p := range lc.Problems {
+			parts = append(parts, p.Error())
+		}
+		problems += len(lc.Problems)
+		if ic != nil && ic.State.Running {
+			// The checks' targets as the agent would judge them now.
+			for _, chk := range ic.Config.Checks {
+				if err := sched.Refusal(ctx, ic, chk); err != nil {
+					parts = append(parts, fmt.Sprintf("check %s: refused: %v", chk.Name, err))
+					refused++
+				}
 			}
 		}
 		msg := "-"
-		if len(lc.Problems) > 0 {
-			var parts []string
-			for _, p := range lc.Problems {
-				parts = append(parts, p.Error())
-			}
+		if len(parts) > 0 {
 			msg = strings.Join(parts, "; ")
-			problems += len(lc.Problems)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name(c), c.State, mon, logSource, msg)
 	}
 	_ = tw.Flush()
+	if refused > 0 {
+		fmt.Fprintf(stdout, "%d check(s) refused\n", refused)
+	}
 	if problems > 0 {
 		fmt.Fprintf(stdout, "%d label problem(s)\n", problems)
+	}
+	if problems+refused > 0 {
 		return 1
 	}
 	return 0

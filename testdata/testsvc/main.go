@@ -11,7 +11,8 @@
 //	testsvc sleep DURATION     sleep, then exit 0 (an exec check that times out)
 //	testsvc spew BYTES         write BYTES bytes to stdout, then exit 1
 //
-// It listens on :8080 (HTTP) and :9000 (TCP: answers "PONG\n" to "PING\n").
+// It listens on :8080 (HTTP; GET /redirect?to=URL answers 302 to URL whatever the mode)
+// and :9000 (TCP: answers "PONG\n" to "PING\n").
 package main
 
 import (
@@ -88,6 +89,10 @@ func serve() {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	go func() {
 		_ = http.ListenAndServe(":8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/redirect" {
+				http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
+				return
+			}
 			b, _ := os.ReadFile(filepath.Join(stateDir, "http"))
 			switch strings.TrimSpace(string(b)) {
 			case "500":
