@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -109,7 +110,12 @@ func deployStack(t *testing.T, stack string, env ...string) {
 		t.Errorf("the stack's containers or its volume %s are still there 2 minutes after docker stack rm", vol)
 	})
 	deploy := exec.Command("docker", "stack", "deploy", "-c", "../deploy/global-stack.yml", stack)
-	deploy.Env = append(append(os.Environ(), "LOOKOUT_IMAGE="+image), env...)
+	// The agent's group: the engine's socket's, as the stack's comment tells a user.
+	var st syscall.Stat_t
+	if err := syscall.Stat(engineSocket(), &st); err != nil {
+		t.Fatal(err)
+	}
+	deploy.Env = append(append(os.Environ(), "LOOKOUT_IMAGE="+image, fmt.Sprintf("LOOKOUT_DOCKER_GID=%d", st.Gid)), env...)
 	if out, err := deploy.CombinedOutput(); err != nil {
 		t.Fatalf("docker stack deploy: %v\n%s", err, out)
 	}

@@ -182,6 +182,32 @@ func TestEveryNodeReportsItsOwnTasks(t *testing.T) {
 	}
 	t.Logf("engines: %v", engines)
 
+	// Each agent as the stack runs it: non-root in the socket's group, a read-only root
+	// filesystem, no capabilities, no_new_privs on every thread.
+	for _, n := range c.nodes {
+		for _, a := range agentContainers(t, n) {
+			if !a.running {
+				continue
+			}
+			hc, _ := n.docker(time.Minute, "inspect", "-f", "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}", a.id)
+			if want := "65532:" + c.dockerGID + " true [ALL]"; hc != want {
+				t.Errorf("node %s: the agent's container runs as %q (user, read-only, dropped), want %q", n.name, hc, want)
+			}
+			logs, _ := n.docker(time.Minute, "logs", a.id)
+			start := ""
+			for _, l := range strings.Split(logs, "\n") {
+				if strings.Contains(l, `"msg":"lookout starting"`) {
+					start = l
+				}
+			}
+			for _, want := range []string{`"uid":65532`, `"gid":` + c.dockerGID + `,`, `"cap_eff":"0000000000000000"`, `"no_new_privs":true`} {
+				if !strings.Contains(start, want) {
+					t.Errorf("node %s: the agent's start line %q lacks %s", n.name, start, want)
+				}
+			}
+		}
+	}
+
 	// The status wall, as the dashboard asks it.
 	wall := dashboardQuery(t, "health-wall.json", `last("success") FROM "lookout_check"`)
 	wall = strings.NewReplacer("$timeFilter", "time > now() - 1m", "/^$host$/", "/.*/").Replace(wall)

@@ -70,6 +70,7 @@ type cluster struct {
 	// The peers as the nodes reach them (forwarders on the gateway).
 	influxURL, fluentdAddr, jaegerURL string
 	spanRelay                         string // where each node's agent listens for jaeger.thrift compact
+	dockerGID                         string // the group of the nodes' Docker socket (the same image: the same ID)
 	imagesDir                         string // docker save of each image loaded into the nodes
 }
 
@@ -360,6 +361,16 @@ func (c *cluster) startNodes() error {
 	}
 	gw := strings.Fields(want)[1]
 	c.spanRelay = gw + ":6831"
+	for _, n := range c.nodes {
+		g, err := sh(time.Minute, nil, "docker", "exec", n.name, "stat", "-c", "%g", "/var/run/docker.sock")
+		if err != nil {
+			return err
+		}
+		if c.dockerGID != "" && g != c.dockerGID {
+			return fmt.Errorf("node %s: the Docker socket's group is %s, another node's %s", n.name, g, c.dockerGID)
+		}
+		c.dockerGID = g
+	}
 	_, err = mgr.docker(time.Minute, "network", "create", "-d", "overlay", appNet)
 	return err
 }
@@ -406,6 +417,7 @@ func (c *cluster) loadImages(images []string) error {
 func (c *cluster) stackEnv(image string) []string {
 	return []string{
 		"LOOKOUT_IMAGE=" + image,
+		"LOOKOUT_DOCKER_GID=" + c.dockerGID,
 		"LOOKOUT_INTERVAL=" + interval.String(),
 		"LOOKOUT_INFLUXDB_URL=" + c.influxURL,
 		"LOOKOUT_INFLUXDB_DATABASE=lookout",
