@@ -238,9 +238,10 @@ func (c *Config) LoadSecrets() error {
 }
 
 var (
-	lineRe      = regexp.MustCompile(`line (\d+): ([^\n]*)`)
-	unmarshalRe = regexp.MustCompile("^cannot unmarshal (\\S+)(?: `(.*)`)? into (\\S+)$")
-	notFoundRe  = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	lineRe      = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
+	unmarshalRe = regexp.MustCompile("(?s)^cannot unmarshal (\\S+)(?: `(.*)`)? into (\\S+)$")
+	notFoundRe  = regexp.MustCompile(`(?s)^field (.+) not found in type \S+$`)
+	dupRe       = regexp.MustCompile(`(?s)^mapping key "(.*)" already defined at line (\d+)$`)
 )
 
 // fileError rewrites the YAML decoder's error for file b so that each problem names the
@@ -252,34 +253,60 @@ func fileError(b []byte, err error) string {
 	if yaml.Unmarshal(b, &doc) == nil && len(doc.Content) == 1 {
 		nodeKeys(doc.Content[0], "", at)
 	}
-	return lineRe.ReplaceAllStringFunc(err.Error(), func(m string) string {
-		sub := lineRe.FindStringSubmatch(m)
-		n, _ := strconv.Atoi(sub[1])
-		msg := sub[2]
-		if u := unmarshalRe.FindStringSubmatch(msg); u != nil && u[3] == "config.Config" {
-			return "line " + sub[1] + ": the file holds " + describe(u) + ": want a mapping of settings (docs/configuration.md lists them)"
+	// One problem each: the decoder's list of type errors, or one error of a value's own
+	// decoding (a duration, a size). A value may hold newlines: it is quoted below.
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		lines := make([]string, len(te.Errors))
+		for i, e := range te.Errors {
+			lines[i] = problem(e, at)
 		}
-		// The keys on the line the message is about: for an unknown key the one of its
-		// name; else the settings (or sections) among them, the innermost ("outputs[0].url",
-		// not "outputs" too).
-		var keys []string
-		f := notFoundRe.FindStringSubmatch(msg)
-		for _, k := range at[n] {
-			if f != nil && (k == f[1] || strings.HasSuffix(k, "."+f[1])) || f == nil && knownKey(k) {
-				keys = append(keys, k)
-			}
+		return "yaml: unmarshal errors:\n  " + strings.Join(lines, "\n  ")
+	}
+	return problem(err.Error(), at)
+}
+
+// problem rewrites one problem of the decoder, "line N: what", naming the keys at on
+// line N.
+func problem(m string, at map[int][]string) string {
+	sub := lineRe.FindStringSubmatch(m)
+	if sub == nil {
+		return m // a syntax error: "yaml: line 3: ..."
+	}
+	n, _ := strconv.Atoi(sub[1])
+	msg := sub[2]
+	if u := unmarshalRe.FindStringSubmatch(msg); u != nil && u[3] == "config.Config" {
+		return "line " + sub[1] + ": the file holds " + describe(u) + ": want a mapping of settings (docs/configuration.md lists them)"
+	}
+	// The keys on the line the message is about: for an unknown or repeated key the one
+	// of its name; else the settings (or sections) among them, the innermost ("outputs[0].url",
+	// not "outputs" too).
+	var keys []string
+	f := notFoundRe.FindStringSubmatch(msg)
+	if f != nil {
+		f = append(f, "no such setting (docs/configuration.md lists them)")
+	} else if f = dupRe.FindStringSubmatch(msg); f != nil {
+		f[2] = "set twice (first on line " + f[2] + ")"
+	}
+	for _, k := range at[n] {
+		if f != nil && (k == f[1] || strings.HasSuffix(k, "."+f[1])) || f == nil && knownKey(k) {
+			keys = append(keys, k)
 		}
-		keys = innermost(keys)
-		if len(keys) == 0 {
-			return m
-		}
-		if f != nil {
-			msg = "no such setting (docs/configuration.md lists them)"
-		} else if u := unmarshalRe.FindStringSubmatch(msg); u != nil {
-			msg = describe(u) + ": want " + wantType(u[3])
-		}
-		return "line " + sub[1] + ": " + strings.Join(keys, " or ") + ": " + msg
-	})
+	}
+	keys = innermost(keys)
+	if len(keys) == 0 {
+		return m
+	}
+	if f != nil {
+		msg = f[2]
+	} else if u := unmarshalRe.FindStringSubmatch(msg); u != nil {
+		msg = describe(u) + ": want " + wantType(u[3])
+	}
+	named := strings.Join(keys, " or ")
+	if strings.ContainsAny(named, "\n\r") {
+		named = strconv.Quote(named)
+	}
+	return "line " + sub[1] + ": " + named + ": " + msg
 }
 
 // innermost drops the keys that hold another of keys: "outputs" and "outputs[0]" for

@@ -82,7 +82,7 @@ func namesKey(msg string, keys map[string]bool) bool {
 	if !ok {
 		return false
 	}
-	if strings.HasPrefix(rest, "no such setting") {
+	if strings.HasPrefix(rest, "no such setting") || strings.HasPrefix(rest, "set twice") {
 		return true // the key written is what is wrong
 	}
 	for _, key := range strings.Split(named, " or ") { // several settings on one line: {a: 1, b: x}
