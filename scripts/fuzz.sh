@@ -27,6 +27,8 @@ targets=(
 	shipper/diskqueue:FuzzRecords
 	metric/lineproto:FuzzRoundTrip
 )
+# inputs counts the files of a corpus directory (0 if there is none).
+inputs() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 summary=()
@@ -34,14 +36,14 @@ for t in "${targets[@]}"; do
 	pkg=${t%%:*} name=${t##*:}
 	echo "== $name (./$pkg) for $FUZZTIME, $FUZZ_PARALLEL worker(s)"
 	corpus="$pkg/testdata/fuzz/$name"
-	before=$(ls "$corpus" 2>/dev/null | wc -l)
+	before=$(inputs "$corpus")
 	note=""
 	if ! "$GO" test "./$pkg/" -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZ_MINIMIZE" -parallel "$FUZZ_PARALLEL" 2>&1 | tee "$log"; then
 		# Go 1.26's fuzz coordinator can report its own -fuzztime deadline as a failure
 		# (golang/go#75804, fixed in Go 1.27): "context deadline exceeded" at the
 		# deadline, and no input written. That is no crash; anything else is.
 		if [ "$(grep -c '^    context deadline exceeded$' "$log")" = 1 ] && ! grep -q 'Failing input written' "$log" &&
-			[ "$(ls "$corpus" 2>/dev/null | wc -l)" = "$before" ]; then
+			[ "$(inputs "$corpus")" = "$before" ]; then
 			note=" (the deadline reported as a failure: golang/go#75804, no crash)"
 		else
 			exit 1
