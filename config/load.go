@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -240,7 +241,7 @@ func (c *Config) LoadSecrets() error {
 var (
 	lineRe      = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
 	unmarshalRe = regexp.MustCompile("(?s)^cannot unmarshal (\\S+)(?: `(.*)`)? into (\\S+)$")
-	notFoundRe  = regexp.MustCompile(`(?s)^field (.+) not found in type \S+$`)
+	notFoundRe  = regexp.MustCompile(`(?s)^field (.*) not found in type \S+$`)
 	dupRe       = regexp.MustCompile(`(?s)^mapping key "(.*)" already defined at line (\d+)$`)
 )
 
@@ -281,6 +282,9 @@ func problem(m string, at map[int][]string) string {
 	// The keys on the line the message is about: for an unknown or repeated key the one
 	// of its name; else the settings (or sections) among them, the innermost ("outputs[0].url",
 	// not "outputs" too).
+	if slices.Contains(at[n], badKey) {
+		return "line " + sub[1] + ": a key that is a list or a mapping: want a setting's name (docs/configuration.md lists them)"
+	}
 	var keys []string
 	f := notFoundRe.FindStringSubmatch(msg)
 	if f != nil {
@@ -303,7 +307,7 @@ func problem(m string, at map[int][]string) string {
 		msg = describe(u) + ": want " + wantType(u[3])
 	}
 	named := strings.Join(keys, " or ")
-	if strings.ContainsAny(named, "\n\r") {
+	if named == "" || strings.ContainsAny(named, "\n\r") {
 		named = strconv.Quote(named)
 	}
 	return "line " + sub[1] + ": " + named + ": " + msg
@@ -368,6 +372,9 @@ func wantType(t string) string {
 	return t
 }
 
+// badKey marks a line of nodeKeys holding a key that is no scalar.
+const badKey = "\x00"
+
 // nodeKeys records in at the keys written on each line of the file: "interval",
 // "fluentd.tag", "outputs[1]", "outputs[1].url".
 func nodeKeys(n *yaml.Node, prefix string, at map[int][]string) {
@@ -381,6 +388,10 @@ func nodeKeys(n *yaml.Node, prefix string, at map[int][]string) {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode { // "? [a, b]": a key that is no name
+			add(k.Line, badKey)
+			continue
+		}
 		key := prefix + k.Value
 		add(k.Line, key)
 		add(v.Line, key)

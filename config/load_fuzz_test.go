@@ -75,7 +75,7 @@ var outputRe = regexp.MustCompile(`^outputs\[\d+\]\.`)
 // namesKey says whether a message (after "line N: ") starts with a setting's key, as
 // "interval: ", "outputs[1].url: " or "field x not found".
 func namesKey(msg string, keys map[string]bool) bool {
-	if strings.HasPrefix(msg, "the file holds ") {
+	if strings.HasPrefix(msg, "the file holds ") || strings.HasPrefix(msg, "a key that is ") {
 		return true // the whole file: not a mapping
 	}
 	named, rest, ok := strings.Cut(msg, ": ")
