@@ -80,12 +80,13 @@ ifneq ($(BASELINE),)
 	@GO=$(GO) bash scripts/build-baseline.sh $(BASELINE) bin/lookout-baseline
 endif
 
+## fuzz: every fuzz target in turn (scripts/fuzz.sh lists them), FUZZTIME each (default
+## 60s) with FUZZ_PARALLEL workers (default 1: a recorded run leaves the machine's other
+## core alone); `make test` replays their seed corpora (testdata/fuzz/). docs/fuzzing.md.
+FUZZTIME      ?= 60s
+FUZZ_PARALLEL ?= 1
 fuzz:
-	$(GO) test ./metric/lineproto/ -run XXX -fuzz FuzzRoundTrip -fuzztime 60s
-	$(GO) test ./shipper/diskqueue/ -run XXX -fuzz FuzzRecover -fuzztime 60s
-	$(GO) test ./labels/ -run XXX -fuzz FuzzParse -fuzztime 60s
-	$(GO) test ./logs/ -run XXX -fuzz FuzzParseJSONLine -fuzztime 60s
-	$(GO) test ./traces/receiver/jaegerudp/ -run XXX -fuzz FuzzDecodeEmitBatch -fuzztime 60s
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZ_PARALLEL=$(FUZZ_PARALLEL) bash scripts/fuzz.sh
 
 image: build
 	docker build -t lookout:$(VERSION) -t lookout:latest .

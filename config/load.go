@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -97,7 +100,7 @@ func Load(file string, getenv func(string) string, flags map[string]string) (Con
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return c, fmt.Errorf("config file %s: %w", file, err)
+			return c, fmt.Errorf("config file %s: %s", file, fileError(b, err))
 		}
 		var doc yaml.Node
 		if err := yaml.Unmarshal(b, &doc); err == nil && len(doc.Content) == 1 {
@@ -233,4 +236,180 @@ func (c *Config) LoadSecrets() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+var (
+	lineRe      = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
+	unmarshalRe = regexp.MustCompile("(?s)^cannot unmarshal (\\S+)(?: `(.*)`)? into (\\S+)$")
+	notFoundRe  = regexp.MustCompile(`(?s)^field (.*) not found in type \S+$`)
+	dupRe       = regexp.MustCompile(`(?s)^mapping key "(.*)" already defined at line (\d+)$`)
+)
+
+// fileError rewrites the YAML decoder's error for file b so that each problem names the
+// setting on its line and says what is allowed: "line 3: outputs[0].batch_size: "abc":
+// want a whole number" rather than "line 3: cannot unmarshal !!str `abc` into int".
+func fileError(b []byte, err error) string {
+	at := map[int][]string{}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) == nil && len(doc.Content) == 1 {
+		nodeKeys(doc.Content[0], "", at)
+	}
+	// One problem each: the decoder's list of type errors, or one error of a value's own
+	// decoding (a duration, a size). A value may hold newlines: it is quoted below.
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		lines := make([]string, len(te.Errors))
+		for i, e := range te.Errors {
+			lines[i] = problem(e, at)
+		}
+		return "yaml: unmarshal errors:\n  " + strings.Join(lines, "\n  ")
+	}
+	return problem(err.Error(), at)
+}
+
+// problem rewrites one problem of the decoder, "line N: what", naming the keys at on
+// line N.
+func problem(m string, at map[int][]string) string {
+	sub := lineRe.FindStringSubmatch(m)
+	if sub == nil {
+		return m // a syntax error: "yaml: line 3: ..."
+	}
+	n, _ := strconv.Atoi(sub[1])
+	msg := sub[2]
+	if u := unmarshalRe.FindStringSubmatch(msg); u != nil && u[3] == "config.Config" {
+		return "line " + sub[1] + ": the file holds " + describe(u) + ": want a mapping of settings (docs/configuration.md lists them)"
+	}
+	// The keys on the line the message is about: for an unknown or repeated key the one
+	// of its name; else the settings (or sections) among them, the innermost ("outputs[0].url",
+	// not "outputs" too).
+	if slices.Contains(at[n], badKey) {
+		return "line " + sub[1] + ": a key that is a list or a mapping: want a setting's name (docs/configuration.md lists them)"
+	}
+	var keys []string
+	f := notFoundRe.FindStringSubmatch(msg)
+	if f != nil {
+		f = append(f, "no such setting (docs/configuration.md lists them)")
+	} else if f = dupRe.FindStringSubmatch(msg); f != nil {
+		f[2] = "set twice (first on line " + f[2] + ")"
+	}
+	for _, k := range at[n] {
+		if f != nil && (k == f[1] || strings.HasSuffix(k, "."+f[1])) || f == nil && knownKey(k) {
+			keys = append(keys, k)
+		}
+	}
+	keys = innermost(keys)
+	if len(keys) == 0 {
+		return m
+	}
+	if f != nil {
+		msg = f[2]
+	} else if u := unmarshalRe.FindStringSubmatch(msg); u != nil {
+		msg = describe(u) + ": want " + wantType(u[3])
+	}
+	named := strings.Join(keys, " or ")
+	if named == "" || strings.ContainsAny(named, "\n\r") {
+		named = strconv.Quote(named)
+	}
+	return "line " + sub[1] + ": " + named + ": " + msg
+}
+
+// innermost drops the keys that hold another of keys: "outputs" and "outputs[0]" for
+// "outputs[0].url".
+func innermost(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		inner := true
+		for _, o := range keys {
+			inner = inner && !strings.HasPrefix(o, k+".") && !strings.HasPrefix(o, k+"[")
+		}
+		if inner {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+var outputIndexRe = regexp.MustCompile(`^outputs\[\d+\]`)
+
+// knownKey says whether key ("fluentd.tag", "outputs[1].url", "fluentd", "outputs[1]")
+// is a setting of the table or a section holding some.
+func knownKey(key string) bool {
+	key = outputIndexRe.ReplaceAllString(key, "outputs[]")
+	for _, s := range settings {
+		if s.Key == key || strings.HasPrefix(s.Key, key+".") || strings.HasPrefix(s.Key, key+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// describe says what the file holds where a decoding error (unmarshalRe's match) is:
+// "a list", "a mapping" or the value.
+func describe(u []string) string {
+	if got := map[string]string{"!!seq": "a list", "!!map": "a mapping"}[u[1]]; got != "" {
+		return got
+	}
+	return strconv.Quote(u[2])
+}
+
+// wantType says what the file must hold for a field of the Go type named t.
+func wantType(t string) string {
+	switch t {
+	case "bool", "*bool":
+		return "true or false"
+	case "int", "int64":
+		return "a whole number"
+	case "string":
+		return "a string"
+	case "[]string":
+		return "a list of strings"
+	case "[]config.Output":
+		return "a list of outputs"
+	}
+	if strings.HasPrefix(t, "config.") {
+		return "a mapping of its settings"
+	}
+	return t
+}
+
+// badKey marks a line of nodeKeys holding a key that is no scalar.
+const badKey = "\x00"
+
+// nodeKeys records in at the keys written on each line of the file: "interval",
+// "fluentd.tag", "outputs[1]", "outputs[1].url".
+func nodeKeys(n *yaml.Node, prefix string, at map[int][]string) {
+	add := func(line int, key string) {
+		if l := at[line]; len(l) == 0 || l[len(l)-1] != key {
+			at[line] = append(l, key)
+		}
+	}
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode { // "? [a, b]": a key that is no name
+			add(k.Line, badKey)
+			continue
+		}
+		key := prefix + k.Value
+		add(k.Line, key)
+		add(v.Line, key)
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			add(v.Alias.Line, key) // the decoder reports the anchor's line
+		}
+		switch {
+		case key == "outputs" && v.Kind == yaml.SequenceNode:
+			for j, item := range v.Content {
+				add(item.Line, fmt.Sprintf("outputs[%d]", j))
+				nodeKeys(item, fmt.Sprintf("outputs[%d].", j), at)
+			}
+		case v.Kind == yaml.MappingNode:
+			nodeKeys(v, key+".", at)
+		case v.Kind == yaml.SequenceNode:
+			for _, item := range v.Content {
+				add(item.Line, key)
+			}
+		}
+	}
 }

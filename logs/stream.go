@@ -14,6 +14,10 @@ import (
 // has no newline in 16 KiB (moby daemon/logger/copier.go).
 const dockerPartialSize = 16 * 1024
 
+// maxFrame bounds the payload of one frame of the logs API: a message (16 KiB at most,
+// cut by Docker's copier) with its timestamp, with ample room.
+const maxFrame = 1 << 20
+
 // message is one Docker log message as the logs API returns it with timestamps on.
 type message struct {
 	ts      time.Time
@@ -68,16 +72,34 @@ func (s *streamReader) next() (message, error) {
 			return m, err
 		}
 		n := int(binary.BigEndian.Uint32(s.hdr[4:]))
-		// The payload is read into the slab, where the message's line stays: handed on
-		// without another copy. The slab is only ever appended to.
-		if cap(s.slab)-len(s.slab) < n {
-			s.slab = make([]byte, 0, max(slabSize, n))
+		if n > maxFrame {
+			// Docker's frames hold a message of 16 KiB at most: a length above the
+			// bound is no message of the logs API. Passed over unread, never allocated.
+			if _, err := io.CopyN(io.Discard, s.r, int64(n)); err != nil {
+				return m, err
+			}
+			return m, fmt.Errorf("%w: frame of %d bytes (at most %d are taken)", errBadMessage, n, maxFrame)
 		}
-		start := len(s.slab)
-		s.slab = s.slab[:start+n]
-		payload = s.slab[start : start+n : start+n]
-		if _, err := io.ReadFull(s.r, payload); err != nil {
-			return m, err
+		if n > slabSize {
+			// Larger than any message Docker writes: the buffer grows as the bytes
+			// arrive, never to the header's word alone.
+			b := bytes.NewBuffer(make([]byte, 0, slabSize))
+			if _, err := io.CopyN(b, s.r, int64(n)); err != nil {
+				return m, err
+			}
+			payload = b.Bytes()
+		} else {
+			// The payload is read into the slab, where the message's line stays: handed
+			// on without another copy. The slab is only ever appended to.
+			if cap(s.slab)-len(s.slab) < n {
+				s.slab = make([]byte, 0, slabSize)
+			}
+			start := len(s.slab)
+			s.slab = s.slab[:start+n]
+			payload = s.slab[start : start+n : start+n]
+			if _, err := io.ReadFull(s.r, payload); err != nil {
+				return m, err
+			}
 		}
 		switch s.hdr[0] {
 		case 1:
@@ -119,7 +141,9 @@ func (s *streamReader) owned() bool { return !s.tty }
 func (s *streamReader) ready() bool {
 	b, _ := s.r.Peek(s.r.Buffered())
 	if s.tty {
-		return bytes.IndexByte(b, '\n') >= 0 || len(b) > dockerPartialSize+64
+		// A timestamp and its space, then a newline or a whole 16 KiB piece.
+		sp := bytes.IndexByte(b, ' ')
+		return sp >= 0 && (bytes.IndexByte(b[sp+1:], '\n') >= 0 || len(b)-sp-1 >= dockerPartialSize)
 	}
 	return len(b) >= 8 && len(b)-8 >= int(binary.BigEndian.Uint32(b[4:8]))
 }

@@ -1,8 +1,11 @@
 package diskqueue
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
@@ -34,10 +37,20 @@ func appendN(t testing.TB, q *Queue, from, to int) []Pos {
 	return ps
 }
 
-// readAll reads every record the queue hands out, acknowledging each.
+// readAll reads the payload of every record the queue hands out, acknowledging each.
 func readAll(t testing.TB, q *Queue) []string {
 	t.Helper()
 	var got []string
+	for _, r := range readRecords(t, q) {
+		got = append(got, string(r.Data))
+	}
+	return got
+}
+
+// readRecords reads every record the queue hands out, acknowledging each.
+func readRecords(t testing.TB, q *Queue) []Record {
+	t.Helper()
+	var got []Record
 	for {
 		rs, err := q.Read(100, Pos{})
 		if err != nil {
@@ -47,7 +60,7 @@ func readAll(t testing.TB, q *Queue) []string {
 			return got
 		}
 		for _, r := range rs {
-			got = append(got, string(r.Data))
+			got = append(got, r)
 			q.Ack(r.Pos, r.Lines, true)
 		}
 	}
@@ -364,6 +377,117 @@ func FuzzRecover(f *testing.F) {
 				t.Fatalf("handed out a record never appended, or twice: %q", r)
 			}
 			seen[r] = true
+		}
+	})
+}
+
+// FuzzRecords: a queue's files are the agent's own, but they survive crashes, disks
+// and other versions, so every byte of them is read as untrusted. The fuzzer writes a
+// whole segment (after a good file header, or its own) and the head's file; Open and
+// Recover never panic or fail, and Read hands out exactly the records a plain reference
+// scan finds (each whole, plausible and with a good checksum, resuming one byte further
+// after anything else), less those before a saved head that still applies; every byte
+// of the segment is a record handed out, the file header or counted as corrupt.
+func FuzzRecords(f *testing.F) {
+	f.Fuzz(func(t *testing.T, seg []byte, ownHeader, fixCRC bool, head []byte) {
+		dir := t.TempDir()
+		file := bytes.Clone(seg)
+		if !ownHeader {
+			file = append([]byte(fileHeader), seg...)
+		}
+		if fixCRC { // the checksums the writer would have put, at the places its lengths say
+			for off := len(fileHeader); off+recHdrSize <= len(file); {
+				n := int(binary.LittleEndian.Uint32(file[off+4 : off+8]))
+				if n > len(file)-off-recHdrSize {
+					break
+				}
+				binary.LittleEndian.PutUint32(file[off:], crc32.Checksum(file[off+4:off+recHdrSize+n], castagnoli))
+				off += recHdrSize + n
+			}
+		}
+		if len(head) == 12 { // a head with a good checksum
+			head = binary.LittleEndian.AppendUint32(bytes.Clone(head), crc32.Checksum(head, castagnoli))
+		}
+		const id = 5
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%016x%s", id, segSuffix)), file, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if len(head) > 0 {
+			if err := os.WriteFile(filepath.Join(dir, ackFile), head, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q, err := Open(dir, Options{MaxBytes: 1 << 30, SegmentBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		q.Recover()
+		got := readRecords(t, q)
+
+		// The reference: the saved head, then a scan of the segment.
+		var h Pos
+		headOK := len(head) == 16 && crc32.Checksum(head[:12], castagnoli) == binary.LittleEndian.Uint32(head[12:])
+		if headOK {
+			h = Pos{Seg: binary.LittleEndian.Uint64(head[0:8]), Idx: binary.LittleEndian.Uint32(head[8:12])}
+		}
+		var want []Record
+		good := 0 // bytes of whole records
+		if len(file) >= len(fileHeader) && string(file[:4]) == fileHeader[:4] && h.Seg <= id {
+			damaged := false
+			for off := len(fileHeader); off+recHdrSize <= len(file); {
+				b := file[off:]
+				n := int(binary.LittleEndian.Uint32(b[4:8]))
+				lines := binary.LittleEndian.Uint32(b[8:12])
+				if n > maxRecordLen || recHdrSize+n > len(b) || lines == 0 || int(lines) > n ||
+					crc32.Checksum(b[4:recHdrSize+n], castagnoli) != binary.LittleEndian.Uint32(b[0:4]) {
+					damaged = true
+					off++
+					continue
+				}
+				idx := uint32(len(want))
+				want = append(want, Record{Pos: Pos{Seg: id, Idx: idx}, Lines: int(lines),
+					Time: time.Unix(0, int64(binary.LittleEndian.Uint64(b[12:20]))), Data: b[recHdrSize : recHdrSize+n]})
+				if h.Seg == id && idx < h.Idx && !damaged {
+					want = want[:len(want)-1]
+					want = append(want, Record{Pos: Pos{Seg: id, Idx: idx}}) // acknowledged: not handed out
+				}
+				good += recHdrSize + n
+				off += recHdrSize + n
+			}
+		} else {
+			want = nil
+		}
+		var handed []Record
+		for _, r := range want {
+			if r.Data != nil {
+				handed = append(handed, r)
+			}
+		}
+		if len(got) != len(handed) {
+			t.Fatalf("%d records handed out, want %d", len(got), len(handed))
+		}
+		for i, r := range got {
+			w := handed[i]
+			if r.Pos != w.Pos || r.Lines != w.Lines || !r.Time.Equal(w.Time) || !bytes.Equal(r.Data, w.Data) {
+				t.Fatalf("record %d: %+v, want %+v", i, r, w)
+			}
+		}
+		st := q.Stats()
+		headBytes := uint64(0)
+		if len(head) > 0 && !headOK {
+			headBytes = uint64(len(head)) // a damaged head file is counted too
+		}
+		wantCorrupt := uint64(0)
+		switch {
+		case h.Seg > id: // acknowledged before the last stop: deleted unread
+		case len(file) >= len(fileHeader) && string(file[:4]) == fileHeader[:4]:
+			wantCorrupt = uint64(len(file) - len(fileHeader) - good)
+		default: // not a segment: set aside whole
+			wantCorrupt = uint64(len(file))
+		}
+		if st.CorruptBytes-headBytes != wantCorrupt {
+			t.Fatalf("%d bytes counted corrupt, want %d (%d of whole records)", st.CorruptBytes-headBytes, wantCorrupt, good)
 		}
 	})
 }

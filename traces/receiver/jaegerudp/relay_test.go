@@ -1,6 +1,7 @@
 package jaegerudp
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
@@ -11,10 +12,12 @@ import (
 	"github.com/uber/jaeger-client-go/thrift"
 	"github.com/uber/jaeger-client-go/thrift-gen/agent"
 	"github.com/uber/jaeger-client-go/thrift-gen/jaeger"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 
 	"github.com/lookout-agent/lookout/inventory"
 	"github.com/lookout-agent/lookout/traces"
 	"github.com/lookout-agent/lookout/traces/internal/tracetest"
+	"github.com/lookout-agent/lookout/traces/jaegerthrift"
 )
 
 func strTag(k, v string) *jaeger.Tag {
@@ -87,6 +90,11 @@ func TestDecodeEmitBatchMalformed(t *testing.T) {
 	}
 }
 
+// FuzzDecodeEmitBatch: a jaeger-agent UDP packet comes from any container. DecodeEmitBatch
+// never panics or allocates beyond the packet (boundedProtocol); a batch it accepts is
+// one the reference thrift writer (jaeger-client-go's) writes back and DecodeEmitBatch
+// reads again to the same bytes (a fixed point: NaN tags compare), and one the OTLP
+// conversion takes whole.
 func FuzzDecodeEmitBatch(f *testing.F) {
 	f.Add(encodeEmitBatch(f, testBatch("svc", 2), Compact), false)
 	f.Add(encodeEmitBatch(f, testBatch("svc", 2), Binary), true)
@@ -95,7 +103,29 @@ func FuzzDecodeEmitBatch(f *testing.F) {
 		if binary {
 			proto = Binary
 		}
-		_, _ = DecodeEmitBatch(pkt, proto) // must not panic or allocate wildly
+		b, err := DecodeEmitBatch(pkt, proto)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "malformed packet") {
+				t.Fatalf("error %q does not say malformed packet", err)
+			}
+			return
+		}
+		once := encodeEmitBatch(t, b, proto)
+		again, err := DecodeEmitBatch(once, proto)
+		if err != nil {
+			t.Fatalf("the batch written back does not decode: %v", err)
+		}
+		if twice := encodeEmitBatch(t, again, proto); !bytes.Equal(once, twice) {
+			t.Fatalf("written back %x, then %x", once, twice)
+		}
+		rs := jaegerthrift.SpansToOTLP(b, &resourcepb.Resource{})
+		n := 0
+		for _, ss := range rs.ScopeSpans {
+			n += len(ss.Spans)
+		}
+		if n != len(b.Spans) {
+			t.Fatalf("%d spans converted of %d", n, len(b.Spans))
+		}
 	})
 }
 

@@ -16,7 +16,7 @@ import (
 
 // otlpJSON is what an SDK's OTLP/HTTP JSON exporter sends for req: protobuf's JSON
 // mapping, with trace and span IDs in hex.
-func otlpJSON(t *testing.T, req proto.Message) []byte {
+func otlpJSON(t testing.TB, req proto.Message) []byte {
 	t.Helper()
 	b, err := protojson.Marshal(req)
 	if err != nil {
