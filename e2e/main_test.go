@@ -285,15 +285,6 @@ type proxy struct {
 	stopped bool
 }
 
-// engineSocket is the unix socket of the engine under test: DOCKER_HOST's when it names
-// one (make test runs the suite once more against Docker 29, scripts/engine29.sh).
-func engineSocket() string {
-	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
-		return strings.TrimPrefix(h, "unix://")
-	}
-	return "/var/run/docker.sock"
-}
-
 func startProxy(t *testing.T, target string) *proxy {
 	p := &proxy{target: target, conns: map[net.Conn]bool{}}
 	p.addr = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort())
