@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build run test unit e2e e2e29 cluster peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
-.PHONY: bench-spans bench-queue bench-outage bench-msgpack bench-otlpgrpc baseline
+.PHONY: bench-spans bench-queue bench-outage bench-msgpack bench-otlpgrpc baseline engine
 
 ## BASELINE: the git ref whose Lookout bench-probes, bench-resources and bench-spans run
 ## next to bin/lookout, same load, same run, with the ratios new/baseline (default: the
@@ -12,6 +12,13 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 ## BENCH_ARGS: more flags for the bench program, e.g. BENCH_ARGS='-duration 1m'.
 BASELINE ?= 8a4da67
 BASELINE_FLAG = $(if $(BASELINE),-baseline bin/lookout-baseline)
+
+## ENGINE: the engine bench-latency and bench-resources run on (the containers, Lookout,
+## Telegraf's endpoint and the daemons whose CPU is read): empty, the system's (or the one
+## DOCKER_HOST names); 29, Docker 29 from scripts/engine29.sh, started first.
+## `make bench-latency ENGINE=29`.
+ENGINE ?=
+ENGINE_ENV = $(if $(filter 29,$(ENGINE)),DOCKER_HOST=$$(bash scripts/engine29.sh host))
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lookout ./cmd/agent
@@ -74,6 +81,14 @@ peers:
 	@bash scripts/peers.sh jaeger
 	@bash peers/docker29/build.sh
 
+## engine: start the engine ENGINE names (nothing to do for the system's).
+engine:
+ifeq ($(ENGINE),29)
+	@bash scripts/engine29.sh start
+else ifneq ($(ENGINE),)
+	$(error ENGINE=$(ENGINE): want ENGINE=29 (Docker 29, scripts/engine29.sh) or none (the system's engine, or the one DOCKER_HOST names))
+endif
+
 ## baseline: bin/lookout-baseline built from $(BASELINE) (cached by commit in bin/).
 baseline:
 ifneq ($(BASELINE),)
@@ -91,10 +106,10 @@ fuzz:
 image: build
 	docker build -t lookout:$(VERSION) -t lookout:latest .
 
-## bench-latency: health-transition latency, Lookout vs Telegraf (see BENCHMARKS.md).
-bench-latency: peers build
+## bench-latency: health-transition latency, Lookout vs Telegraf (see BENCHMARKS.md), on ENGINE.
+bench-latency: peers build engine
 	@bash scripts/peers.sh telegraf
-	$(GO) run ./bench/healthlatency
+	$(ENGINE_ENV) $(GO) run ./bench/healthlatency $(BENCH_ARGS)
 
 ## bench-probes: 200 containers, one HTTP check a second, Lookout vs Telegraf http_response
 ## (and vs the BASELINE build).
@@ -116,10 +131,10 @@ clean:
 	rm -rf bin .peers
 
 ## bench-resources: container resource metrics, Lookout (cgroup files, stats API) vs Telegraf
-## inputs.docker (and vs the BASELINE build).
-bench-resources: peers build baseline
+## inputs.docker (and vs the BASELINE build), on ENGINE.
+bench-resources: peers build baseline engine
 	@bash scripts/peers.sh telegraf
-	$(GO) run ./bench/resources $(BASELINE_FLAG) $(BENCH_ARGS)
+	$(ENGINE_ENV) $(GO) run ./bench/resources $(BASELINE_FLAG) $(BENCH_ARGS)
 
 ## bench-queue: the metrics disk queue's storage, Lookout's shipper/diskqueue vs tidwall/wal
 ## (Telegraf's disk buffer), 1 GiB queue; a module of its own (bench/queuestore/go.mod).

@@ -272,16 +272,7 @@ func dbName(t *testing.T) string {
 	return fmt.Sprintf("%s_%s_%d", strings.NewReplacer("/", "_", "-", "_").Replace(strings.ToLower(t.Name())), runID, dbSeq.Add(1))
 }
 
-// ---- the engine under test ----------------------------------------------------------------
-
-// engineSocket is the unix socket of the engine under test: DOCKER_HOST's when it names
-// one (make test runs the suite once more against Docker 29, scripts/engine29.sh).
-func engineSocket() string {
-	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
-		return strings.TrimPrefix(h, "unix://")
-	}
-	return "/var/run/docker.sock"
-}
+// ---- a TCP proxy to the Docker socket the test can cut ------------------------------------
 
 // startProxy forwards a loopback TCP port to the Docker socket at target; the test cuts
 // it (Cut) to make Docker disappear for the agent, and opens it again (Restore).

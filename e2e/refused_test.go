@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
 // TestRefusedTargets: a container's labels try to send the agent to loopback (by name and
@@ -177,7 +179,7 @@ func TestCheckOverANetworkTheAgentIsNotOn(t *testing.T) {
 	// The static agent, in a container of the test image on the front network only.
 	inContainer := func(args ...string) (string, error) {
 		a := append([]string{"run", "--rm", "--label", "lookout-test.run=" + runID, "--network", front,
-			"-v", staticBin + ":/lookout:ro", "-v", engineSocket() + ":/var/run/docker.sock",
+			"-v", staticBin + ":/lookout:ro", "-v", testpeer.EngineSocket() + ":/var/run/docker.sock",
 			"-e", "LOOKOUT_DOCKER_HOST=unix:///var/run/docker.sock", "--entrypoint", "/lookout", testImage}, args...)
 		out, err := exec.Command("docker", a...).CombinedOutput()
 		return string(out), err

@@ -195,7 +195,7 @@ func TestResourcesMatchTelegrafAndDashboardsQuery(t *testing.T) {
 [[outputs.file]]
   files = ["%s"]
   data_format = "influx"
-`, engineSocket(), prefix, telegrafOut))
+`, testpeer.EngineSocket(), prefix, telegrafOut))
 
 	execdOut := filepath.Join(dir, "execd.out")
 	telegrafProc(t, fmt.Sprintf(`[agent]

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
 // dockerOut runs the docker CLI for at most 30 s and returns its output, "" on an error:
@@ -112,7 +114,7 @@ func deployStack(t *testing.T, stack string, env ...string) {
 	deploy := exec.Command("docker", "stack", "deploy", "-c", "../deploy/global-stack.yml", stack)
 	// The agent's group: the engine's socket's, as the stack's comment tells a user.
 	var st syscall.Stat_t
-	if err := syscall.Stat(engineSocket(), &st); err != nil {
+	if err := syscall.Stat(testpeer.EngineSocket(), &st); err != nil {
 		t.Fatal(err)
 	}
 	deploy.Env = append(append(os.Environ(), "LOOKOUT_IMAGE="+image, fmt.Sprintf("LOOKOUT_DOCKER_GID=%d", st.Gid)), env...)

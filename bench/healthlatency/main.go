@@ -58,6 +58,10 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 	}
 	defer wb.Close()
 	work, image, ix := wb.Work, wb.Image, wb.Influx
+	// The engine under test (DOCKER_HOST): the docker commands, the client and Lookout
+	// follow it by themselves, Telegraf's endpoint is set to it.
+	engine := fmt.Sprintf("Docker %s at %s", testpeer.EngineVersion(), testpeer.EngineHost())
+	fmt.Fprintln(os.Stderr, "engine:", engine)
 
 	targets := []target{{"lookout", "lookout", 0}, {"telegraf 10s", "telegraf10", 10 * time.Second}, {"telegraf 1s", "telegraf1", time.Second}}
 	prefix := fmt.Sprintf("lkb%d-", time.Now().Unix()%100000)
@@ -69,10 +73,12 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 		}
 		testpeer.RemoveContainers("bench-latency")
 	}()
-	start := func(name string, args []string, env []string) error {
+	logs := map[string]string{} // target name -> its program's log
+	start := func(t target, name string, args []string, env []string) error {
 		cmd := exec.Command(name, args...)
 		cmd.Env = append(os.Environ(), env...)
-		logf, _ := os.Create(filepath.Join(work, filepath.Base(name)+fmt.Sprint(len(procs))+".log"))
+		logs[t.name] = filepath.Join(work, filepath.Base(name)+fmt.Sprint(len(procs))+".log")
+		logf, _ := os.Create(logs[t.name])
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			return err
@@ -80,7 +86,7 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 		procs = append(procs, cmd)
 		return nil
 	}
-	if err := start(lookoutBin, []string{"run"}, []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL,
+	if err := start(targets[0], lookoutBin, []string{"run"}, []string{"LOOKOUT_INFLUXDB_URL=" + ix.URL,
 		"LOOKOUT_INFLUXDB_DATABASE=lookout", "LOOKOUT_LOG_LEVEL=warn", "LOOKOUT_STATE_DIR=" + filepath.Join(work, "state")}); err != nil {
 		return err
 	}
@@ -92,7 +98,7 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
   round_interval = true
   omit_hostname = true
 [[inputs.docker]]
-  endpoint = "unix:///var/run/docker.sock"
+  endpoint = "%s"
   container_name_include = ["%s*"]
   docker_label_exclude = ["*"]
   perdevice_include = []
@@ -100,8 +106,8 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 [[outputs.influxdb]]
   urls = ["%s"]
   database = "%s"
-`, t.interval, t.interval, prefix, ix.URL, t.db)), 0o644)
-		if err := start(telegrafBin, []string{"--config", conf}, nil); err != nil {
+`, t.interval, t.interval, testpeer.EngineHost(), prefix, ix.URL, t.db)), 0o644)
+		if err := start(t, telegrafBin, []string{"--config", conf}, nil); err != nil {
 			return err
 		}
 	}
@@ -147,7 +153,7 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 	}()
 
 	fmt.Fprintf(os.Stderr, "waiting for %d containers to be healthy everywhere…\n", n)
-	if err := waitAllHealthy(ix, targets, names, 60*time.Second); err != nil {
+	if err := waitAllHealthy(ix, targets, names, 60*time.Second, logs); err != nil {
 		return err
 	}
 	mu.Lock()
@@ -201,7 +207,7 @@ func run(n, flips int, period time.Duration, lookoutBin, telegrafBin string) err
 	}
 	cancel()
 	<-pollDone
-	report(targets, transitions, n)
+	report(targets, transitions, n, engine)
 	return nil
 }
 
@@ -211,19 +217,20 @@ func transitions2(mu *sync.Mutex, ts *[]*transition) []*transition {
 	return append([]*transition(nil), (*ts)...)
 }
 
-func waitAllHealthy(ix *testpeer.Influx, targets []target, names []string, timeout time.Duration) error {
+func waitAllHealthy(ix *testpeer.Influx, targets []target, names []string, timeout time.Duration, logs map[string]string) error {
 	deadline := time.Now().Add(timeout)
+	healthy := map[string]int{}
 	for time.Now().Before(deadline) {
 		ok := true
 		for _, t := range targets {
 			rows, _ := ix.Query(t.db, `SELECT last(health_status) FROM docker_container_health WHERE time > now() - 30s GROUP BY container_name`)
-			healthy := 0
+			healthy[t.name] = 0
 			for _, r := range rows {
 				if r.Str("last") == "healthy" {
-					healthy++
+					healthy[t.name]++
 				}
 			}
-			if healthy < len(names) {
+			if healthy[t.name] < len(names) {
 				ok = false
 			}
 		}
@@ -232,7 +239,16 @@ func waitAllHealthy(ix *testpeer.Influx, targets []target, names []string, timeo
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return fmt.Errorf("not every target saw %d healthy containers within %s", len(names), timeout)
+	// Say who fell short, with the end of its log: a collector that cannot talk to the
+	// engine under test (Telegraf against an engine whose minimum API it cannot reach) says why there.
+	var b strings.Builder
+	for _, t := range targets {
+		if healthy[t.name] < len(names) {
+			log, _ := os.ReadFile(logs[t.name])
+			fmt.Fprintf(&b, "\n%s saw %d healthy; the end of its log:\n%s", t.name, healthy[t.name], log[max(0, len(log)-2048):])
+		}
+	}
+	return fmt.Errorf("not every target saw %d healthy containers within %s:%s", len(names), timeout, b.String())
 }
 
 // poll finds, for each transition not yet seen by a target, the first point of that
@@ -286,8 +302,9 @@ func allSeen(mu *sync.Mutex, ts []*transition, targets []target) bool {
 	return true
 }
 
-func report(targets []target, ts []*transition, n int) {
+func report(targets []target, ts []*transition, n int, engine string) {
 	fmt.Printf("health-transition latency, Docker event -> point queryable in InfluxDB (%d containers, %d transitions)\n", n, len(ts))
+	fmt.Printf("engine: %s (Lookout and Telegraf both on it)\n", engine)
 	fmt.Printf("%-14s %6s %6s %10s %10s %10s\n", "target", "seen", "missed", "median", "p99", "max")
 	medians := map[string]time.Duration{}
 	p99s := map[string]time.Duration{}

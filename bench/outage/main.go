@@ -251,7 +251,7 @@ func run(o options) error {
   buffer_strategy = "disk"
   buffer_directory = "%s"
 [[inputs.docker]]
-  endpoint = "unix:///var/run/docker.sock"
+  endpoint = "%s"
   container_name_include = ["%s*"]
   docker_label_exclude = ["*"]
   timeout = "%s"
@@ -260,7 +260,7 @@ func run(o options) error {
 [[outputs.influxdb]]
   urls = ["%s"]
   database = "telegraf"
-`, o.tgInterval, o.tgInterval, tg.queueDir, prefix, o.tgTimeout, perDevice, ix.URL))
+`, o.tgInterval, o.tgInterval, tg.queueDir, testpeer.EngineHost(), prefix, o.tgTimeout, perDevice, ix.URL))
 	if err != nil {
 		return err
 	}

@@ -34,12 +34,15 @@ type phase struct {
 
 var daemonNames = []string{"dockerd", "containerd", "shims"}
 
-func daemonPids() map[string][]int {
-	return map[string][]int{
-		"dockerd":    testpeer.PidsNamed(func(c string) bool { return c == "dockerd" }),
-		"containerd": testpeer.PidsNamed(func(c string) bool { return c == "containerd" }),
-		"shims":      testpeer.PidsNamed(func(c string) bool { return strings.HasPrefix(c, "containerd-shim") }),
+// daemonPids are the processes of the engine under test (DOCKER_HOST), found by the
+// sockets they serve rather than by name: the system's dockerd is not Docker 29's, and
+// Docker nodes running as containers have a dockerd and a containerd of their own.
+func daemonPids() (map[string][]int, error) {
+	e, err := testpeer.FindEngineProcs()
+	if err != nil {
+		return nil, err
 	}
+	return map[string][]int{"dockerd": {e.Dockerd}, "containerd": {e.Containerd}, "shims": e.Shims}, nil
 }
 
 func ticks(pids []int) map[int]int64 {
@@ -118,13 +121,13 @@ func run(n int, interval, dur time.Duration, lookoutBin, baselineBin, telegrafBi
   flush_interval = "%s"
   omit_hostname = true
 [[inputs.docker]]
-  endpoint = "unix:///var/run/docker.sock"
+  endpoint = "%s"
   container_name_include = ["%s*"]
   docker_label_exclude = ["*"]
 [[outputs.file]]
   files = ["%s"]
   data_format = "influx"
-`, interval, interval, prefix, filepath.Join(work, "telegraf.out"))), 0o644)
+`, interval, interval, testpeer.EngineHost(), prefix, filepath.Join(work, "telegraf.out"))), 0o644)
 	// lookout is the phase of one Lookout binary (agent: "lookout" or "baseline") with one
 	// resources source; every binary runs the same way.
 	lookout := func(agent, bin, source, what string) *phase {
@@ -135,7 +138,8 @@ func run(n int, interval, dur time.Duration, lookoutBin, baselineBin, telegrafBi
 				return nil, err
 			}
 			cmd := exec.Command(bin, "run")
-			cmd.Env = []string{"LOOKOUT_INTERVAL=" + interval.String(), "LOOKOUT_RESOURCES=" + source, "LOOKOUT_LOG_LEVEL=warn",
+			cmd.Env = []string{"LOOKOUT_DOCKER_HOST=" + testpeer.EngineHost(), "LOOKOUT_INTERVAL=" + interval.String(),
+				"LOOKOUT_RESOURCES=" + source, "LOOKOUT_LOG_LEVEL=warn",
 				"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(work, "hb")}
 			cmd.Stdout = f
 			return cmd, cmd.Start()
@@ -174,7 +178,14 @@ func run(n int, interval, dur time.Duration, lookoutBin, baselineBin, telegrafBi
 			}
 		}
 		time.Sleep(interval + 5*time.Second) // warm-up: the first gather is not measured
-		pids := daemonPids()
+		pids, err := daemonPids()
+		if err != nil {
+			if cmd != nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+			return err
+		}
 		before := map[string]map[int]int64{}
 		for _, d := range daemonNames {
 			before[d] = ticks(pids[d])
@@ -208,6 +219,8 @@ func run(n int, interval, dur time.Duration, lookoutBin, baselineBin, telegrafBi
 	}
 
 	fmt.Printf("\n%d containers, interval %s, %s per phase (CPU in %% of one core)\n", n, interval, dur)
+	fmt.Printf("engine = Docker %s at %s (every collector on it; daemons: its dockerd, the containerd it uses, its containers' shims)\n",
+		testpeer.EngineVersion(), testpeer.EngineHost())
 	fmt.Printf("lookout = %s\n", testpeer.AgentVersion(lookoutBin))
 	if baselineBin != "" {
 		fmt.Printf("baseline = %s, the same settings, phases in alternating order\n", testpeer.AgentVersion(baselineBin))

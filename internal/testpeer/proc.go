@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -46,20 +45,4 @@ func statusKiB(pid int, field string) int64 {
 		}
 	}
 	return 0
-}
-
-// PidsNamed returns the processes whose command name (/proc/<pid>/comm) match accepts.
-func PidsNamed(match func(comm string) bool) []int {
-	dirs, _ := filepath.Glob("/proc/[0-9]*/comm")
-	var out []int
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
-		if err != nil || !match(strings.TrimSpace(string(b))) {
-			continue
-		}
-		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(d))); err == nil {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
