@@ -73,10 +73,10 @@ e2e: peers
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) test -race -count=1 -v -timeout 25m ./e2e/
 
-## peers: the real programs the tests talk to (InfluxDB 1.x from Debian; Telegraf, Jaeger,
+## peers: the real programs the tests talk to (InfluxDB 1.x and HAProxy from Debian; Telegraf, Jaeger,
 ## a Fluentd forward-protocol server and Docker 29 built from their modules under peers/).
 peers:
-	@bash scripts/peers.sh influxdb telegraf
+	@bash scripts/peers.sh influxdb haproxy telegraf
 	@bash scripts/peers.sh fluentd
 	@bash scripts/peers.sh jaeger
 	@bash peers/docker29/build.sh

@@ -1,14 +1,19 @@
 package checks
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 
@@ -16,11 +21,13 @@ import (
 	"github.com/lookout-agent/lookout/labels"
 )
 
-// Docker is what exec checks need of the Docker Engine API.
+// Docker is what exec checks need of the Docker Engine API: *client.Client. An exec is
+// started with a request of its own on a connection from Dialer (see startExec).
 type Docker interface {
 	ExecCreate(ctx context.Context, containerID string, options client.ExecCreateOptions) (client.ExecCreateResult, error)
-	ExecAttach(ctx context.Context, execID string, options client.ExecAttachOptions) (client.ExecAttachResult, error)
 	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
+	Dialer() func(context.Context) (net.Conn, error)
+	ClientVersion() string
 }
 
 // Exec is the Prober of exec checks: the command runs inside the container through
@@ -102,17 +109,17 @@ func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Che
 	defer cancel()
 	created, err := d.ExecCreate(cctx, containerID, client.ExecCreateOptions{Cmd: chk.Command, AttachStdout: true, AttachStderr: true})
 	if err != nil {
-		return finish(Error, "cannot create exec: "+err.Error())
+		return finish(Error, "cannot create exec: "+dockerError(err))
 	}
 	execID = created.ID
-	hj, err := d.ExecAttach(cctx, execID, client.ExecAttachOptions{})
+	hj, err := startExec(cctx, d, execID)
 	if err != nil {
 		return finish(Error, "cannot start exec: "+err.Error())
 	}
 	out := &capped{limit: OutputLimit}
 	done := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(out, out, hj.Reader)
+		_, err := stdcopy.StdCopy(out, out, hj)
 		done <- err
 	}()
 	select {
@@ -150,6 +157,83 @@ func ProbeExec(ctx context.Context, d Docker, containerID string, chk labels.Che
 	default:
 		return finish(Failure, fmt.Sprintf("exit code %d", code))
 	}
+}
+
+// dockerError is err on one line (a proxy's error page has several), naming a 403 Forbidden
+// if its text does not: what a socket proxy that does not let exec through answers.
+func dockerError(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	if cerrdefs.IsPermissionDenied(err) && !strings.Contains(msg, "403") {
+		msg = "403 Forbidden: " + msg
+	}
+	return msg
+}
+
+// startExec starts an exec and returns its output stream (stdout and stderr multiplexed),
+// which ends when the command does; closing it (or ctx ending) closes the connection.
+//
+// It is Docker's exec start without the upgrade to a raw TCP stream that the Docker client
+// asks for (Connection: Upgrade): Docker then answers 200 and sends the output as the body,
+// until it closes the connection. The same bytes, but a plain HTTP exchange that a proxy
+// passes on: HAProxy 2.4 to 3.0 (Debian 12 has 2.6) drop the upgrade of a request with a
+// body, and the client's attach fails with "unable to upgrade to tcp, received 200".
+func startExec(ctx context.Context, d Docker, execID string) (io.ReadCloser, error) {
+	conn, err := d.Dialer()(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() }) // unblocks a read or write
+	path := "/exec/" + execID + "/start"
+	if v := d.ClientVersion(); v != "" {
+		path = "/v" + v + path
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://docker"+path, strings.NewReader(`{"Detach":false,"Tty":false}`))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+		err = req.Write(conn)
+	}
+	var resp *http.Response
+	if err == nil {
+		resp, err = http.ReadResponse(bufio.NewReader(conn), req)
+	}
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = execRefusal(resp)
+	}
+	if err != nil {
+		stop()
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return &execStream{Reader: resp.Body, close: func() { stop(); conn.Close() }}, nil
+}
+
+type execStream struct {
+	io.Reader
+	close func()
+}
+
+func (s *execStream) Close() error { s.close(); return nil }
+
+// execRefusal is the error of an answer other than 200: the status and the message of Docker's
+// JSON error, or the first line of any other body (a proxy's page), at most 200 bytes.
+func execRefusal(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var e struct{ Message string }
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &e) == nil && e.Message != "" {
+		msg = e.Message
+	}
+	msg, _, _ = strings.Cut(msg, "\n")
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	if msg == "" {
+		return fmt.Errorf("the Docker API answered %s", resp.Status)
+	}
+	return fmt.Errorf("the Docker API answered %s: %s", resp.Status, msg)
 }
 
 // kill ends a timed-out exec by its host PID and says how that went.

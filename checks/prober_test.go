@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
@@ -18,9 +19,11 @@ func (d *stuckDocker) ExecCreate(context.Context, string, client.ExecCreateOptio
 	return client.ExecCreateResult{ID: "exec-1"}, nil
 }
 
-func (d *stuckDocker) ExecAttach(context.Context, string, client.ExecAttachOptions) (client.ExecAttachResult, error) {
-	return client.ExecAttachResult{}, errors.New("attach refused")
+func (d *stuckDocker) Dialer() func(context.Context) (net.Conn, error) {
+	return func(context.Context) (net.Conn, error) { return nil, errors.New("attach refused") }
 }
+
+func (d *stuckDocker) ClientVersion() string { return "1.41" }
 
 func (d *stuckDocker) ExecInspect(_ context.Context, id string, _ client.ExecInspectOptions) (client.ExecInspectResult, error) {
 	d.inspected = append(d.inspected, id)

@@ -5,6 +5,7 @@
 #   scripts/peers.sh fluentd    a Fluentd forward-protocol server (OpenTelemetry Collector's
 #                               fluentforward receiver v0.130.0, peers/fluentd) into .peers/bin
 #   scripts/peers.sh jaeger     Jaeger v1.62 all-in-one and jaeger-agent built from peers/jaeger into .peers/bin
+#   scripts/peers.sh haproxy    HAProxy from Debian's packages (the read-only socket proxy's tests)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sudo=""
@@ -22,6 +23,10 @@ for peer in "$@"; do
     influxdb)
       command -v influxd >/dev/null || { echo "installing influxdb (Debian package)"; apt_install influxdb; }
       # The package may start a system instance; the tests run their own on free ports.
+      ;;
+    haproxy)
+      command -v haproxy >/dev/null || { echo "installing haproxy (Debian package)"; apt_install haproxy; }
+      # The tests run their own (deploy/socket-proxy/haproxy.cfg) on free ports.
       ;;
     telegraf)
       bash "$root/peers/build.sh"
