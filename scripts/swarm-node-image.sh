@@ -18,6 +18,13 @@ if [ "${1:-}" = 29 ]; then
   bash "$root/peers/docker29/build.sh"
   ctx=$(mktemp -d /tmp/lookout-swarmnode29.XXXXXX)
   trap 'rm -rf "$ctx"' EXIT
+  # The node's CLI must speak Docker 29's minimum API (1.44, Docker 25's): this machine's
+  # (28.x here). Its version, not its API (which it negotiates down to the engine's).
+  cli=$(docker version --format '{{.Client.Version}}')
+  if [ "${cli%%.*}" -lt 25 ] 2>/dev/null || ! [ "${cli%%.*}" -ge 0 ] 2>/dev/null; then
+    echo "swarm node image: this machine's docker CLI is $cli; the Docker 29 node needs 25 or later (API 1.44)" >&2
+    exit 1
+  fi
   cp "$root/.peers/bin/dockerd29" "$root/.peers/bin/runc29" "$(command -v docker)" "$ctx/"
   # runc 1.5 first in PATH (/usr/local/sbin), for Docker 29's time namespace; built without
   # libseccomp, so the daemon runs containers without a seccomp profile, as

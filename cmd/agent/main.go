@@ -303,13 +303,16 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		self.Observe = prom.Update
 		log.WithField("address", metricsListener.Addr().String()).Info("serving /metrics and /healthz")
 	}
+	checkStateFiles(cfg, log)
+	beatWarned := false
 	self.Beat = func() {
 		// /healthz checks the connection itself: the beat says only that reports go out,
 		// so it is healthy again as soon as the engine is back.
 		lastBeat.Store(time.Now().UnixNano())
 		if inv.Connected() && cfg.HeartbeatFile != "" {
-			if err := touch(cfg.HeartbeatFile); err != nil {
-				log.WithError(err).Debug("heartbeat file")
+			if err := touch(cfg.HeartbeatFile); err != nil && !beatWarned {
+				beatWarned = true
+				log.WithError(err).Warn("heartbeat file cannot be written: lookout healthcheck will fail (once; see the state directory error above if any)")
 			}
 		}
 	}

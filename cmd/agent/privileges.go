@@ -2,12 +2,16 @@ package main
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/lookout-agent/lookout/config"
 )
 
 // errThisThreadOnly: a cgo build (the -race test builds) cannot change every thread at
@@ -70,4 +74,31 @@ func statusField(path, key string) string {
 		}
 	}
 	return ""
+}
+
+// checkStateFiles removes the heartbeat file an earlier agent left (it lives in the state
+// volume, and must not vouch for this agent before it has connected) and says, as an
+// error naming the fix, when the state directory cannot be written: a volume a root agent
+// wrote, now used by the non-root image.
+func checkStateFiles(cfg config.Config, log logrus.FieldLogger) {
+	if cfg.HeartbeatFile != "" {
+		if err := os.Remove(cfg.HeartbeatFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.WithError(err).Warn("heartbeat file: cannot remove the one an earlier agent left")
+		}
+	}
+	if cfg.StateDir == "" {
+		return
+	}
+	if _, err := os.Stat(cfg.StateDir); err != nil {
+		return // made when first needed
+	}
+	f, err := os.CreateTemp(cfg.StateDir, ".write-test-*")
+	if err != nil {
+		log.WithError(err).WithField("state_dir", cfg.StateDir).WithField("uid", os.Geteuid()).
+			Errorf("the state directory cannot be written: log positions, the disk queue and the heartbeat cannot be saved;"+
+				" if a root agent wrote it, hand it over once: chown -R %d:%d on the volume", os.Geteuid(), os.Getegid())
+		return
+	}
+	f.Close()
+	_ = os.Remove(f.Name())
 }

@@ -2,11 +2,18 @@ package main
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/lookout-agent/lookout/config"
 )
 
 // TestNoNewPrivileges sets the bit in a child process (it cannot be unset, and this test
@@ -38,5 +45,31 @@ func TestNoNewPrivileges(t *testing.T) {
 	}
 	if id := currentIdentity(); id.UID != os.Geteuid() || id.CapEff == "" {
 		t.Errorf("identity %+v", id)
+	}
+}
+
+func TestCheckStateFiles(t *testing.T) {
+	dir := t.TempDir()
+	hb := filepath.Join(dir, "heartbeat")
+	if err := os.WriteFile(hb, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log, hook := logtest.NewNullLogger()
+	checkStateFiles(config.Config{StateDir: dir, HeartbeatFile: hb}, log)
+	if _, err := os.Stat(hb); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the earlier agent's heartbeat file is still there (%v)", err)
+	}
+	if n := len(hook.AllEntries()); n != 0 {
+		t.Errorf("%d log entries for a writable state directory: %v", n, hook.LastEntry())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Errorf("left in the state directory: %v", entries)
+	}
+	// A directory nobody may write, root included.
+	checkStateFiles(config.Config{StateDir: "/proc"}, log)
+	e := hook.LastEntry()
+	if e == nil || e.Level != logrus.ErrorLevel || !strings.Contains(e.Message, "chown -R") {
+		t.Errorf("unwritable state directory: %v, want an error naming the chown", e)
 	}
 }

@@ -28,11 +28,23 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// query runs q for polling: an error is logged and gives no rows.
 func query(t testing.TB, q string) []testpeer.Row {
 	t.Helper()
 	rows, err := c.influx.Query(db, q)
 	if err != nil {
 		t.Logf("%v", err)
+	}
+	return rows
+}
+
+// mustQuery runs q for an assertion: an error fails the test (no rows must not pass for
+// "nothing there").
+func mustQuery(t testing.TB, q string) []testpeer.Row {
+	t.Helper()
+	rows, err := c.influx.Query(db, q)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return rows
 }
@@ -159,7 +171,9 @@ func TestEveryNodeReportsItsOwnTasks(t *testing.T) {
 		return true
 	})
 	// Nothing from another node's agent: every series of a task is its node's.
-	for _, r := range query(t, `SELECT count("success") FROM "lookout_check" WHERE "container_name" =~ /^(web|api)/ GROUP BY "engine_host", "node", "container_name"`) {
+	// (The last minute: a replica that moved earlier, after a health flap, left a series
+	// on its former node.)
+	for _, r := range mustQuery(t, `SELECT count("success") FROM "lookout_check" WHERE time > now() - 1m AND "container_name" =~ /^(web|api)/ GROUP BY "engine_host", "node", "container_name"`) {
 		name, host, nodeTag := r.Str("container_name"), r.Str("engine_host"), r.Str("node")
 		if nodeTag != host || nodeByName(host) == nil || (name != "web" && host != owner[name]) {
 			t.Errorf("%s (on %s) reported with engine_host=%q node=%q", name, owner[name], host, nodeTag)
@@ -576,7 +590,7 @@ func TestNodeLoss(t *testing.T) {
 
 	// Nothing from the lost node since it was cut off (its points are in its queue).
 	lostSeries := func() int {
-		rows := query(t, fmt.Sprintf(`SELECT count("reports") FROM "lookout_agent" WHERE "engine_host" = '%s' AND time > %s`,
+		rows := mustQuery(t, fmt.Sprintf(`SELECT count("reports") FROM "lookout_agent" WHERE "engine_host" = '%s' AND time > %s`,
 			lost.name, influxTime(blocked.Add(interval))))
 		if len(rows) == 0 {
 			return 0
@@ -589,17 +603,21 @@ func TestNodeLoss(t *testing.T) {
 	// The other agents: reports without a hole through the loss, at most an interval
 	// (and a second) apart.
 	for _, n := range c.nodes[:2] {
-		rows := query(t, fmt.Sprintf(`SELECT "reports", "pid" FROM "lookout_agent" WHERE "engine_host" = '%s' AND time > %s`,
+		rows := mustQuery(t, fmt.Sprintf(`SELECT "reports", "pid" FROM "lookout_agent" WHERE "engine_host" = '%s' AND time > %s`,
 			n.name, influxTime(blocked.Add(-interval))))
 		if len(rows) < 3 {
 			t.Errorf("%s: %d reports since the loss began", n.name, len(rows))
 			continue
 		}
 		for i := 1; i < len(rows); i++ {
-			if d := rows[i].Int("reports") - rows[i-1].Int("reports"); d != 1 || rows[i].Int("pid") != rows[i-1].Int("pid") {
-				t.Errorf("%s: report %d after %d (another pid: %v)", n.name, rows[i].Int("reports"), rows[i-1].Int("reports"), rows[i].Int("pid") != rows[i-1].Int("pid"))
+			// The same process throughout (every agent is pid 1 in its container: reports
+			// going on by one tell it).
+			if d := rows[i].Int("reports") - rows[i-1].Int("reports"); d != 1 {
+				t.Errorf("%s: report %d after %d", n.name, rows[i].Int("reports"), rows[i-1].Int("reports"))
 			}
-			if gap := ts(rows[i].Int("time")).Sub(ts(rows[i-1].Int("time"))); gap > interval+time.Second {
+			// A tick the ticker drops under load is a report not made, not one lost:
+			// up to two intervals apart.
+			if gap := ts(rows[i].Int("time")).Sub(ts(rows[i-1].Int("time"))); gap > 2*interval+time.Second {
 				t.Errorf("%s: %.1f s between two reports during the loss", n.name, gap.Seconds())
 			}
 		}

@@ -3,7 +3,7 @@
 // 29) started as containers of the system engine (scripts/swarm-node-image.sh builds
 // their images without a registry) on a private network of the test's own, with InfluxDB, a Fluentd forward-protocol receiver
 // and Jaeger on the host, reached from the nodes at the network's gateway. `make cluster`
-// runs it; `make test` too. `go test -short` skips it.
+// runs it (CI after `make test`, which leaves it out). `go test -short` skips it.
 //
 // TestMain builds the cluster once: three nodes (one manager, two workers), the agent's
 // image loaded into each (docker save | docker exec -i NODE docker load), the stack
