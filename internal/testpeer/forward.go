@@ -51,6 +51,12 @@ func (f *Forwarder) Restore() error {
 				continue
 			}
 			f.mu.Lock()
+			if f.blocked[clientIP(c)] { // blocked while this one was being dialled
+				f.mu.Unlock()
+				c.Close()
+				u.Close()
+				continue
+			}
 			f.conns[c], f.conns[u] = true, false
 			f.mu.Unlock()
 			go func() { _, _ = io.Copy(u, c); u.Close(); f.forget(c, u) }()
