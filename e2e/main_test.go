@@ -136,8 +136,55 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // startAgent runs the race-built agent with env added to a clean environment.
 func startAgent(t *testing.T, env ...string) *agent {
 	t.Helper()
+	return runAgent(t, agentBin, env)
+}
+
+// agentMemoryLimit is the memory limit deploy/global-stack.yml gives the agent (128M) and
+// the README states: the abuse tests hold the agent's peak resident memory under it.
+const agentMemoryLimit = 128 << 20
+
+// startStaticAgent runs the static build, the one the image holds, for tests that measure
+// the agent's memory: the race detector's shadow memory would be most of the race build's.
+func startStaticAgent(t *testing.T, env ...string) *agent {
+	t.Helper()
+	return runAgent(t, staticBin, env)
+}
+
+// peakRSS is the agent process's peak resident memory so far (VmHWM), in bytes.
+func (a *agent) peakRSS(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
+	if err != nil {
+		t.Fatalf("agent memory: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("agent memory: VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("agent memory: no VmHWM in /proc/%d/status", a.cmd.Process.Pid)
+	return 0
+}
+
+// underMemoryLimit fails the test when the agent's peak resident memory has passed
+// agentMemoryLimit, and logs it.
+func (a *agent) underMemoryLimit(t testing.TB, what string) {
+	t.Helper()
+	peak := a.peakRSS(t)
+	t.Logf("%s: agent peak RSS %.1f MiB (limit %d MiB)", what, float64(peak)/(1<<20), agentMemoryLimit>>20)
+	if peak > agentMemoryLimit {
+		t.Errorf("%s: the agent's peak RSS is %.1f MiB, over the %d MiB the stack gives it", what, float64(peak)/(1<<20), agentMemoryLimit>>20)
+	}
+}
+
+func runAgent(t *testing.T, bin string, env []string) *agent {
+	t.Helper()
 	a := &agent{done: make(chan struct{})}
-	a.cmd = exec.Command(agentBin, "run")
+	a.cmd = exec.Command(bin, "run")
 	// Each agent its own state directory (log positions, disk queue) unless env names one.
 	a.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOOKOUT_LOG_LEVEL=debug",
 		"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(t.TempDir(), "hb"), "LOOKOUT_STATE_DIR=" + t.TempDir()}, env...)
