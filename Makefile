@@ -30,14 +30,16 @@ run: build
 
 ## test: every test with the race detector, the end-to-end ones against the real Docker
 ## Engine and a real InfluxDB included. Installs the peers it needs first.
-## The end-to-end package runs last and verbose, so a log shows which test ran when.
+## The end-to-end package runs last and verbose, so a log shows which test ran when: on the
+## system's engine with every agent behind the read-only socket proxy
+## (deploy/socket-proxy/haproxy.cfg, LOOKOUT_E2E_SOCKET_PROXY=1), then on Docker 29 direct.
 test: peers
 	@bash scripts/docker-up.sh
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e /e2e$$ -e /e2e/cluster$$)
 	@bash scripts/docker-up.sh
-	$(GO) test -race -count=1 -timeout 25m -v ./e2e/
+	LOOKOUT_E2E_SOCKET_PROXY=1 $(GO) test -race -count=1 -timeout 25m -v ./e2e/
 	@bash scripts/engine29.sh start
 	DOCKER_HOST=$$(bash scripts/engine29.sh host) bash scripts/clean-test-leftovers.sh
 	DOCKER_HOST=$$(bash scripts/engine29.sh host) $(GO) test -race -count=1 -timeout 25m -v -skip '$(E2E_SKIP_29)' ./e2e/

@@ -141,7 +141,7 @@ func TestContainersBeforeAndAfterStartAndDockerOutage(t *testing.T) {
 	before := "lk-before-" + runID
 	after := "lk-after-" + runID
 	runContainer(t, before, "--label", "lookout.enable=true")
-	px := startProxy(t, testpeer.EngineSocket())
+	px := startProxy(t, agentSocket())
 	metrics := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort())
 	a := startAgent(t, influxEnv(db, "LOOKOUT_DOCKER_HOST=tcp://"+px.Addr, "LOOKOUT_METRICS_ADDRESS="+metrics)...)
 	healthz := func() (int, string) {

@@ -253,10 +253,7 @@ func TestLogsFileSameAsAPI(t *testing.T) {
 	}
 	// lookout check names each container's source.
 	check := exec.Command(agentBin, "check")
-	check.Env = []string{"PATH=" + os.Getenv("PATH"), "LOOKOUT_FLUENTD_ADDRESS=" + fFile.Addr}
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		check.Env = append(check.Env, "DOCKER_HOST="+h) // the engine under test
-	}
+	check.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOOKOUT_FLUENTD_ADDRESS=" + fFile.Addr}, agentDockerEnv()...)
 	out, _ := check.CombinedOutput() // exit 1 when some container on the machine has a label problem
 	for name, src := range map[string]string{p + "-seq": "file", p + "-tty": "file", p + "-local": "api"} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\s+\S+\s+yes\s+` + src + `\b`).Match(out) {

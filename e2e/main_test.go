@@ -26,6 +26,10 @@ var (
 	testImage   = "lookout-testsvc:e2e"
 	runID       = fmt.Sprintf("lk%d", time.Now().UnixNano()%1e6)
 	sharedInflx *influx
+	// sharedProxy is the read-only socket proxy (deploy/socket-proxy/haproxy.cfg, exec let
+	// through) every agent of the run talks to when LOOKOUT_E2E_SOCKET_PROXY=1 (`make
+	// test` sets it for the pass on the system's engine); nil otherwise.
+	sharedProxy *testpeer.SocketProxy
 )
 
 func TestMain(m *testing.M) {
@@ -45,6 +49,13 @@ func TestMain(m *testing.M) {
 		code = m.Run()
 	}
 	cleanupContainers()
+	if sharedProxy != nil {
+		sharedProxy.Stop()
+		if err := proxyRefusedNothing(sharedProxy); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			code = 1
+		}
+	}
 	if sharedInflx != nil && sharedInflx.Influx != nil {
 		sharedInflx.Stop()
 	}
@@ -88,9 +99,76 @@ func setup(dir string) error {
 			" every agent the tests start monitors them too (scripts/clean-test-leftovers.sh removes test leftovers)\n",
 			len(strings.Fields(string(out))))
 	}
+	switch v := os.Getenv("LOOKOUT_E2E_SOCKET_PROXY"); v {
+	case "", "0":
+	case "1":
+		p, err := testpeer.StartSocketProxy(filepath.Join(root, "deploy", "socket-proxy", "haproxy.cfg"), dir,
+			testpeer.EngineSocket(), true, filepath.Join(dir, "docker-proxy.sock"))
+		if err != nil {
+			return fmt.Errorf("LOOKOUT_E2E_SOCKET_PROXY=1: %w", err)
+		}
+		sharedProxy = p
+		fmt.Fprintf(os.Stderr, "e2e: every agent talks to the engine through the socket proxy at %s (log %s)\n", p.Host, p.Log)
+	default:
+		return fmt.Errorf("LOOKOUT_E2E_SOCKET_PROXY=%q: want 1 (the agents behind deploy/socket-proxy/haproxy.cfg) or 0", v)
+	}
 	var err error
 	sharedInflx, err = startInflux(filepath.Join(dir, "influx"))
 	return err
+}
+
+// proxyRefusedNothing checks the shared socket proxy's log after the run: the agents made
+// their calls through it, and it refused none of them (the allowlist covers every call the
+// agent makes, with exec checks on).
+func proxyRefusedNothing(p *testpeer.SocketProxy) error {
+	reqs, err := p.Requests()
+	if err != nil {
+		return fmt.Errorf("socket proxy log: %w", err)
+	}
+	var refused []string
+	for _, r := range reqs {
+		if r.Status == 403 {
+			refused = append(refused, r.Method+" "+r.Path)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "e2e: the socket proxy answered %d requests of the agents, refused %d\n", len(reqs), len(refused))
+	switch {
+	case len(reqs) == 0:
+		return fmt.Errorf("LOOKOUT_E2E_SOCKET_PROXY=1 but no agent call went through the socket proxy (log %s)", p.Log)
+	case len(refused) > 0:
+		return fmt.Errorf("the socket proxy refused %d calls of the agents, e.g. %s: the allowlist (deploy/socket-proxy/haproxy.cfg) lacks a call the agent makes",
+			len(refused), strings.Join(refused[:min(5, len(refused))], ", "))
+	}
+	return nil
+}
+
+// agentSocket is the socket the agents of this run talk to Docker through: the shared
+// socket proxy's (LOOKOUT_E2E_SOCKET_PROXY=1) or the engine's.
+func agentSocket() string {
+	if sharedProxy != nil {
+		return strings.TrimPrefix(sharedProxy.Host, "unix://")
+	}
+	return testpeer.EngineSocket()
+}
+
+// agentDockerEnv is the DOCKER_HOST entry for an agent or a lookout subcommand of this
+// run: the shared socket proxy, or the engine under test when DOCKER_HOST names one.
+func agentDockerEnv() []string {
+	if sharedProxy != nil {
+		return []string{"DOCKER_HOST=" + sharedProxy.Host}
+	}
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return []string{"DOCKER_HOST=" + h}
+	}
+	return nil
+}
+
+// agentCommand is the race-built agent's subcommand with this process's environment and
+// the run's Docker host (agentDockerEnv), env added last.
+func agentCommand(env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(agentBin, args...)
+	cmd.Env = append(append(os.Environ(), agentDockerEnv()...), env...)
+	return cmd
 }
 
 // ---- InfluxDB -------------------------------------------------------------------------
@@ -188,11 +266,10 @@ func runAgent(t *testing.T, bin string, env []string) *agent {
 	// Each agent its own state directory (log positions, disk queue) unless env names one.
 	a.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOOKOUT_LOG_LEVEL=debug",
 		"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(t.TempDir(), "hb"), "LOOKOUT_STATE_DIR=" + t.TempDir()}, env...)
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		// The engine under test (make test runs the suite against Docker 29 too); an env
-		// entry naming LOOKOUT_DOCKER_HOST still wins, as it does for a user.
-		a.cmd.Env = append([]string{"DOCKER_HOST=" + h}, a.cmd.Env...)
-	}
+	// The engine under test (make test runs the suite against Docker 29 too) or the socket
+	// proxy in front of it; an env entry naming LOOKOUT_DOCKER_HOST still wins, as it does
+	// for a user.
+	a.cmd.Env = append(agentDockerEnv(), a.cmd.Env...)
 	a.cmd.Stdout = lockedWriter{&a.mu, &a.stdout}
 	a.cmd.Stderr = lockedWriter{&a.mu, &a.stderr}
 	if err := a.cmd.Start(); err != nil {

@@ -131,7 +131,7 @@ func TestProbeAndCheckCommands(t *testing.T) {
 		"--label", "lookout.chekc.typo=1",
 	)
 	waitInspect(t, 20*time.Second, name, "{{.State.Health.Status}}", "healthy")
-	out, err := exec.Command(agentBin, "probe", name).CombinedOutput()
+	out, err := agentCommand(nil, "probe", name).CombinedOutput()
 	if err != nil {
 		t.Fatalf("lookout probe on passing checks: %v\n%s", err, out)
 	}
@@ -143,13 +143,13 @@ func TestProbeAndCheckCommands(t *testing.T) {
 	}
 	t.Logf("lookout probe:\n%s", out)
 	docker(t, "exec", name, "/testsvc", "http", "500")
-	out, err = exec.Command(agentBin, "probe", name).CombinedOutput()
+	out, err = agentCommand(nil, "probe", name).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "status 500 not in 200-399") {
 		t.Errorf("lookout probe on a failing check: err %v, want exit 1 and the reason:\n%s", err, out)
 	}
 	t.Logf("lookout probe (failing):\n%s", out)
 
-	out, err = exec.Command(agentBin, "check").CombinedOutput()
+	out, err = agentCommand(nil, "check").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Errorf("lookout check with bad labels: err %v, want exit 1", err)
 	}

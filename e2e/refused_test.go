@@ -4,13 +4,10 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lookout-agent/lookout/internal/testpeer"
 )
 
 // TestRefusedTargets: a container's labels try to send the agent to loopback (by name and
@@ -82,10 +79,7 @@ func TestRefusedTargets(t *testing.T) {
 	})
 
 	// lookout probe and lookout check, with the agent's configuration.
-	cmdEnv := append(os.Environ(), env...)
-	probe := exec.Command(agentBin, "probe", name)
-	probe.Env = cmdEnv
-	out, err := probe.CombinedOutput()
+	out, err := agentCommand(env, "probe", name).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Errorf("lookout probe: %v, want exit 1\n%s", err, out)
 	}
@@ -98,9 +92,7 @@ func TestRefusedTargets(t *testing.T) {
 		t.Errorf("lookout probe: web and samehop do not pass:\n%s", out)
 	}
 	t.Logf("lookout probe:\n%s", out)
-	check := exec.Command(agentBin, "check")
-	check.Env = cmdEnv
-	out, err = check.CombinedOutput()
+	out, err = agentCommand(env, "check").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Errorf("lookout check: %v, want exit 1\n%s", err, out)
 	}
@@ -179,7 +171,7 @@ func TestCheckOverANetworkTheAgentIsNotOn(t *testing.T) {
 	// The static agent, in a container of the test image on the front network only.
 	inContainer := func(args ...string) (string, error) {
 		a := append([]string{"run", "--rm", "--label", "lookout-test.run=" + runID, "--network", front,
-			"-v", staticBin + ":/lookout:ro", "-v", testpeer.EngineSocket() + ":/var/run/docker.sock",
+			"-v", staticBin + ":/lookout:ro", "-v", agentSocket() + ":/var/run/docker.sock",
 			"-e", "LOOKOUT_DOCKER_HOST=unix:///var/run/docker.sock", "--entrypoint", "/lookout", testImage}, args...)
 		out, err := exec.Command("docker", a...).CombinedOutput()
 		return string(out), err

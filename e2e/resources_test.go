@@ -204,14 +204,14 @@ func TestResourcesMatchTelegrafAndDashboardsQuery(t *testing.T) {
   omit_hostname = true
 [[inputs.execd]]
   command = ["%s", "execd"]
-  environment = ["PATH=%s", "LOOKOUT_RESOURCES=api", "LOOKOUT_LOG_LEVEL=warn"]
+  environment = ["PATH=%s", "LOOKOUT_RESOURCES=api", "LOOKOUT_LOG_LEVEL=warn"%s]
   signal = "STDIN"
   restart_delay = "2s"
   data_format = "influx"
 [[outputs.file]]
   files = ["%s"]
   data_format = "influx"
-`, agentBin, os.Getenv("PATH"), execdOut))
+`, agentBin, os.Getenv("PATH"), execdDockerEnv(), execdOut))
 
 	want := []string{"docker", "docker_container_status", "docker_container_health", "docker_container_cpu",
 		"docker_container_mem", "docker_container_net", "docker_container_blkio"}
@@ -386,4 +386,14 @@ func dashboardQueriesReturnData(t *testing.T, db string) {
 		}
 	}
 	t.Logf("%d dashboard queries in %d dashboards returned data", total, len(files))
+}
+
+// execdDockerEnv is the run's Docker host (agentDockerEnv) as more entries of a Telegraf
+// execd environment list.
+func execdDockerEnv() string {
+	var b strings.Builder
+	for _, e := range agentDockerEnv() {
+		fmt.Fprintf(&b, ", %q", e)
+	}
+	return b.String()
 }

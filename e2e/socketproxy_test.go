@@ -13,11 +13,11 @@ import (
 )
 
 // startSocketProxy runs deploy/socket-proxy/haproxy.cfg in front of the engine under test
-// (port 0: a free one).
-func startSocketProxy(t *testing.T, dir string, allowExec bool, port int) *testpeer.SocketProxy {
+// (listen "": a free loopback port; see testpeer.StartSocketProxy).
+func startSocketProxy(t *testing.T, dir string, allowExec bool, listen string) *testpeer.SocketProxy {
 	t.Helper()
 	root, _ := filepath.Abs("..")
-	p, err := testpeer.StartSocketProxy(filepath.Join(root, "deploy", "socket-proxy", "haproxy.cfg"), dir, testpeer.EngineSocket(), allowExec, port)
+	p, err := testpeer.StartSocketProxy(filepath.Join(root, "deploy", "socket-proxy", "haproxy.cfg"), dir, testpeer.EngineSocket(), allowExec, listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func refused(t *testing.T, p *testpeer.SocketProxy) map[string]int {
 // agent does not make.
 func TestSocketProxy(t *testing.T) {
 	dir := t.TempDir()
-	proxy := startSocketProxy(t, dir, false, 0)
+	proxy := startSocketProxy(t, dir, false, "")
 	f := startFluentd(t)
 	j := startJaeger(t)
 	db := dbName(t)
@@ -148,7 +148,7 @@ func TestSocketProxy(t *testing.T) {
 	// With exec let through (the proxy restarted with EXEC=1 where the agent expects it),
 	// the exec check passes: the agent's exec start is a plain POST the proxy passes on.
 	proxy.Stop()
-	startSocketProxy(t, dir, true, proxy.Port)
+	startSocketProxy(t, dir, true, fmt.Sprintf("127.0.0.1:%d", proxy.Port))
 	restarted := time.Now()
 	eventually(t, 60*time.Second, "the exec check passing through the proxy with EXEC=1", func() bool {
 		r := lastCheck(t, db, svc, "cli")

@@ -2,44 +2,70 @@ package testpeer
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // SocketProxy is HAProxy (the Debian package) running deploy/socket-proxy/haproxy.cfg in
-// front of a Docker Engine's socket, listening on 127.0.0.1:Port; its request log is Log.
+// front of a Docker Engine's socket, listening on 127.0.0.1:Port or on a unix socket;
+// its request log is Log.
 type SocketProxy struct {
-	Port int
-	Host string // tcp://127.0.0.1:Port, for LOOKOUT_DOCKER_HOST
+	Port int    // the loopback port, 0 on a unix socket
+	Host string // tcp://127.0.0.1:Port or unix:///path, for LOOKOUT_DOCKER_HOST
 	Log  string
 	proc *process
 }
 
 // StartSocketProxy runs haproxy -db -f cfg with the engine's socket, exec let through or
-// not (the configuration's EXEC switch), on a free loopback port (or port, when not 0:
-// a proxy restarted where the agent expects it).
-func StartSocketProxy(cfg, dir, socket string, allowExec bool, port int) (*SocketProxy, error) {
+// not (the configuration's EXEC switch), listening where listen says: "" a free loopback
+// port, host:port (a proxy restarted where the agent expects it), or an absolute path
+// for a unix socket.
+func StartSocketProxy(cfg, dir, socket string, allowExec bool, listen string) (*SocketProxy, error) {
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		return nil, fmt.Errorf("haproxy not found: run `make peers` (installs the Debian package haproxy)")
 	}
-	if port == 0 {
-		port = FreePort()
+	p := &SocketProxy{Log: filepath.Join(dir, "haproxy.log")}
+	ping := &http.Client{Timeout: 2 * time.Second}
+	base := "http://docker"
+	switch {
+	case listen == "":
+		p.Port = FreePort()
+		listen = fmt.Sprintf("127.0.0.1:%d", p.Port)
+	case filepath.IsAbs(listen):
+		path := listen
+		ping.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}
+		p.Host = "unix://" + path
+	default:
+		_, port, err := net.SplitHostPort(listen)
+		if err == nil {
+			p.Port, err = strconv.Atoi(port)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("socket proxy: listen %q: want host:port or an absolute socket path", listen)
+		}
 	}
-	p := &SocketProxy{Port: port, Host: fmt.Sprintf("tcp://127.0.0.1:%d", port), Log: filepath.Join(dir, "haproxy.log")}
+	if p.Port != 0 {
+		p.Host = fmt.Sprintf("tcp://127.0.0.1:%d", p.Port)
+		base = fmt.Sprintf("http://127.0.0.1:%d", p.Port)
+	}
 	execOn := "0"
 	if allowExec {
 		execOn = "1"
 	}
-	env := []string{fmt.Sprintf("LISTEN=127.0.0.1:%d", port), "DOCKER_SOCKET=" + socket, "EXEC=" + execOn}
-	ping := &http.Client{Timeout: 2 * time.Second}
+	env := []string{"LISTEN=" + listen, "DOCKER_SOCKET=" + socket, "EXEC=" + execOn}
 	ready := func() bool {
-		resp, err := ping.Get(fmt.Sprintf("http://127.0.0.1:%d/_ping", port))
+		resp, err := ping.Get(base + "/_ping")
 		if err != nil {
 			return false
 		}
