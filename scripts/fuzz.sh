@@ -17,6 +17,7 @@ fi
 # package:target, for every parser of input the agent does not control (docs/fuzzing.md).
 targets=(
 	labels:FuzzParse
+	checks:FuzzVetHost
 	logs:FuzzParseJSONLine
 	logs:FuzzStream
 	logs/forward:FuzzServerAnswers
