@@ -202,9 +202,15 @@ func TestLogsFileSameAsAPI(t *testing.T) {
 	runLogContainer(t, p+"-tty", append([]string{"-t"}, on...), "seq", "tty", "50", "2ms")
 	runLogContainer(t, p+"-local", append([]string{"--log-driver", "local"}, on...), "seq", "loc", "90", "2ms")
 	for name, n := range want {
-		eventually(t, 90*time.Second, fmt.Sprintf("%d records of %s from both sources", n, name), func() bool {
-			return len(recordsOf(t, fFile, name)) >= n && len(recordsOf(t, fAPI, name)) >= n
-		})
+		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			file, api := len(recordsOf(t, fFile, name)), len(recordsOf(t, fAPI, name))
+			if file >= n && api >= n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after 90s waiting for %d records of %s from both sources: %d from the file source, %d from the API", n, name, file, api)
+			}
+		}
 	}
 	time.Sleep(time.Second)
 	for name, n := range want {
