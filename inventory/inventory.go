@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/internal/backoff"
+	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
 )
 
@@ -598,8 +599,13 @@ func (inv *Inventory) store(resp container.InspectResponse, bridgeIP string) *Co
 	if old == nil && len(c.Config.Problems) > 0 && (c.Monitored || c.Config.Enable == nil) {
 		for _, p := range c.Config.Problems {
 			inv.labelProblems.Add(1)
-			inv.log.WithField("container", c.Name).WithField("key", p.Key).WithField("value", p.Value).
+			inv.log.WithField("container", c.Name).WithField("key", p.ShownKey()).WithField("value", p.ShownValue()).
 				Warn("bad label: " + p.Reason)
+		}
+		if n := c.Config.Omitted; n > 0 {
+			inv.labelProblems.Add(uint64(n))
+			inv.log.WithField("container", c.Name).
+				Warn(fmt.Sprintf("bad labels: %d more problem(s) not listed (at most %d per container)", n, labels.MaxProblems))
 		}
 	}
 	return c
