@@ -27,8 +27,8 @@ func (l *LabelProblems) HandleChange(_ context.Context, ch inventory.Change) {
 	tags := ch.Container.Tags(ch.Engine)
 	points := make([]metric.Point, 0, len(ch.Container.Config.Problems))
 	for _, p := range ch.Container.Config.Problems {
-		points = append(points, metric.New("lookout_label_problem", metric.WithTag(tags, "key", p.Key), []metric.Field{
-			{Key: "value", Value: p.Value},
+		points = append(points, metric.New("lookout_label_problem", metric.WithTag(tags, "key", p.ShownKey()), []metric.Field{
+			{Key: "value", Value: p.ShownValue()},
 			{Key: "reason", Value: p.Reason},
 		}, ch.Time))
 	}

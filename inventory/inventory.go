@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/lookout-agent/lookout/internal/backoff"
+	"github.com/lookout-agent/lookout/labels"
 	"github.com/lookout-agent/lookout/metric"
 )
 
@@ -134,6 +135,26 @@ func (inv *Inventory) Subscribe(h Handler) { inv.handlers = append(inv.handlers,
 // and answered with a re-list.
 const eventQueueSize = 4096
 
+// eventAttributes are the attributes of an event the agent reads; Docker adds every
+// label of the container to each of its events (exec_start and health_status included),
+// which a container with large labels makes megabytes that the queue would hold.
+var eventAttributes = []string{"container", "name", "exitCode", "signal"}
+
+// slim keeps only the eventAttributes of m.
+func slim(m events.Message) events.Message {
+	if len(m.Actor.Attributes) <= len(eventAttributes) {
+		return m
+	}
+	keep := make(map[string]string, len(eventAttributes))
+	for _, k := range eventAttributes {
+		if v, ok := m.Actor.Attributes[k]; ok {
+			keep[k] = v
+		}
+	}
+	m.Actor.Attributes = keep
+	return m
+}
+
 // Run watches until ctx is done.
 func (inv *Inventory) Run(ctx context.Context) {
 	retry := backoff.Backoff{Min: 250 * time.Millisecond, Max: 30 * time.Second}
@@ -208,7 +229,7 @@ func (inv *Inventory) session(ctx context.Context) error {
 			case m := <-msgs:
 				inv.lastContact.Store(time.Now().UnixNano())
 				select {
-				case queue <- queued{msg: m}:
+				case queue <- queued{msg: slim(m)}:
 				default:
 					inv.dropped()
 					select {
@@ -598,8 +619,13 @@ func (inv *Inventory) store(resp container.InspectResponse, bridgeIP string) *Co
 	if old == nil && len(c.Config.Problems) > 0 && (c.Monitored || c.Config.Enable == nil) {
 		for _, p := range c.Config.Problems {
 			inv.labelProblems.Add(1)
-			inv.log.WithField("container", c.Name).WithField("key", p.Key).WithField("value", p.Value).
+			inv.log.WithField("container", c.Name).WithField("key", p.ShownKey()).WithField("value", p.ShownValue()).
 				Warn("bad label: " + p.Reason)
+		}
+		if n := c.Config.Omitted; n > 0 {
+			inv.labelProblems.Add(uint64(n))
+			inv.log.WithField("container", c.Name).
+				Warn(fmt.Sprintf("bad labels: %d more problem(s) not listed (at most %d per container)", n, labels.MaxProblems))
 		}
 	}
 	return c

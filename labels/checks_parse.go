@@ -130,9 +130,9 @@ var settings = map[string]checkSetting{
 		if v == "" {
 			return fmt.Errorf("want a Go regular expression the body must match, such as \"status\":\\s*\"ok\"")
 		}
-		re, err := regexp.Compile(v)
+		re, err := CompilePattern(v)
 		if err != nil {
-			return fmt.Errorf("not a Go regular expression (%v); want one such as \"status\":\\s*\"ok\"", err)
+			return fmt.Errorf("%v; want one such as \"status\":\\s*\"ok\"", err)
 		}
 		c.Body = re
 		return nil
@@ -411,6 +411,7 @@ func parseChecks(l map[string]string, problem func(k, v, reason string)) []Check
 	sort.Strings(names)
 
 	var checks []Check
+	declared := 0
 	for _, name := range names {
 		p := byName[name]
 		sort.Strings(p.settings)
@@ -420,9 +421,18 @@ func parseChecks(l map[string]string, problem func(k, v, reason string)) []Check
 			}
 			continue
 		}
+		if declared++; declared > MaxChecks {
+			// Its settings configure nothing: this label's problem says why.
+			problem(p.key, p.val, fmt.Sprintf("at most %d checks per container; the first %d by name are run; check %s is not run",
+				MaxChecks, MaxChecks, name))
+			continue
+		}
 		c := Check{Name: name, Interval: DefaultInterval, Rise: DefaultRise, Fall: DefaultFall}
 		dropped := false
-		if err := parseTarget(&c, p.val); err != nil {
+		if err := tooLong(p.val, MaxValueSize); err != nil {
+			problem(p.key, p.val, fmt.Sprintf("%v; check %s is not run", err, name))
+			c, dropped = Check{Name: name, Interval: DefaultInterval, Rise: DefaultRise, Fall: DefaultFall}, true
+		} else if err := parseTarget(&c, p.val); err != nil {
 			problem(p.key, p.val, fmt.Sprintf("%v; %s; check %s is not run", err, targetForms, name))
 			// Its settings are still checked, so that every mistake shows at once.
 			c, dropped = Check{Name: name, Interval: DefaultInterval, Rise: DefaultRise, Fall: DefaultFall}, true
@@ -436,10 +446,19 @@ func parseChecks(l map[string]string, problem func(k, v, reason string)) []Check
 			return p.settings[i] == intervalKey && p.settings[j] != intervalKey
 		})
 		timeoutKey := ""
+		headers := 0
 		for _, k := range p.settings {
 			v := l[k]
 			setting := strings.TrimPrefix(k, KeyCheckPrefix+name+".")
 			if h, ok := strings.CutPrefix(setting, "header."); ok {
+				if headers++; headers > MaxHeaders {
+					problem(k, v, fmt.Sprintf("at most %d header.* settings per check; the first %d by name are sent; header not sent", MaxHeaders, MaxHeaders))
+					continue
+				}
+				if err := tooLong(v, MaxValueSize); err != nil {
+					problem(k, v, err.Error()+"; header not sent")
+					continue
+				}
 				parseHeader(&c, dropped, k, v, h, problem)
 				continue
 			}
@@ -450,6 +469,10 @@ func parseChecks(l map[string]string, problem func(k, v, reason string)) []Check
 			}
 			if !dropped && !slices.Contains(s.types, c.Type) {
 				problem(k, v, appliesTo(s.types)+"; "+isType(c)+"; ignored")
+				continue
+			}
+			if err := tooLong(v, MaxValueSize); err != nil {
+				problem(k, v, fmt.Sprintf("%v; using the default %s", err, s.def(&c)))
 				continue
 			}
 			if err := s.parse(&c, v); err != nil {

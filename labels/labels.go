@@ -5,7 +5,9 @@ package labels
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -29,8 +31,10 @@ type Config struct {
 	// lookout.check.<name>.<setting>=<value>, sorted by Name. A check whose target is bad
 	// is left out; a bad setting keeps its default.
 	Checks []Check
-	// Problems lists bad values and unknown keys, sorted by key.
+	// Problems lists bad values and unknown keys, sorted by key: the first MaxProblems.
 	Problems []Problem
+	// Omitted counts the problems beyond MaxProblems, not listed.
+	Omitted int
 	// Logs are the lookout.logs* settings of the log forwarder.
 	Logs Logs
 }
@@ -42,7 +46,7 @@ type Problem struct {
 }
 
 func (p Problem) Error() string {
-	return fmt.Sprintf("label %s=%q: %s", p.Key, p.Value, p.Reason)
+	return fmt.Sprintf("label %s=%q: %s", p.ShownKey(), p.ShownValue(), p.Reason)
 }
 
 var tagKeyRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
@@ -58,10 +62,17 @@ var reserved = map[string]bool{
 // Parse decodes the lookout.* labels among labels.
 func Parse(labels map[string]string) Config {
 	var c Config
-	var checks map[string]string
+	var checks, tags map[string]string
 	for k, v := range labels {
 		if !strings.HasPrefix(k, Prefix) {
 			continue
+		}
+		if !strings.HasPrefix(k, KeyCheckPrefix) && !strings.HasPrefix(k, KeyTagPrefix) {
+			// A check's labels are judged by parseChecks, which says what a long one costs.
+			if err := tooLong(v, MaxValueSize); err != nil {
+				c.problem(k, v, err.Error()+"; the label is ignored")
+				continue
+			}
 		}
 		switch {
 		case k == KeyEnable:
@@ -78,17 +89,21 @@ func Parse(labels map[string]string) Config {
 		case strings.HasPrefix(k, KeyTagPrefix):
 			key := strings.TrimPrefix(k, KeyTagPrefix)
 			switch {
+			case len(key) > MaxTagKeySize:
+				c.problem(k, v, fmt.Sprintf("tag key of %d bytes is too long; at most %d bytes allowed; tag not added", len(key), MaxTagKeySize))
 			case !tagKeyRe.MatchString(key):
 				c.problem(k, v, "tag key must be letters, digits, '_', '.' or '-'")
 			case reserved[key]:
 				c.problem(k, v, fmt.Sprintf("tag key %q is set by Lookout itself; choose another key", key))
 			case v == "":
 				c.problem(k, v, "tag value must not be empty")
+			case len(v) > MaxTagValueSize:
+				c.problem(k, v, fmt.Sprintf("tag value of %d bytes is too long; at most %d bytes allowed; tag not added", len(v), MaxTagValueSize))
 			default:
-				if c.Tags == nil {
-					c.Tags = map[string]string{}
+				if tags == nil {
+					tags = map[string]string{}
 				}
-				c.Tags[key] = v
+				tags[key] = v
 			}
 		case c.parseLogs(k, v):
 		case strings.HasPrefix(k, KeyCheckPrefix):
@@ -102,9 +117,28 @@ func Parse(labels map[string]string) Config {
 				KeyLogs+", "+KeyLogsTag+", "+KeyLogsMultiline)
 		}
 	}
+	c.Tags = c.firstTags(tags)
 	c.Checks = parseChecks(checks, c.problem)
 	sort.Slice(c.Problems, func(i, j int) bool { return c.Problems[i].Key < c.Problems[j].Key })
+	if len(c.Problems) > MaxProblems {
+		c.Omitted = len(c.Problems) - MaxProblems
+		c.Problems = slices.Clip(c.Problems[:MaxProblems])
+	}
 	return c
+}
+
+// firstTags keeps the first MaxTags good tags by key; each other one is a Problem.
+func (c *Config) firstTags(tags map[string]string) map[string]string {
+	if len(tags) <= MaxTags {
+		return tags
+	}
+	keys := slices.Sorted(maps.Keys(tags))
+	for _, k := range keys[MaxTags:] {
+		c.problem(KeyTagPrefix+k, tags[k], fmt.Sprintf("at most %d %s* labels per container; the first %d by key are used; tag not added",
+			MaxTags, KeyTagPrefix, MaxTags))
+		delete(tags, k)
+	}
+	return tags
 }
 
 func (c *Config) problem(k, v, reason string) {

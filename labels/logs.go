@@ -80,9 +80,13 @@ func (c *Config) parseLogs(k, v string) bool {
 		}
 		c.Logs.Tag = t
 	case KeyLogsMultiline:
-		re, err := regexp.Compile(v)
-		if err != nil || v == "" {
+		if v == "" {
 			c.problem(k, v, "want a Go regular expression matching the first line of a record, such as ^\\S; lines are sent one by one")
+			return true
+		}
+		re, err := CompilePattern(v)
+		if err != nil {
+			c.problem(k, v, err.Error()+"; want a Go regular expression matching the first line of a record, such as ^\\S; lines are sent one by one")
 			return true
 		}
 		c.Logs.Multiline = re

@@ -16,6 +16,9 @@ type Record struct {
 	Pos Position
 	// Truncated is how many bytes were cut to keep the record within the maximum size.
 	Truncated int
+	// Split says a multiline record went out because it reached the maximum size: the
+	// next line starts another record.
+	Split bool
 }
 
 // pending is a record being assembled on one stream.
@@ -36,7 +39,13 @@ type assembler struct {
 	partial, record map[string]*pending
 	last            Position // after the last message seen
 	emit            func(Record)
+	splitting       bool // the record being emitted is a full multiline record
 }
+
+// multilineWindow is how much of each line the multiline pattern is matched against: a
+// first line shows itself at its start, and the cost of a pattern stays bounded on long
+// lines (labels.MaxPatternInsts steps per byte at worst).
+const multilineWindow = 4 << 10
 
 func newAssembler(maxSize int, multiline *regexp.Regexp, emit func(Record)) *assembler {
 	return &assembler{maxSize: maxSize, multiline: multiline, emit: emit,
@@ -82,14 +91,21 @@ func (a *assembler) add(m message) {
 		return
 	}
 	rp := a.get(a.record, m.stream)
-	if rp.open && a.multiline.Match(line) {
-		// A new record starts: it is pending before the previous one goes out, so the
-		// previous one's position stops before this line.
+	starts := rp.open && a.multiline.Match(line[:min(len(line), multilineWindow)])
+	// A record the line would take above the maximum size goes out without it, and the
+	// line starts the next one, so that a pattern that never matches again (or a stack
+	// trace without end) holds neither memory nor the log position for long.
+	full := rp.open && !starts && rp.total+1+total > a.maxSize
+	if starts || full {
+		// The new record is pending before the previous one goes out, so the previous
+		// one's position stops before this line.
 		prev := *rp
 		*rp = pending{start: start, ts: ts, open: true}
 		rp.add(line, a.maxSize)
 		rp.total += total - len(line)
+		a.splitting = full
 		a.emitRecord(m.stream, prev.ts, prev.buf, prev.total)
+		a.splitting = false
 		return
 	}
 	if !rp.open {
@@ -147,7 +163,7 @@ func (a *assembler) committed() Position {
 }
 
 func (a *assembler) emitRecord(stream string, ts time.Time, line []byte, total int) {
-	r := Record{Time: ts, Source: stream, Log: line}
+	r := Record{Time: ts, Source: stream, Log: line, Split: a.splitting}
 	if total > len(line) {
 		r.Truncated = total - len(line)
 		r.Log = append(r.Log, fmt.Sprintf(" [truncated by lookout: %d of %d bytes kept]", len(line), total)...)

@@ -154,3 +154,56 @@ func TestLinesStayValid(t *testing.T) {
 		}
 	}
 }
+
+// A multiline pattern that never matches again, or a stack trace without end: a record
+// goes out on reaching the maximum size, and the next line starts another one, so neither
+// memory nor the log position is held; every line is in exactly one record.
+func TestMultilineRecordBounded(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	var s []byte
+	s = append(s, frame(1, t0, "START\n")...)
+	for i := range 300 {
+		s = append(s, frame(1, t0.Add(time.Duration(i+1)), fmt.Sprintf("  more %03d %s\n", i, strings.Repeat("z", 90)))...)
+	}
+	// A 100 KiB line cut by Docker, inside the record.
+	for range 6 {
+		s = append(s, frame(1, t0.Add(400), strings.Repeat("p", dockerPartialSize))...)
+	}
+	s = append(s, frame(1, t0.Add(400), "end of long\n")...)
+	recs := collect(t, s, false, 4096, regexp.MustCompile(`^START`))
+	lines, split := 0, 0
+	for i, r := range recs {
+		if len(r.Log) > 4096+100 {
+			t.Fatalf("record %d of %d bytes, above the maximum", i, len(r.Log))
+		}
+		if r.Split {
+			split++
+		}
+		if r.Truncated == 0 {
+			lines += strings.Count(string(r.Log), "  more ")
+		}
+		if i > 0 && !recs[i-1].Pos.before(r.Pos) {
+			t.Errorf("record %d position %+v does not advance from %+v", i, r.Pos, recs[i-1].Pos)
+		}
+	}
+	if split < 7 || lines != 300 || !strings.HasPrefix(string(recs[0].Log), "START\n  more 000") {
+		t.Errorf("%d records (%d split), %d continuation lines whole (want 300)", len(recs), split, lines)
+	}
+	last := recs[len(recs)-1]
+	if last.Truncated == 0 || !strings.Contains(string(last.Log), "[truncated by lookout: ") {
+		t.Errorf("the 100 KiB line must end truncated: %d bytes truncated, %.60q", last.Truncated, last.Log)
+	}
+}
+
+// The multiline pattern judges the first 4 KiB of a line.
+func TestMultilineWindow(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	var s []byte
+	s = append(s, frame(1, t0, "A first\n")...)
+	s = append(s, frame(1, t0, strings.Repeat(" ", multilineWindow)+"A not a first line\n")...)
+	s = append(s, frame(1, t0, "A second\n")...)
+	recs := collect(t, s, false, 1<<20, regexp.MustCompile(`A`))
+	if len(recs) != 2 || !strings.HasSuffix(string(recs[0].Log), "A not a first line") {
+		t.Fatalf("%d records", len(recs))
+	}
+}

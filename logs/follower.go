@@ -116,6 +116,10 @@ func (fl *follower) run(ctx context.Context) error {
 			fl.cnt.truncated.Add(1)
 			f.total.truncated.Add(1)
 		}
+		if r.Split {
+			fl.cnt.split.Add(1)
+			f.total.split.Add(1)
+		}
 	})
 	flush := func() bool {
 		if cur == nil {

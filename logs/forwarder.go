@@ -117,6 +117,7 @@ const (
 type counters struct {
 	tags                                      map[string]string
 	lines, bytes, retried, dropped, truncated atomic.Uint64
+	split                                     atomic.Uint64 // multiline records sent on reaching the maximum size
 	positionErrors                            atomic.Uint64 // acknowledged batches whose position was not saved
 	linesFile, linesAPI                       atomic.Uint64 // lines by source
 	fallbacks                                 atomic.Uint64 // follows that took the API in auto mode
@@ -415,7 +416,8 @@ func (f *Forwarder) Points(now time.Time, tags map[string]string) []metric.Point
 func (c *counters) fields() []metric.Field {
 	return []metric.Field{{Key: "lines", Value: c.lines.Load()}, {Key: "bytes", Value: c.bytes.Load()},
 		{Key: "retried", Value: c.retried.Load()}, {Key: "dropped", Value: c.dropped.Load()},
-		{Key: "truncated", Value: c.truncated.Load()}, {Key: "position_errors", Value: c.positionErrors.Load()},
+		{Key: "truncated", Value: c.truncated.Load()}, {Key: "split", Value: c.split.Load()},
+		{Key: "position_errors", Value: c.positionErrors.Load()},
 		{Key: "lines_file", Value: c.linesFile.Load()}, {Key: "lines_api", Value: c.linesAPI.Load()},
 		{Key: "fallbacks", Value: c.fallbacks.Load()}, {Key: "rotated_lost", Value: c.rotatedLost.Load()}}
 }

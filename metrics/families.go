@@ -61,6 +61,7 @@ var logCounters = map[string]Desc{
 	"retried":         counter("Log records sent again."),
 	"dropped":         counter("Docker log messages that could not be parsed."),
 	"truncated":       counter("Log records cut to the maximum record size."),
+	"split":           counter("Multiline log records sent on reaching the maximum record size; the next line starts another record."),
 	"position_errors": counter("Acknowledged batches whose read position could not be saved, and saved positions that could not be read."),
 	"lines_file":      counter("Log lines acknowledged by Fluentd that were read from the json-file log file."),
 	"lines_api":       counter("Log lines acknowledged by Fluentd that were read through the Docker logs API."),

@@ -442,6 +442,9 @@ func probe(cfg config.Config, name string, stdout, stderr io.Writer) int {
 	for _, p := range c.Config.Problems {
 		fmt.Fprintln(stdout, "label problem:", p.Error())
 	}
+	if n := c.Config.Omitted; n > 0 {
+		fmt.Fprintf(stdout, "label problems: %d more not listed\n", n)
+	}
 	if len(c.Config.Checks) == 0 && !c.HasHealthcheck {
 		fmt.Fprintln(stdout, "no checks: add a label such as lookout.check.web=http://:8080/health")
 	}
@@ -545,7 +548,10 @@ func check(cfg config.Config, stdout, stderr io.Writer) int {
 		for _, p := range lc.Problems {
 			parts = append(parts, p.Error())
 		}
-		problems += len(lc.Problems)
+		if lc.Omitted > 0 {
+			parts = append(parts, fmt.Sprintf("%d more label problem(s) not listed", lc.Omitted))
+		}
+		problems += len(lc.Problems) + lc.Omitted
 		if ic != nil && ic.State.Running {
 			// The checks' targets as the agent would judge them now.
 			for _, chk := range ic.Config.Checks {

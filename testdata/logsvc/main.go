@@ -9,6 +9,10 @@
 //	                               tab, a carriage return inside), then "done"
 //	logsvc flood DURATION          write numbered 100-byte lines as fast as it can for
 //	                               DURATION, then "flood end N" with the count
+//	logsvc big BYTES N             "big start", a line of BYTES bytes, "after i" for
+//	                               i = 1..N, then "done", on stdout
+//	logsvc record N                "START", then N indented 100-byte lines that never start
+//	                               a record, then "done"
 //	logsvc sleep                   sleep forever
 //
 // After its work it sleeps until stopped, so a test decides when the container goes.
@@ -54,6 +58,33 @@ func main() {
 			fmt.Println(l)
 		}
 		fmt.Println("done")
+	case "big":
+		size, _ := strconv.Atoi(os.Args[2])
+		n, _ := strconv.Atoi(os.Args[3])
+		fmt.Println("big start")
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for size > 0 {
+			k := min(size, len(chunk))
+			os.Stdout.Write(chunk[:k])
+			size -= k
+		}
+		w := bufio.NewWriterSize(os.Stdout, 64*1024)
+		w.WriteString("\n")
+		for i := 1; i <= n; i++ {
+			fmt.Fprintf(w, "after %d\n", i)
+		}
+		w.WriteString("done\n")
+		w.Flush()
+	case "record":
+		n, _ := strconv.Atoi(os.Args[2])
+		w := bufio.NewWriterSize(os.Stdout, 64*1024)
+		w.WriteString("START\n")
+		pad := strings.Repeat("z", 86)
+		for i := 1; i <= n; i++ {
+			fmt.Fprintf(w, "  more %06d %s\n", i, pad)
+		}
+		w.WriteString("done\n")
+		w.Flush()
 	case "flood":
 		d, _ := time.ParseDuration(os.Args[2])
 		w := bufio.NewWriterSize(os.Stdout, 64*1024)

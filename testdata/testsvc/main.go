@@ -6,7 +6,9 @@
 //	testsvc health             the HEALTHCHECK: exit 0 when healthy, 1 otherwise
 //	testsvc set healthy|unhealthy
 //	testsvc die CODE           make the service exit with CODE
-//	testsvc http MODE          how GET /health answers: ok, 500, slow, hang, wrongbody
+//	testsvc http MODE          how GET /health answers: ok, 500, slow, hang, wrongbody,
+//	                           endless-body (200, then a body without end), endless-headers
+//	                           (a status line, then header lines without end)
 //	testsvc exit CODE          exit at once with CODE (an exec check's command)
 //	testsvc sleep DURATION     sleep, then exit 0 (an exec check that times out)
 //	testsvc spew BYTES         write BYTES bytes to stdout, then exit 1
@@ -17,6 +19,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -54,7 +57,7 @@ func main() {
 		write("health", os.Args[2])
 	case "http":
 		if len(os.Args) != 3 {
-			fail("usage: testsvc http ok|500|slow|hang|wrongbody")
+			fail("usage: testsvc http ok|500|slow|hang|wrongbody|endless-body|endless-headers")
 		}
 		write("http", os.Args[2])
 	case "exit":
@@ -106,6 +109,18 @@ func serve() {
 			case "wrongbody":
 				fmt.Fprintln(w, "degraded")
 				return
+			case "endless-body":
+				endless(w, r, nil)
+				return
+			case "endless-headers":
+				conn, buf, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				buf.WriteString("HTTP/1.1 200 OK\r\n")
+				endless(buf, r, buf.Flush)
+				return
 			}
 			fmt.Fprintln(w, "ok")
 		}))
@@ -122,6 +137,22 @@ func serve() {
 		os.Exit(code)
 	}
 	os.Exit(0)
+}
+
+// endless writes to w until the client goes: 200-byte lines, header-shaped so that the
+// same writer serves an endless body and endless headers.
+func endless(w io.Writer, r *http.Request, flush func() error) {
+	line := []byte("X-Pad: " + strings.Repeat("p", 191) + "\r\n")
+	for r.Context().Err() == nil {
+		for range 100 {
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+		}
+		if flush != nil && flush() != nil {
+			return
+		}
+	}
 }
 
 func tcpServer() {
