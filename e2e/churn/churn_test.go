@@ -168,10 +168,28 @@ func TestChurn(t *testing.T) {
 		t.Error(err)
 	}
 	unhealthy := 0
+	got := map[string]bool{}
 	for _, r := range rows {
 		if strings.HasPrefix(r.Str("container_name"), "lkchurn-"+runID+"-c") {
 			unhealthy++
+			got[r.Str("container_name")] = true
 		}
+	}
+	for i := range total {
+		if name := fmt.Sprintf("lkchurn-%s-c%d", runID, i); !got[name] {
+			var lines []string
+			for _, l := range strings.Split(a.Out(), "\n") {
+				if strings.HasPrefix(l, "docker_container_health,") && strings.Contains(l, "container_name="+name+",") {
+					lines = append(lines, l)
+				}
+			}
+			t.Logf("%s: no unhealthy point in InfluxDB; on stdout:\n%s", name, strings.Join(lines, "\n"))
+			break
+		}
+	}
+	if g, err := m.scrape(); err == nil {
+		t.Logf("agent: %d Docker events, %d dropped; %d lines written to InfluxDB, %d dropped, %d rejected", g["lookout_inventory_events"],
+			g["lookout_inventory_events_dropped"], g["lookout_output_written"], g["lookout_output_dropped"], g["lookout_output_rejected"])
 	}
 	t.Logf("InfluxDB: %d of %d containers reported unhealthy", unhealthy, total)
 	if unhealthy != total {
@@ -222,10 +240,11 @@ func (h *harness) create(ctx context.Context, name string) (string, error) {
 			"lookout.check.web.interval": "1s",
 			"lookout.check.cmd":          "exec:/testsvc mark exec",
 			"lookout.check.cmd.interval": "1s",
+			"lookout.check.cmd.timeout":  "10s", // an exec waits for runc on a busy machine
 			"lookout.tags.suite":         "churn",
 		},
 		// The start period ends with the first success: then one failure is unhealthy.
-		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/testsvc", "health"}, Interval: 300 * time.Millisecond,
+		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/testsvc", "health"}, Interval: 500 * time.Millisecond,
 			Timeout: 5 * time.Second, StartPeriod: 5 * time.Minute, Retries: 1},
 	}})
 	if err != nil {
@@ -321,7 +340,7 @@ func (h *harness) tailFluentd(ctx context.Context) {
 			}
 			for _, r := range recs {
 				if strings.HasPrefix(string(r.Log()), "burst ") {
-					h.burst[r.Str("container_name")]++
+					h.burst[strings.TrimPrefix(r.Str("container_name"), "/")]++
 				}
 			}
 			h.mu.Unlock()
@@ -480,9 +499,9 @@ func (s snapshot) String() string {
 
 // stateGauges are the agent's gauges of per-container state: the containers it knows, the
 // logs it follows, the checks it runs, the containers it reads and the cgroup files it
-// keeps open, the updates its features have not taken.
+// keeps open.
 var stateGauges = []string{"lookout_inventory_containers", "lookout_inventory_monitored", "lookout_logs_total_followed",
-	"lookout_probes_checks", "lookout_resources_containers", "lookout_resources_cgroup_files_open", "lookout_feature_pending"}
+	"lookout_probes_checks", "lookout_resources_containers", "lookout_resources_cgroup_files_open"}
 
 // scrape reads /metrics: each sample's value summed by family name, and the number of samples.
 func (m *monitor) scrape() (map[string]int64, error) {
@@ -526,7 +545,7 @@ func (m *monitor) settle(t *testing.T, what string) snapshot {
 		var err error
 		g, err = m.scrape()
 		return err == nil && g["lookout_inventory_containers"] == 1 && g["lookout_inventory_monitored"] == 1 &&
-			g["lookout_logs_total_followed"] == 1 && g["lookout_probes_checks"] == 2 && g["lookout_feature_pending"] == 0 &&
+			g["lookout_logs_total_followed"] == 1 && g["lookout_probes_checks"] == 2 &&
 			g["lookout_resources_containers"] == 1
 	})
 	gc := g["lookout_agent_gc_cycles"]
