@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test unit e2e e2e29 cluster peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
+.PHONY: build run test unit e2e e2e29 cluster churn peers image fuzz bench-latency bench-probes bench-resources bench-logs clean
 .PHONY: bench-spans bench-queue bench-outage bench-msgpack bench-otlpgrpc baseline engine
 
 ## BASELINE: the git ref whose Lookout bench-probes, bench-resources and bench-spans run
@@ -37,7 +37,7 @@ test: peers
 	@bash scripts/docker-up.sh
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e /e2e$$ -e /e2e/cluster$$)
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e /e2e$$ -e /e2e/cluster$$ -e /e2e/churn$$)
 	@bash scripts/docker-up.sh
 	LOOKOUT_E2E_SOCKET_PROXY=1 $(GO) test -race -count=1 -timeout 25m -v ./e2e/
 	@bash scripts/engine29.sh start
@@ -53,6 +53,18 @@ cluster: peers
 	@bash scripts/docker-up.sh
 	@bash scripts/clean-test-leftovers.sh
 	$(GO) test -race -count=1 -timeout 30m -v ./e2e/cluster/
+
+## churn: 1,000 container lifecycles (create, start, health flip, log burst, span, stop,
+## remove), 8 at a time, with every feature of the agent on and real InfluxDB, Fluentd
+## receiver and Jaeger (e2e/churn): the agent's goroutines, open files, live heap, series
+## and per-container state come back to their baseline (docs/operations.md#testing).
+## Not in `make test`; CI (.ci/run) runs it after `make cluster`. CHURN_CYCLES=100 for a
+## quick run.
+CHURN_CYCLES ?= 1000
+churn: peers
+	@bash scripts/docker-up.sh
+	@bash scripts/clean-test-leftovers.sh
+	$(GO) test -race -count=1 -timeout 40m -v ./e2e/churn/ -cycles $(CHURN_CYCLES)
 
 ## The e2e tests not run against Docker 29: the Swarm tests need the engine's iptables
 ## rules (ingress, docker_gwbridge), which the second engine runs without so as not to

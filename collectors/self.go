@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -79,20 +80,33 @@ func (s *Self) Run(ctx context.Context) {
 	}
 }
 
-// agentPoints is the agent's own lookout_agent point (uptime, memory, goroutines, and
+// agentPoints is the agent's own lookout_agent point (uptime, memory, goroutines, the
+// heap the last garbage collection found live and the collections so far, and
 // reports: 1, 2, 3, … in the points one process makes, so that a hole in it at the
 // database shows points lost on the way).
 func (s *Self) agentPoints(now time.Time, tags map[string]string) []metric.Point {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	gc := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(gc)
 	return []metric.Point{metric.New("lookout_agent", metric.WithTag(tags, "version", s.version), []metric.Field{
 		{Key: "uptime_ns", Value: now.Sub(s.started).Nanoseconds()},
 		{Key: "goroutines", Value: int64(runtime.NumGoroutine())},
 		{Key: "heap_alloc_bytes", Value: ms.HeapAlloc},
+		{Key: "heap_live_bytes", Value: gcUint(gc[0])},
+		{Key: "gc_cycles", Value: gcUint(gc[1])},
 		{Key: "sys_bytes", Value: ms.Sys},
 		{Key: "pid", Value: int64(os.Getpid())},
 		{Key: "reports", Value: s.reports},
 	}, now)}
+}
+
+// gcUint is a runtime/metrics sample as a number, 0 when this Go does not have it.
+func gcUint(s metrics.Sample) uint64 {
+	if s.Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s.Value.Uint64()
 }
 
 func (s *Self) report(now time.Time) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func TestSelfReport(t *testing.T) {
 	for _, f := range agent.Fields {
 		keys = append(keys, f.Key)
 	}
-	if want := []string{"uptime_ns", "goroutines", "heap_alloc_bytes", "sys_bytes", "pid", "reports"}; !reflect.DeepEqual(keys, want) {
+	if want := []string{"uptime_ns", "goroutines", "heap_alloc_bytes", "heap_live_bytes", "gc_cycles", "sys_bytes", "pid", "reports"}; !reflect.DeepEqual(keys, want) {
 		t.Errorf("agent fields %v, want %v", keys, want)
 	}
 	if v := agent.Field("reports"); v != int64(1) {
@@ -77,6 +78,10 @@ func TestSelfReport(t *testing.T) {
 	}
 	if v, ok := agent.Field("heap_alloc_bytes").(uint64); !ok || v == 0 {
 		t.Errorf("heap_alloc_bytes = %#v", agent.Field("heap_alloc_bytes"))
+	}
+	runtime.GC() // at least one collection: its live heap is not 0
+	if p := s.agentPoints(now, nil)[0]; p.Field("heap_live_bytes").(uint64) == 0 || p.Field("gc_cycles").(uint64) == 0 {
+		t.Errorf("after a GC: heap_live_bytes = %#v, gc_cycles = %#v", p.Field("heap_live_bytes"), p.Field("gc_cycles"))
 	}
 	if v, ok := agent.Field("sys_bytes").(uint64); !ok || v == 0 {
 		t.Errorf("sys_bytes = %#v", agent.Field("sys_bytes"))

@@ -80,10 +80,8 @@ func setup(dir string) error {
 		fmt.Fprintf(os.Stderr, "e2e: the agent is %s (LOOKOUT_E2E_AGENT), not this tree's\n", agentBin)
 	} else {
 		agentBin = filepath.Join(dir, "lookout-race")
-		build := exec.Command("go", "build", "-race", "-o", agentBin, "./cmd/agent")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("build agent: %v\n%s", err, out)
+		if err := testpeer.BuildRace(root, "./cmd/agent", agentBin); err != nil {
+			return err
 		}
 	}
 	if err := testpeer.BuildStatic(root, "./cmd/agent", staticBin); err != nil {
@@ -192,23 +190,13 @@ func (i *influx) query(t testing.TB, db, q string) []testpeer.Row {
 
 // ---- the agent ------------------------------------------------------------------------
 
+// agent is testpeer's, with the names the tests use.
 type agent struct {
+	*testpeer.Agent
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stdout bytes.Buffer
-	stderr bytes.Buffer
 	done   chan struct{}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
+	mu     *sync.Mutex
+	stdout *bytes.Buffer
 }
 
 // startAgent runs the race-built agent with env added to a clean environment.
@@ -261,21 +249,14 @@ func (a *agent) underMemoryLimit(t testing.TB, what string) {
 
 func runAgent(t *testing.T, bin string, env []string) *agent {
 	t.Helper()
-	a := &agent{done: make(chan struct{})}
-	a.cmd = exec.Command(bin, "run")
-	// Each agent its own state directory (log positions, disk queue) unless env names one.
-	a.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOOKOUT_LOG_LEVEL=debug",
-		"LOOKOUT_HEARTBEAT_FILE=" + filepath.Join(t.TempDir(), "hb"), "LOOKOUT_STATE_DIR=" + t.TempDir()}, env...)
 	// The engine under test (make test runs the suite against Docker 29 too) or the socket
-	// proxy in front of it; an env entry naming LOOKOUT_DOCKER_HOST still wins, as it does
-	// for a user.
-	a.cmd.Env = append(agentDockerEnv(), a.cmd.Env...)
-	a.cmd.Stdout = lockedWriter{&a.mu, &a.stdout}
-	a.cmd.Stderr = lockedWriter{&a.mu, &a.stderr}
-	if err := a.cmd.Start(); err != nil {
+	// proxy in front of it (agentDockerEnv, after StartAgent's DOCKER_HOST: the last
+	// wins); an env entry naming LOOKOUT_DOCKER_HOST still wins, as it does for a user.
+	ta, err := testpeer.StartAgent(bin, t.TempDir(), append(agentDockerEnv(), env...))
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
+	a := &agent{Agent: ta, cmd: ta.Cmd, done: ta.Done, mu: &ta.Mu, stdout: &ta.Stdout}
 	t.Cleanup(func() {
 		a.stop(t)
 		if t.Failed() {
@@ -286,35 +267,14 @@ func runAgent(t *testing.T, bin string, env []string) *agent {
 }
 
 func (a *agent) stop(t *testing.T) {
-	select {
-	case <-a.done:
-		return
-	default:
-	}
-	_ = a.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-		t.Errorf("agent did not stop within 15s of SIGINT")
-	}
-	if strings.Contains(a.logs(), "WARNING: DATA RACE") {
-		t.Errorf("the race detector found a data race in the agent:\n%s", a.logs())
+	if err := a.Stop(15 * time.Second); err != nil {
+		t.Error(err)
 	}
 }
 
-func (a *agent) logs() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stderr.String()
-}
+func (a *agent) logs() string { return a.Logs() }
 
-func (a *agent) out() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stdout.String()
-}
+func (a *agent) out() string { return a.Out() }
 
 // ---- docker -----------------------------------------------------------------------------
 
@@ -378,14 +338,7 @@ func dieWith(t testing.TB, name string, code int) {
 // eventually polls cond until it holds or timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	testpeer.Eventually(t, timeout, what, cond)
 }
 
 var dbSeq atomic.Int32

@@ -65,24 +65,11 @@ func startJaeger(t *testing.T) *testpeer.Jaeger {
 // bridgeGateway is the address of the host on Docker's default bridge: the relay's
 // address that the node's containers reach and nothing else does.
 func bridgeGateway(t *testing.T) string {
-	if gw := docker(t, "network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"); gw != "" {
-		return gw
-	}
-	// Docker 20.10 leaves the default bridge's gateway out of IPAM: it is the bridge
-	// interface's own address.
-	name := docker(t, "network", "inspect", "bridge", "-f", `{{index .Options "com.docker.network.bridge.name"}}`)
-	ifc, err := net.InterfaceByName(name)
+	gw, err := testpeer.BridgeGateway()
 	if err != nil {
-		t.Fatalf("the default bridge's interface %q: %v", name, err)
+		t.Fatal(err)
 	}
-	addrs, _ := ifc.Addrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-			return ipn.IP.String()
-		}
-	}
-	t.Fatalf("no IPv4 address on %s", name)
-	return ""
+	return gw
 }
 
 // runSpanSender starts testdata/spansender: a service using jaeger-client-go over UDP.

@@ -89,6 +89,8 @@ var table = map[string]map[string]Desc{
 		"uptime_ns":        gauge("Nanoseconds since the agent started."),
 		"goroutines":       gauge("Goroutines of the agent."),
 		"heap_alloc_bytes": gauge("Bytes of allocated heap objects (Go runtime HeapAlloc)."),
+		"heap_live_bytes":  gauge("Bytes of heap objects the last garbage collection found live (Go runtime /gc/heap/live:bytes): what the agent holds, without the garbage heap_alloc_bytes also counts."),
+		"gc_cycles":        counter("Garbage collections completed (Go runtime /gc/cycles/total:gc-cycles)."),
 		"sys_bytes":        gauge("Bytes of memory obtained from the OS (Go runtime Sys)."),
 		"pid":              gauge("Process ID of the agent."),
 		"reports":          counter("Reports (lookout_agent points) this process has made, this one included: 1, 2, 3, … so that a hole in the series at the database shows points lost on the way."),

@@ -26,11 +26,19 @@ type Senders struct {
 	mu   sync.RWMutex
 	byIP map[netip.Addr]*Sender
 	ips  map[string][]netip.Addr // container ID -> its addresses in byIP
+	own  map[string]*Sender      // container ID -> its Sender
 }
 
 // NewSenders returns an empty map; subscribe it to the inventory.
 func NewSenders() *Senders {
-	return &Senders{byIP: map[netip.Addr]*Sender{}, ips: map[string][]netip.Addr{}}
+	return &Senders{byIP: map[netip.Addr]*Sender{}, ips: map[string][]netip.Addr{}, own: map[string]*Sender{}}
+}
+
+// Len is the number of containers and of addresses known (for tests).
+func (x *Senders) Len() (containers, addrs int) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.own), len(x.byIP)
 }
 
 // Lookup returns the container with the address ip, or nil.
@@ -88,13 +96,20 @@ func (x *Senders) HandleChange(_ context.Context, ch inventory.Change) {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	// An address the container had may be another's by now (Docker gave it again after a
+	// removal the inventory tells of later): only the container's own entries go.
+	old := x.own[c.ID]
 	for _, ip := range x.ips[c.ID] {
-		delete(x.byIP, ip)
+		if x.byIP[ip] == old {
+			delete(x.byIP, ip)
+		}
 	}
 	delete(x.ips, c.ID)
+	delete(x.own, c.ID)
 	if s == nil {
 		return
 	}
+	x.own[c.ID] = s
 	for _, a := range addrs {
 		ip, err := netip.ParseAddr(a)
 		if err != nil {

@@ -3,6 +3,7 @@ package testpeer
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,4 +187,36 @@ func resolved(path string) string {
 		return r
 	}
 	return filepath.Clean(path)
+}
+
+// BridgeGateway is the address of the host on the default bridge of the engine under
+// test: the address its containers reach the host at, and nothing else does.
+func BridgeGateway() (string, error) {
+	inspect := func(format string) (string, error) {
+		out, err := exec.Command("docker", "network", "inspect", "bridge", "-f", format).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("docker network inspect bridge: %v: %s", err, out)
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	if gw, err := inspect("{{range .IPAM.Config}}{{.Gateway}}{{end}}"); err != nil || gw != "" {
+		return gw, err
+	}
+	// Docker 20.10 leaves the default bridge's gateway out of IPAM: it is the bridge
+	// interface's own address.
+	name, err := inspect(`{{index .Options "com.docker.network.bridge.name"}}`)
+	if err != nil {
+		return "", err
+	}
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", fmt.Errorf("the default bridge's interface %q: %w", name, err)
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no IPv4 address on %s", name)
 }

@@ -1,11 +1,11 @@
 package testpeer
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -90,21 +90,36 @@ func (f *Fluentd) Pid() int { return f.proc.pid() }
 
 // Records reads every record received so far; a line still being written is left out.
 func (f *Fluentd) Records() ([]Record, error) {
-	b, err := os.ReadFile(f.Out)
+	out, _, err := f.RecordsFrom(0)
+	return out, err
+}
+
+// RecordsFrom reads the records received from byte off of the records file on, and
+// returns the offset to read the next ones from: a line still being written is left for
+// then.
+func (f *Fluentd) RecordsFrom(off int64) ([]Record, int64, error) {
+	file, err := os.Open(f.Out)
 	if os.IsNotExist(err) {
-		return nil, nil
+		return nil, off, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, off, err
+	}
+	defer file.Close()
+	b, err := io.ReadAll(io.NewSectionReader(file, off, 1<<62))
+	if err != nil {
+		return nil, off, err
 	}
 	var out []Record
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-	for sc.Scan() {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return out, off, nil
+		}
 		var r Record
-		if json.Unmarshal(sc.Bytes(), &r) == nil {
+		if json.Unmarshal(b[:i], &r) == nil {
 			out = append(out, r)
 		}
+		b, off = b[i+1:], off+int64(i)+1
 	}
-	return out, sc.Err()
 }

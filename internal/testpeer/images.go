@@ -21,6 +21,16 @@ func BuildStatic(root, pkg, out string) error {
 	return nil
 }
 
+// BuildRace builds a Go package of the repository at root with the race detector at out.
+func BuildRace(root, pkg, out string) error {
+	cmd := exec.Command("go", "build", "-race", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build -race %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
 // BuildTestImage builds the test service (testdata/testsvc) FROM scratch as image tag.
 func BuildTestImage(root, tag string) error { return BuildImage(root, "testsvc", tag) }
 

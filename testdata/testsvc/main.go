@@ -12,12 +12,21 @@
 //	testsvc exit CODE          exit at once with CODE (an exec check's command)
 //	testsvc sleep DURATION     sleep, then exit 0 (an exec check that times out)
 //	testsvc spew BYTES         write BYTES bytes to stdout, then exit 1
+//	testsvc mark NAME          record that NAME happened (an exec check's command), exit 0
+//	testsvc span URL           POST one OTLP/JSON trace (service "testsvc", one span) to
+//	                           URL; exit 0 when it was answered 200
 //
 // It listens on :8080 (HTTP; GET /redirect?to=URL answers 302 to URL whatever the mode)
-// and :9000 (TCP: answers "PONG\n" to "PING\n").
+// and :9000 (TCP: answers "PONG\n" to "PING\n"). Two settings of serve, for the churn
+// test (e2e/churn):
+//
+//	TESTSVC_LOG_BURST=N        write N numbered lines to stdout at start
+//	TESTSVC_HEALTHY_AFTER=a,b  the health check fails until each of a, b, … happened:
+//	                           "http" is a request to :8080, any other name a `mark`
 package main
 
 import (
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -42,6 +51,12 @@ func main() {
 	case "serve":
 		serve()
 	case "health":
+		for _, w := range strings.Split(os.Getenv("TESTSVC_HEALTHY_AFTER"), ",") {
+			if _, err := os.Stat(filepath.Join(stateDir, "mark-"+w)); w != "" && err != nil {
+				fmt.Printf("check failed: waiting for %s\n", w)
+				os.Exit(1)
+			}
+		}
 		b, err := os.ReadFile(filepath.Join(stateDir, "health"))
 		state := strings.TrimSpace(string(b))
 		if err != nil || state == "healthy" {
@@ -71,6 +86,18 @@ func main() {
 		n, _ := strconv.Atoi(os.Args[2])
 		os.Stdout.Write([]byte(strings.Repeat("x", n)))
 		os.Exit(1)
+	case "mark":
+		if len(os.Args) != 3 || strings.ContainsAny(os.Args[2], "/.") {
+			fail("usage: testsvc mark NAME")
+		}
+		write("mark-"+os.Args[2], "")
+	case "span":
+		if len(os.Args) != 3 {
+			fail("usage: testsvc span URL")
+		}
+		if err := sendSpan(os.Args[2]); err != nil {
+			fail(err.Error())
+		}
 	case "die":
 		if len(os.Args) != 3 {
 			fail("usage: testsvc die CODE")
@@ -92,6 +119,9 @@ func serve() {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	go func() {
 		_ = http.ListenAndServe(":8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := os.Stat(filepath.Join(stateDir, "mark-http")); err != nil {
+				write("mark-http", "")
+			}
 			if r.URL.Path == "/redirect" {
 				http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
 				return
@@ -127,6 +157,10 @@ func serve() {
 	}()
 	go tcpServer()
 	fmt.Println("testsvc serving")
+	burst, _ := strconv.Atoi(os.Getenv("TESTSVC_LOG_BURST"))
+	for i := 1; i <= burst; i++ {
+		fmt.Printf("burst %d of %d\n", i, burst)
+	}
 	s := <-sig
 	if s == syscall.SIGUSR1 {
 		b, _ := os.ReadFile(filepath.Join(stateDir, "exit"))
@@ -153,6 +187,29 @@ func endless(w io.Writer, r *http.Request, flush func() error) {
 			return
 		}
 	}
+}
+
+// sendSpan posts one trace of one span in OTLP/JSON to url, on a connection of its own.
+func sendSpan(url string) error {
+	id := make([]byte, 24)
+	if _, err := rand.Read(id); err != nil {
+		return err
+	}
+	now := time.Now().UnixNano()
+	body := fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"testsvc"}}]},`+
+		`"scopeSpans":[{"spans":[{"traceId":"%x","spanId":"%x","name":"churn","kind":2,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}]}]}]}`,
+		id[:16], id[16:], now-int64(time.Millisecond), now)
+	c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("POST %s: %s %s", url, resp.Status, b)
+	}
+	return nil
 }
 
 func tcpServer() {
