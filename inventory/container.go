@@ -116,7 +116,34 @@ func FromInspect(in container.InspectResponse, monitorAll bool) *Container {
 	c.Slot = taskSlot(c.Service, c.TaskName, c.NodeID)
 	c.Config = labels.Parse(l)
 	c.Monitored = c.Config.Monitored(monitorAll)
+	c.Labels = keptLabels(l)
 	return c
+}
+
+// keptLabels is what a Container keeps of its labels once they are parsed: Lookout's own
+// (lookout.*, each value cut to labels.MaxValueSize, which no label may pass anyway) and
+// Docker's (com.docker.*). A container's other labels can be megabytes (Docker bounds
+// neither their size nor their number), and every inspection makes a new Container that
+// subscribers hold until the next.
+func keptLabels(l map[string]string) map[string]string {
+	kept := func(k string) bool { return strings.HasPrefix(k, labels.Prefix) || strings.HasPrefix(k, "com.docker.") }
+	n, all := 0, true
+	for k, v := range l {
+		if kept(k) {
+			n++
+		}
+		all = all && kept(k) && len(v) <= labels.MaxValueSize
+	}
+	if all {
+		return l
+	}
+	out := make(map[string]string, n)
+	for k, v := range l {
+		if kept(k) {
+			out[k] = strings.Clone(v[:min(len(v), labels.MaxValueSize)])
+		}
+	}
+	return out
 }
 
 // taskSlot reads the slot from a task name "service.slot.taskid"; a global service's

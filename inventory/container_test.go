@@ -3,11 +3,14 @@ package inventory
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
+
+	"github.com/lookout-agent/lookout/labels"
 )
 
 func TestParseImage(t *testing.T) {
@@ -315,5 +318,34 @@ func TestTags(t *testing.T) {
 	}
 	if got := p.Tags(e); !reflect.DeepEqual(got, wantPlain) {
 		t.Errorf("plain Tags =\n%v\nwant\n%v", got, wantPlain)
+	}
+}
+
+// A Container keeps Lookout's and Docker's labels, each at most labels.MaxValueSize, and
+// its label problems at most the start of a huge value: every inspection makes a new
+// Container, and megabyte labels (Docker bounds neither size nor number) must not stay
+// alive with each.
+func TestFromInspectKeepsBoundedLabels(t *testing.T) {
+	huge := strings.Repeat("a", 1<<20)
+	in := container.InspectResponse{ID: "abc", Name: "/big", Config: &container.Config{Labels: map[string]string{
+		"lookout.enable": "true", "lookout.tags.big": huge, "lookout.check.web": "http://:8080/",
+		"com.docker.swarm.service.name": "svc", "org.example.notes": huge, "other": "x",
+	}}}
+	c := FromInspect(in, false)
+	want := map[string]string{"lookout.enable": "true", "lookout.tags.big": huge[:labels.MaxValueSize],
+		"lookout.check.web": "http://:8080/", "com.docker.swarm.service.name": "svc"}
+	if !reflect.DeepEqual(c.Labels, want) {
+		t.Errorf("kept labels %d, want %d: Lookout's and Docker's, each cut to %d bytes", len(c.Labels), len(want), labels.MaxValueSize)
+	}
+	if len(c.Config.Problems) != 1 || len(c.Config.Problems[0].Value) > 128 ||
+		!strings.Contains(c.Config.Problems[0].Error(), "(1048576 bytes)") {
+		t.Errorf("problems %v: want the 1 MiB tag's, its value cut to 128 bytes and its size said", c.Config.Problems)
+	}
+	if !c.Monitored || c.Service != "svc" || len(c.Config.Checks) != 1 {
+		t.Errorf("monitored %v, service %q, %d checks: the labels are parsed before they are cut", c.Monitored, c.Service, len(c.Config.Checks))
+	}
+	small := map[string]string{"lookout.enable": "true", "com.docker.stack.namespace": "s"}
+	if c := FromInspect(container.InspectResponse{Config: &container.Config{Labels: small}}, false); !reflect.DeepEqual(c.Labels, small) {
+		t.Errorf("labels %v, want %v kept as they are", c.Labels, small)
 	}
 }

@@ -41,8 +41,10 @@ type Config struct {
 
 // Problem is one label Lookout could not use.
 type Problem struct {
-	Key, Value string
-	Reason     string // what was wrong and what is allowed
+	Key    string
+	Value  string // the label's value; of one over MaxValueSize, its first 128 bytes
+	Reason string // what was wrong and what is allowed
+	size   int    // the value's length when Value holds only its start
 }
 
 func (p Problem) Error() string {
@@ -122,7 +124,9 @@ func Parse(labels map[string]string) Config {
 	sort.Slice(c.Problems, func(i, j int) bool { return c.Problems[i].Key < c.Problems[j].Key })
 	if len(c.Problems) > MaxProblems {
 		c.Omitted = len(c.Problems) - MaxProblems
-		c.Problems = slices.Clip(c.Problems[:MaxProblems])
+		// A copy: the problems cut off (and the reasons they hold) must not stay alive
+		// in the array under a re-slice.
+		c.Problems = slices.Clone(c.Problems[:MaxProblems])
 	}
 	return c
 }
@@ -136,13 +140,23 @@ func (c *Config) firstTags(tags map[string]string) map[string]string {
 	for _, k := range keys[MaxTags:] {
 		c.problem(KeyTagPrefix+k, tags[k], fmt.Sprintf("at most %d %s* labels per container; the first %d by key are used; tag not added",
 			MaxTags, KeyTagPrefix, MaxTags))
-		delete(tags, k)
 	}
-	return tags
+	// A new map: one emptied by delete keeps the room of every tag it held.
+	first := make(map[string]string, MaxTags)
+	for _, k := range keys[:MaxTags] {
+		first[k] = tags[k]
+	}
+	return first
 }
 
 func (c *Config) problem(k, v, reason string) {
-	c.Problems = append(c.Problems, Problem{Key: k, Value: v, Reason: reason})
+	p := Problem{Key: k, Value: v, Reason: reason}
+	if len(v) > MaxValueSize {
+		// What is shown of it, a copy: a Problem must not hold a megabyte label alive
+		// with every inspection of its container.
+		p.Value, p.size = strings.Clone(v[:shownCut(v)]), len(v)
+	}
+	c.Problems = append(c.Problems, p)
 }
 
 // Monitored says whether a container with this configuration is monitored: an explicit

@@ -74,20 +74,29 @@ func CompilePattern(p string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-// shown cuts s to maxShown bytes for messages, saying how long it was.
-func shown(s string) string {
-	if len(s) <= maxShown {
+// shown cuts s to maxShown bytes for messages, saying how long it was (size, when s is
+// already the start of a longer value).
+func shown(s string, size int) string {
+	if len(s) <= maxShown && size <= len(s) {
 		return s
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:shownCut(s)], max(size, len(s)))
+}
+
+// shownCut is where shown cuts s: at most maxShown bytes, on a character boundary.
+func shownCut(s string) int {
+	if len(s) <= maxShown {
+		return len(s)
 	}
 	cut := maxShown
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
+	return cut
 }
 
 // ShownKey is the Problem's key as messages and points show it: at most 128 bytes.
-func (p Problem) ShownKey() string { return shown(p.Key) }
+func (p Problem) ShownKey() string { return shown(p.Key, 0) }
 
 // ShownValue is the Problem's value as messages and points show it: at most 128 bytes.
-func (p Problem) ShownValue() string { return shown(p.Value) }
+func (p Problem) ShownValue() string { return shown(p.Value, p.size) }

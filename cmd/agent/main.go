@@ -317,7 +317,9 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		}
 	}
 	id := currentIdentity()
-	log.WithField("version", version).WithField("docker_host", cfg.DockerHost).
+	// The runtime's soft memory limit, from the cgroup's (memlimit.go): 0, none.
+	memLimit := setMemoryLimit("/sys/fs/cgroup", "/proc/self/cgroup")
+	log.WithField("version", version).WithField("docker_host", cfg.DockerHost).WithField("memory_limit", memLimit).
 		WithField("outputs", len(outputs)).WithField("uid", id.UID).WithField("gid", id.GID).
 		WithField("groups", id.Groups).WithField("cap_eff", id.CapEff).WithField("no_new_privs", id.NoNewPrivs).
 		Info("lookout starting")

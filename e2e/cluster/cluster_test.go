@@ -197,7 +197,8 @@ func TestEveryNodeReportsItsOwnTasks(t *testing.T) {
 	t.Logf("engines: %v", engines)
 
 	// Each agent as the stack runs it: non-root in the socket's group, a read-only root
-	// filesystem, no capabilities, no_new_privs on every thread.
+	// filesystem, no capabilities, no_new_privs on every thread; and the runtime's soft
+	// memory limit at 3/4 of the stack's 128M, which the agent reads from its cgroup.
 	for _, n := range c.nodes {
 		for _, a := range agentContainers(t, n) {
 			if !a.running {
@@ -214,7 +215,8 @@ func TestEveryNodeReportsItsOwnTasks(t *testing.T) {
 					start = l
 				}
 			}
-			for _, want := range []string{`"uid":65532`, `"gid":` + c.dockerGID + `,`, `"cap_eff":"0000000000000000"`, `"no_new_privs":true`} {
+			for _, want := range []string{`"uid":65532`, `"gid":` + c.dockerGID + `,`, `"cap_eff":"0000000000000000"`, `"no_new_privs":true`,
+				`"memory_limit":100663296,`} {
 				if !strings.Contains(start, want) {
 					t.Errorf("node %s: the agent's start line %q lacks %s", n.name, start, want)
 				}
