@@ -68,6 +68,38 @@ func TestJoinPiecesPerStream(t *testing.T) {
 	}
 }
 
+// TestLastPieceWithoutNewline: Docker 20.10's local driver sends the last piece of a long
+// line without its newline, as the logs API shows it (a line of exactly 48 KiB ends in an
+// empty piece). The line ends there all the same: the line after it is a record of its own,
+// not joined to the long one, and the position of the long line's record covers its last piece.
+func TestLastPieceWithoutNewline(t *testing.T) {
+	t0 := time.Unix(1700000000, 42)
+	piece := strings.Repeat("x", dockerPartialSize)
+	for _, last := range []string{"", "tail"} {
+		var s []byte
+		s = append(s, frame(1, t0, "big start\n")...)
+		t1 := t0.Add(1)
+		for range 3 {
+			s = append(s, frame(1, t1, piece)...)
+		}
+		s = append(s, frame(1, t1, last)...) // the last piece, its newline missing
+		s = append(s, frame(1, t0.Add(2), "after 1\n")...)
+		s = append(s, frame(1, t0.Add(3), "after 2\n")...)
+		recs := collect(t, s, false, 1<<20, nil)
+		var got []string
+		for _, r := range recs {
+			got = append(got, fmt.Sprintf("%.12s (%d bytes)", r.Log, len(r.Log)))
+		}
+		if len(recs) != 4 || string(recs[1].Log) != strings.Repeat(piece, 3)+last ||
+			string(recs[2].Log) != "after 1" || string(recs[3].Log) != "after 2" {
+			t.Fatalf("last piece %q: records %v, want big start, the long line, after 1, after 2", last, got)
+		}
+		if want := (Position{TimeNS: t1.UnixNano(), N: 4}); recs[1].Pos != want {
+			t.Errorf("last piece %q: the long line's position %+v, want %+v", last, recs[1].Pos, want)
+		}
+	}
+}
+
 func TestTruncateMultilineTTY(t *testing.T) {
 	t0 := time.Unix(1700000000, 5)
 	var s []byte
