@@ -2,8 +2,10 @@ package logs
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -65,6 +67,77 @@ func TestJoinPiecesPerStream(t *testing.T) {
 	}
 	if string(recs[2].Log) != "" || recs[2].Pos != (Position{TimeNS: t0.Add(2).UnixNano(), N: 1}) {
 		t.Errorf("empty line record %q at %+v", recs[2].Log, recs[2].Pos)
+	}
+}
+
+// TestLastPieceWithoutNewline: Docker 20.10's local driver sends the last piece of a long
+// line without its newline, as the logs API shows it (a line of exactly 48 KiB ends in an
+// empty piece). The line ends there all the same: the line after it is a record of its own,
+// not joined to the long one, and the position of the long line's record covers its last piece.
+func TestLastPieceWithoutNewline(t *testing.T) {
+	t0 := time.Unix(1700000000, 42)
+	piece := strings.Repeat("x", dockerPartialSize)
+	for _, last := range []string{"", "tail"} {
+		var s []byte
+		s = append(s, frame(1, t0, "big start\n")...)
+		t1 := t0.Add(1)
+		for range 3 {
+			s = append(s, frame(1, t1, piece)...)
+		}
+		s = append(s, frame(1, t1, last)...) // the last piece, its newline missing
+		s = append(s, frame(1, t0.Add(2), "after 1\n")...)
+		s = append(s, frame(1, t0.Add(3), "after 2\n")...)
+		recs := collect(t, s, false, 1<<20, nil)
+		var got []string
+		for _, r := range recs {
+			got = append(got, fmt.Sprintf("%.12s (%d bytes)", r.Log, len(r.Log)))
+		}
+		if len(recs) != 4 || string(recs[1].Log) != strings.Repeat(piece, 3)+last ||
+			string(recs[2].Log) != "after 1" || string(recs[3].Log) != "after 2" {
+			t.Fatalf("last piece %q: records %v, want big start, the long line, after 1, after 2", last, got)
+		}
+		if want := (Position{TimeNS: t1.UnixNano(), N: 4}); recs[1].Pos != want {
+			t.Errorf("last piece %q: the long line's position %+v, want %+v", last, recs[1].Pos, want)
+		}
+	}
+}
+
+// TestResumeSkipsOnlyItsTime: reading on from a position skips the messages stamped with
+// its time that were passed on before, and never a newer one, even when the log now holds
+// fewer messages of that time than were passed on (Docker's rotation removed the start of
+// a long line, whose pieces all carry the time of its first).
+func TestResumeSkipsOnlyItsTime(t *testing.T) {
+	t0 := time.Unix(1700000000, 7)
+	piece := strings.Repeat("x", dockerPartialSize)
+	var s []byte
+	for range 3 { // 5 pieces were passed on; rotation left the last 3
+		s = append(s, frame(1, t0, piece)...)
+	}
+	s = append(s, frame(1, t0, "\n")...)
+	s = append(s, frame(1, t0.Add(1), "after 1\n")...)
+	s = append(s, frame(1, t0.Add(2), "after 2\n")...)
+	for _, from := range []Position{{TimeNS: t0.UnixNano(), N: 6}, {TimeNS: t0.UnixNano(), N: 2}} {
+		fl := &follower{f: &Forwarder{}, cnt: &counters{}}
+		pos := from
+		msgs := make(chan []message, 16)
+		n, _, err := fl.readStream(context.Background(), bytes.NewReader(s), &pos, false, msgs)
+		close(msgs)
+		var got []string
+		for g := range msgs {
+			for _, m := range g {
+				got = append(got, fmt.Sprintf("%.9s", m.line))
+			}
+		}
+		want := []string{"after 1", "after 2"}
+		if from.N == 2 {
+			want = []string{"xxxxxxxxx", "", "after 1", "after 2"} // the third piece, the last
+		}
+		if err != io.EOF || n != len(want) || strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("from %+v: %d messages %q (%v), want %q", from, n, got, err, want)
+		}
+		if wantPos := (Position{TimeNS: t0.Add(2).UnixNano(), N: 1}); pos != wantPos {
+			t.Errorf("from %+v: position %+v, want %+v", from, pos, wantPos)
+		}
 	}
 }
 

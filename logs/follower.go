@@ -285,8 +285,14 @@ func (fl *follower) readStream(ctx context.Context, r io.Reader, pos *Position, 
 			continue // Docker's since filters these out; never expected
 		}
 		if skip < since.N {
-			skip++ // passed on before: the first N messages since since.TimeNS
-			continue
+			if m.ts.UnixNano() == since.TimeNS {
+				skip++ // passed on before: the first N messages stamped since.TimeNS
+				continue
+			}
+			// A newer message was never passed on, however few messages stamped
+			// since.TimeNS came before it: Docker's log rotation may have removed some
+			// (the start of a long line, whose pieces all carry its first one's time).
+			skip = since.N
 		}
 		if follow && time.Since(m.ts) > maxLag {
 			if err := send(); err != nil {

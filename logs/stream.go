@@ -124,7 +124,12 @@ func (s *streamReader) next() (message, error) {
 		if l := len(m.line); l > 0 && m.line[l-1] == '\n' {
 			m.line = m.line[:l-1]
 		} else {
-			m.partial = true
+			// Docker cuts a piece of a longer line at exactly 16 KiB. A shorter message
+			// without a newline ends its line all the same: the last piece of a long line
+			// from the local driver (Docker 20.10 drops its newline, and with it the end
+			// of the line: taken as a piece, the next line would be joined to it), or what
+			// a container left unterminated when its output closed.
+			m.partial = len(m.line) >= dockerPartialSize
 		}
 	}
 	m.before = s.pos

@@ -194,7 +194,7 @@ func frameMessage(fr rawFrame) (message, bool) {
 		return m, true
 	}
 	m.line, m.partial = bytes.CutSuffix(line, []byte("\n"))
-	m.partial = !m.partial
+	m.partial = !m.partial && len(m.line) >= dockerPartialSize // shorter: the last piece
 	return m, false
 }
 
