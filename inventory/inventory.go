@@ -95,8 +95,9 @@ type Inventory struct {
 	containers map[string]*Container
 	engine     Engine
 	connected  bool
-	lastEvent  int64           // TimeNano of the newest event handled
-	seenAtLast map[string]bool // events handled at lastEvent, to skip them when replayed
+	lastEvent  int64             // TimeNano of the newest event handled
+	handled    map[eventKey]bool // events handled in the last replayWindow, to skip them when replayed
+	prunedAt   int64             // lastEvent when handled was last pruned
 
 	bridgeMu  sync.Mutex
 	bridgeIPs map[string]bridgeAddr // container ID -> address on docker_gwbridge
@@ -124,7 +125,7 @@ func New(client Client, opts Options) *Inventory {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, seenAtLast: map[string]bool{}}
+	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, handled: map[eventKey]bool{}}
 }
 
 // Subscribe adds a handler. It must be called before Run.
@@ -134,6 +135,24 @@ func (inv *Inventory) Subscribe(h Handler) { inv.handlers = append(inv.handlers,
 // subscriber that stalls for 100 ms, so the reader never blocks; an overflow is counted
 // and answered with a re-list.
 const eventQueueSize = 4096
+
+// replayWindow is how far back in event time the inventory remembers the events it
+// handled. Docker stamps an event before it takes the lock that orders publication, so
+// on a busy engine an event can arrive after one stamped later (a health transition of
+// one container after the start of another): arrival order, not the stamp, says what is
+// new. A reconnect resumes this far before the newest event, and what was handled is
+// skipped; an event older than the window is counted as dropped (a full refresh follows).
+const replayWindow = 10 * time.Second
+
+// maxHandled bounds the events remembered in replayWindow (a flood of events may make
+// a reconnect deliver some twice; the inventory reports state, so that is harmless).
+const maxHandled = 1 << 16
+
+// eventKey identifies an event: its time, actor, action and, for a network event, container.
+type eventKey struct {
+	timeNano int64
+	key      string
+}
 
 // eventAttributes are the attributes of an event the agent reads; Docker adds every
 // label of the container to each of its events (exec_start and health_status included),
@@ -195,6 +214,11 @@ func (inv *Inventory) session(ctx context.Context) error {
 	inv.engine = Engine{Host: si.Name, ServerVersion: si.ServerVersion, APIVersion: inv.client.ClientVersion(),
 		SwarmNodeID: si.Swarm.NodeID}
 	since := inv.lastEvent
+	if since > 0 {
+		// An event stamped before the newest one may have been sent after it (see
+		// replayWindow): resume a window earlier; handled skips what came already.
+		since = max(1, since-int64(replayWindow))
+	}
 	inv.mu.Unlock()
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -635,20 +659,33 @@ func (inv *Inventory) store(resp container.InspectResponse, bridgeIP string) *Co
 func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue chan queued, pool *inspectPool) {
 	inv.events.Add(1)
 	// A network event's actor is the network; the container is an attribute.
-	key := m.Actor.ID + "|" + string(m.Action) + "|" + m.Actor.Attributes["container"]
+	key := eventKey{m.TimeNano, m.Actor.ID + "|" + string(m.Action) + "|" + m.Actor.Attributes["container"]}
 	inv.mu.Lock()
 	switch {
-	case m.TimeNano < inv.lastEvent:
+	case inv.handled[key]:
 		inv.mu.Unlock()
 		return // replayed, handled before
-	case m.TimeNano == inv.lastEvent && inv.seenAtLast[key]:
+	case m.TimeNano < inv.lastEvent-int64(replayWindow):
+		// Older than what handled remembers: cannot tell a replay from an event that
+		// came very late. The next refresh is a full one and catches up.
 		inv.mu.Unlock()
+		inv.dropped()
 		return
-	case m.TimeNano > inv.lastEvent:
-		inv.lastEvent = m.TimeNano
-		inv.seenAtLast = map[string]bool{}
 	}
-	inv.seenAtLast[key] = true
+	if len(inv.handled) < maxHandled {
+		inv.handled[key] = true
+	}
+	if m.TimeNano > inv.lastEvent {
+		inv.lastEvent = m.TimeNano
+	}
+	if inv.lastEvent-inv.prunedAt > int64(replayWindow)/4 {
+		for k := range inv.handled {
+			if k.timeNano < inv.lastEvent-int64(replayWindow) {
+				delete(inv.handled, k)
+			}
+		}
+		inv.prunedAt = inv.lastEvent
+	}
 	if m.Type == events.NetworkEventType {
 		known := inv.containers[m.Actor.Attributes["container"]]
 		inv.mu.Unlock()

@@ -494,8 +494,8 @@ func TestReconnectResumesWithoutDuplicates(t *testing.T) {
 
 	s1.errs <- errors.New("unexpected EOF")
 	s2 := h.sub(t)
-	if want := fmt.Sprintf("%d.%09d", t2/1e9, t2%1e9); s2.opts.Since != want || want != "1714557602.000000042" {
-		t.Errorf("reconnect Since = %q, want %q (the last event handled)", s2.opts.Since, want)
+	if want := "1714557592.000000042"; s2.opts.Since != want {
+		t.Errorf("reconnect Since = %q, want %q (the last event handled, less the replay window)", s2.opts.Since, want)
 	}
 	if got := slices.Collect(maps.Keys(s2.opts.Filters["type"])); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"container", "network"}) {
 		t.Errorf("reconnect filter type = %v", got)
@@ -534,8 +534,41 @@ func TestReconnectResumesWithoutDuplicates(t *testing.T) {
 	// A second reconnect resumes from the newest event again.
 	s2.errs <- errors.New("unexpected EOF")
 	s3 := h.sub(t)
-	if s3.opts.Since != "1714557603.000000000" {
-		t.Errorf("second reconnect Since = %q, want 1714557603.000000000", s3.opts.Since)
+	if s3.opts.Since != "1714557593.000000000" {
+		t.Errorf("second reconnect Since = %q, want 1714557593.000000000", s3.opts.Since)
+	}
+}
+
+// Docker stamps an event before it orders publication: on a busy engine an event comes
+// after one stamped later. It is new, not a replay: a health transition skipped there
+// was a container's unhealthy point lost (e2e/churn). Only an event older than the
+// replay window is dropped, and counted.
+func TestEventStampedBeforeTheNewestIsHandled(t *testing.T) {
+	f := newFake(ctr("a", enabled, true), ctr("b", enabled, true))
+	h := start(t, f, Options{})
+	s := h.connected(t)
+
+	send(t, s,
+		ev("b", "start", base+2_000_000),
+		ev("a", "health_status: unhealthy", base+1_000_000), // stamped 1 ms before b's start
+		ev("a", "health_status: unhealthy", base+1_000_000), // the same again: a replay
+	)
+	h.sync(t, s, "b", base+3_000_000)
+	if got := h.rec.find(Event, "a", "health_status: unhealthy"); len(got) != 1 {
+		t.Fatalf("unhealthy transitions of a delivered: %d, want 1", len(got))
+	} else if got[0].Container.State.Health == nil || got[0].Container.State.Health.Status != container.Unhealthy {
+		t.Errorf("the transition carries health %+v, want unhealthy", got[0].Container.State.Health)
+	}
+	if n := field(t, h.inv, "events_dropped"); n != 0 {
+		t.Errorf("events_dropped = %d, want 0", n)
+	}
+
+	late := base + 3_000_000 - int64(replayWindow) - 1
+	send(t, s, ev("a", "die", late))
+	waitFor(t, "the late event counted as dropped", func() bool { return field(t, h.inv, "events_dropped") == 1 })
+	h.sync(t, s, "b", base+4_000_000)
+	if got := h.rec.find(Event, "a", "die"); len(got) != 0 {
+		t.Errorf("an event older than the replay window was delivered: %+v", got)
 	}
 }
 
