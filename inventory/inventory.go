@@ -98,6 +98,9 @@ type Inventory struct {
 	lastEvent  int64             // TimeNano of the newest event handled
 	handled    map[eventKey]bool // events handled in the last replayWindow, to skip them when replayed
 	prunedAt   int64             // lastEvent when handled was last pruned
+	// queued counts the container events read but not handled yet, by container: a
+	// list does not declare a container gone while its events wait (they come first).
+	queued map[string]int
 
 	bridgeMu  sync.Mutex
 	bridgeIPs map[string]bridgeAddr // container ID -> address on docker_gwbridge
@@ -125,7 +128,8 @@ func New(client Client, opts Options) *Inventory {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, handled: map[eventKey]bool{}}
+	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, handled: map[eventKey]bool{},
+		queued: map[string]int{}}
 }
 
 // Subscribe adds a handler. It must be called before Run.
@@ -214,6 +218,7 @@ func (inv *Inventory) session(ctx context.Context) error {
 	inv.engine = Engine{Host: si.Name, ServerVersion: si.ServerVersion, APIVersion: inv.client.ClientVersion(),
 		SwarmNodeID: si.Swarm.NodeID}
 	since := inv.lastEvent
+	clear(inv.queued) // a new session, a new queue
 	if since > 0 {
 		// An event stamped before the newest one may have been sent after it (see
 		// replayWindow): resume a window earlier; handled skips what came already.
@@ -252,9 +257,11 @@ func (inv *Inventory) session(ctx context.Context) error {
 				return
 			case m := <-msgs:
 				inv.lastContact.Store(time.Now().UnixNano())
+				inv.countQueued(m, 1)
 				select {
 				case queue <- queued{msg: slim(m)}:
 				default:
+					inv.countQueued(m, -1)
 					inv.dropped()
 					select {
 					case overflow <- struct{}{}:
@@ -304,8 +311,21 @@ func (inv *Inventory) session(ctx context.Context) error {
 				pool.request(q.recheck, "health_log")
 				continue
 			}
+			inv.countQueued(q.msg, -1)
 			inv.handleEvent(sctx, q.msg, queue, pool)
 		}
+	}
+}
+
+// countQueued adds n to the container events of m's container waiting in the queue.
+func (inv *Inventory) countQueued(m events.Message, n int) {
+	if m.Type != events.ContainerEventType {
+		return
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.queued[m.Actor.ID] += n; inv.queued[m.Actor.ID] <= 0 {
+		delete(inv.queued, m.Actor.ID)
 	}
 }
 
@@ -511,8 +531,8 @@ func (inv *Inventory) relist(ctx context.Context) error {
 	return nil
 }
 
-// list lists every container, forgets those that vanished since the last list (reporting
-// the monitored ones as Gone) and returns the IDs present and their states ("running", …).
+// list lists every container, forgets those that vanished since the last list and have
+// no event queued (reporting the monitored ones as Gone) and returns the IDs present and their states ("running", …).
 func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, error) {
 	inv.relists.Add(1)
 	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
@@ -531,7 +551,10 @@ func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, er
 	inv.mu.Lock()
 	var gone, vanished []*Container
 	for id, c := range inv.containers {
-		if _, ok := present[id]; !ok {
+		// A container with events still queued is not gone yet: on a busy engine the
+		// queue runs seconds behind the list, and its last events (a health transition,
+		// die) must reach the handlers before it goes; its destroy event ends it.
+		if _, ok := present[id]; !ok && inv.queued[id] == 0 {
 			delete(inv.containers, id)
 			vanished = append(vanished, c)
 			if c.Monitored {

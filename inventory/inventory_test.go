@@ -572,6 +572,50 @@ func TestEventStampedBeforeTheNewestIsHandled(t *testing.T) {
 	}
 }
 
+// On a busy engine the event queue runs seconds behind: a container stopped and removed
+// right after its health transition is missing from a list while that transition still
+// waits in the queue. Declared gone by the list, it lost the transition and its die
+// (e2e/churn). Its events come first; its destroy event ends it.
+func TestListWaitsForTheQueuedEventsOfAVanishedContainer(t *testing.T) {
+	f := newFake(ctr("a", enabled, true), ctr("b", enabled, false))
+	h := start(t, f, Options{Refresh: 5 * time.Millisecond})
+	s := h.connected(t)
+
+	release := f.hold("b")
+	send(t, s, ev("b", "start", base+1)) // the event loop waits for this inspection
+	waitFor(t, "the inspection of b under way", func() bool { return f.waiting("b") == 1 })
+	for i := range 30 { // the refresh ticker fires meanwhile: it comes before a's events
+		send(t, s, ev("b", "exec_start: sh", base+2+int64(i)))
+	}
+	send(t, s, ev("a", "health_status: unhealthy", base+100), ev("a", "die", base+101, "exitCode", "0"),
+		ev("a", "destroy", base+102))
+	f.remove("a")
+	waitFor(t, "a's events queued", func() bool {
+		h.inv.mu.Lock()
+		defer h.inv.mu.Unlock()
+		return h.inv.queued["a"] == 3
+	})
+	lists, _ := f.counts()
+	release()
+	waitFor(t, "a gone", func() bool { return len(h.rec.find(Gone, "a", "")) > 0 })
+	waitFor(t, "a list after", func() bool { l, _ := f.counts(); return l > lists+1 })
+
+	if got := h.rec.find(Event, "a", "health_status: unhealthy"); len(got) != 1 {
+		t.Errorf("unhealthy transitions of a delivered: %d, want 1", len(got))
+	}
+	if got := h.rec.find(Event, "a", "die"); len(got) != 1 {
+		t.Errorf("die events of a delivered: %d, want 1", len(got))
+	}
+	if got := h.rec.find(Gone, "a", ""); len(got) != 1 || got[0].Event.TimeNano != base+102 {
+		t.Errorf("a gone %d times (%+v), want once, by its destroy event", len(got), got)
+	}
+	h.inv.mu.Lock()
+	defer h.inv.mu.Unlock()
+	if len(h.inv.queued) != 0 {
+		t.Errorf("queued events still counted: %v", h.inv.queued)
+	}
+}
+
 func TestStreamErrorReconnectsAndRelists(t *testing.T) {
 	for _, how := range []string{"error", "closed"} {
 		t.Run(how, func(t *testing.T) {
