@@ -55,7 +55,7 @@ cluster: peers
 	$(GO) test -race -count=1 -timeout 30m -v ./e2e/cluster/
 
 ## churn: 1,000 container lifecycles (create, start, health flip, log burst, span, stop,
-## remove), 8 at a time, with every feature of the agent on and real InfluxDB, Fluentd
+## remove), 12 at a time, with every feature of the agent on and real InfluxDB, Fluentd
 ## receiver and Jaeger (e2e/churn): the agent's goroutines, open files, live heap, series
 ## and per-container state come back to their baseline (docs/operations.md#testing).
 ## Not in `make test`; CI (.ci/run) runs it after `make cluster`. CHURN_CYCLES=100 for a

@@ -95,8 +95,12 @@ type Inventory struct {
 	containers map[string]*Container
 	engine     Engine
 	connected  bool
-	lastEvent  int64           // TimeNano of the newest event handled
-	seenAtLast map[string]bool // events handled at lastEvent, to skip them when replayed
+	lastEvent  int64             // TimeNano of the newest event handled
+	handled    map[eventKey]bool // events handled in the last replayWindow, to skip them when replayed
+	prunedAt   int64             // lastEvent when handled was last pruned
+	// queued counts the container events read but not handled yet, by container: a
+	// list does not declare a container gone while its events wait (they come first).
+	queued map[string]int
 
 	bridgeMu  sync.Mutex
 	bridgeIPs map[string]bridgeAddr // container ID -> address on docker_gwbridge
@@ -124,7 +128,8 @@ func New(client Client, opts Options) *Inventory {
 	if opts.Log == nil {
 		opts.Log = logrus.New()
 	}
-	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, seenAtLast: map[string]bool{}}
+	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, handled: map[eventKey]bool{},
+		queued: map[string]int{}}
 }
 
 // Subscribe adds a handler. It must be called before Run.
@@ -134,6 +139,24 @@ func (inv *Inventory) Subscribe(h Handler) { inv.handlers = append(inv.handlers,
 // subscriber that stalls for 100 ms, so the reader never blocks; an overflow is counted
 // and answered with a re-list.
 const eventQueueSize = 4096
+
+// replayWindow is how far back in event time the inventory remembers the events it
+// handled. Docker stamps an event before it takes the lock that orders publication, so
+// on a busy engine an event can arrive after one stamped later (a health transition of
+// one container after the start of another): arrival order, not the stamp, says what is
+// new. A reconnect resumes this far before the newest event, and what was handled is
+// skipped; an event older than the window is counted as dropped (a full refresh follows).
+const replayWindow = 10 * time.Second
+
+// maxHandled bounds the events remembered in replayWindow (a flood of events may make
+// a reconnect deliver some twice; the inventory reports state, so that is harmless).
+const maxHandled = 1 << 16
+
+// eventKey identifies an event: its time, actor, action and, for a network event, container.
+type eventKey struct {
+	timeNano int64
+	key      string
+}
 
 // eventAttributes are the attributes of an event the agent reads; Docker adds every
 // label of the container to each of its events (exec_start and health_status included),
@@ -195,6 +218,12 @@ func (inv *Inventory) session(ctx context.Context) error {
 	inv.engine = Engine{Host: si.Name, ServerVersion: si.ServerVersion, APIVersion: inv.client.ClientVersion(),
 		SwarmNodeID: si.Swarm.NodeID}
 	since := inv.lastEvent
+	clear(inv.queued) // a new session, a new queue
+	if since > 0 {
+		// An event stamped before the newest one may have been sent after it (see
+		// replayWindow): resume a window earlier; handled skips what came already.
+		since = max(1, since-int64(replayWindow))
+	}
 	inv.mu.Unlock()
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -228,9 +257,11 @@ func (inv *Inventory) session(ctx context.Context) error {
 				return
 			case m := <-msgs:
 				inv.lastContact.Store(time.Now().UnixNano())
+				inv.countQueued(m, 1)
 				select {
 				case queue <- queued{msg: slim(m)}:
 				default:
+					inv.countQueued(m, -1)
 					inv.dropped()
 					select {
 					case overflow <- struct{}{}:
@@ -280,8 +311,21 @@ func (inv *Inventory) session(ctx context.Context) error {
 				pool.request(q.recheck, "health_log")
 				continue
 			}
+			inv.countQueued(q.msg, -1)
 			inv.handleEvent(sctx, q.msg, queue, pool)
 		}
+	}
+}
+
+// countQueued adds n to the container events of m's container waiting in the queue.
+func (inv *Inventory) countQueued(m events.Message, n int) {
+	if m.Type != events.ContainerEventType {
+		return
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.queued[m.Actor.ID] += n; inv.queued[m.Actor.ID] <= 0 {
+		delete(inv.queued, m.Actor.ID)
 	}
 }
 
@@ -487,8 +531,8 @@ func (inv *Inventory) relist(ctx context.Context) error {
 	return nil
 }
 
-// list lists every container, forgets those that vanished since the last list (reporting
-// the monitored ones as Gone) and returns the IDs present and their states ("running", …).
+// list lists every container, forgets those that vanished since the last list and have
+// no event queued (reporting the monitored ones as Gone) and returns the IDs present and their states ("running", …).
 func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, error) {
 	inv.relists.Add(1)
 	v, err := inv.withTimeout(ctx, func(c context.Context) (any, error) {
@@ -507,7 +551,10 @@ func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, er
 	inv.mu.Lock()
 	var gone, vanished []*Container
 	for id, c := range inv.containers {
-		if _, ok := present[id]; !ok {
+		// A container with events still queued is not gone yet: on a busy engine the
+		// queue runs seconds behind the list, and its last events (a health transition,
+		// die) must reach the handlers before it goes; its destroy event ends it.
+		if _, ok := present[id]; !ok && inv.queued[id] == 0 {
 			delete(inv.containers, id)
 			vanished = append(vanished, c)
 			if c.Monitored {
@@ -635,20 +682,33 @@ func (inv *Inventory) store(resp container.InspectResponse, bridgeIP string) *Co
 func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue chan queued, pool *inspectPool) {
 	inv.events.Add(1)
 	// A network event's actor is the network; the container is an attribute.
-	key := m.Actor.ID + "|" + string(m.Action) + "|" + m.Actor.Attributes["container"]
+	key := eventKey{m.TimeNano, m.Actor.ID + "|" + string(m.Action) + "|" + m.Actor.Attributes["container"]}
 	inv.mu.Lock()
 	switch {
-	case m.TimeNano < inv.lastEvent:
+	case inv.handled[key]:
 		inv.mu.Unlock()
 		return // replayed, handled before
-	case m.TimeNano == inv.lastEvent && inv.seenAtLast[key]:
+	case m.TimeNano < inv.lastEvent-int64(replayWindow):
+		// Older than what handled remembers: cannot tell a replay from an event that
+		// came very late. The next refresh is a full one and catches up.
 		inv.mu.Unlock()
+		inv.dropped()
 		return
-	case m.TimeNano > inv.lastEvent:
-		inv.lastEvent = m.TimeNano
-		inv.seenAtLast = map[string]bool{}
 	}
-	inv.seenAtLast[key] = true
+	if len(inv.handled) < maxHandled {
+		inv.handled[key] = true
+	}
+	if m.TimeNano > inv.lastEvent {
+		inv.lastEvent = m.TimeNano
+	}
+	if inv.lastEvent-inv.prunedAt > int64(replayWindow)/4 {
+		for k := range inv.handled {
+			if k.timeNano < inv.lastEvent-int64(replayWindow) {
+				delete(inv.handled, k)
+			}
+		}
+		inv.prunedAt = inv.lastEvent
+	}
 	if m.Type == events.NetworkEventType {
 		known := inv.containers[m.Actor.Attributes["container"]]
 		inv.mu.Unlock()

@@ -494,8 +494,8 @@ func TestReconnectResumesWithoutDuplicates(t *testing.T) {
 
 	s1.errs <- errors.New("unexpected EOF")
 	s2 := h.sub(t)
-	if want := fmt.Sprintf("%d.%09d", t2/1e9, t2%1e9); s2.opts.Since != want || want != "1714557602.000000042" {
-		t.Errorf("reconnect Since = %q, want %q (the last event handled)", s2.opts.Since, want)
+	if want := "1714557592.000000042"; s2.opts.Since != want {
+		t.Errorf("reconnect Since = %q, want %q (the last event handled, less the replay window)", s2.opts.Since, want)
 	}
 	if got := slices.Collect(maps.Keys(s2.opts.Filters["type"])); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"container", "network"}) {
 		t.Errorf("reconnect filter type = %v", got)
@@ -534,8 +534,85 @@ func TestReconnectResumesWithoutDuplicates(t *testing.T) {
 	// A second reconnect resumes from the newest event again.
 	s2.errs <- errors.New("unexpected EOF")
 	s3 := h.sub(t)
-	if s3.opts.Since != "1714557603.000000000" {
-		t.Errorf("second reconnect Since = %q, want 1714557603.000000000", s3.opts.Since)
+	if s3.opts.Since != "1714557593.000000000" {
+		t.Errorf("second reconnect Since = %q, want 1714557593.000000000", s3.opts.Since)
+	}
+}
+
+// Docker stamps an event before it orders publication: on a busy engine an event comes
+// after one stamped later. It is new, not a replay: a health transition skipped there
+// was a container's unhealthy point lost (e2e/churn). Only an event older than the
+// replay window is dropped, and counted.
+func TestEventStampedBeforeTheNewestIsHandled(t *testing.T) {
+	f := newFake(ctr("a", enabled, true), ctr("b", enabled, true))
+	h := start(t, f, Options{})
+	s := h.connected(t)
+
+	send(t, s,
+		ev("b", "start", base+2_000_000),
+		ev("a", "health_status: unhealthy", base+1_000_000), // stamped 1 ms before b's start
+		ev("a", "health_status: unhealthy", base+1_000_000), // the same again: a replay
+	)
+	h.sync(t, s, "b", base+3_000_000)
+	if got := h.rec.find(Event, "a", "health_status: unhealthy"); len(got) != 1 {
+		t.Fatalf("unhealthy transitions of a delivered: %d, want 1", len(got))
+	} else if got[0].Container.State.Health == nil || got[0].Container.State.Health.Status != container.Unhealthy {
+		t.Errorf("the transition carries health %+v, want unhealthy", got[0].Container.State.Health)
+	}
+	if n := field(t, h.inv, "events_dropped"); n != 0 {
+		t.Errorf("events_dropped = %d, want 0", n)
+	}
+
+	late := base + 3_000_000 - int64(replayWindow) - 1
+	send(t, s, ev("a", "die", late))
+	waitFor(t, "the late event counted as dropped", func() bool { return field(t, h.inv, "events_dropped") == 1 })
+	h.sync(t, s, "b", base+4_000_000)
+	if got := h.rec.find(Event, "a", "die"); len(got) != 0 {
+		t.Errorf("an event older than the replay window was delivered: %+v", got)
+	}
+}
+
+// On a busy engine the event queue runs seconds behind: a container stopped and removed
+// right after its health transition is missing from a list while that transition still
+// waits in the queue. Declared gone by the list, it lost the transition and its die
+// (e2e/churn). Its events come first; its destroy event ends it.
+func TestListWaitsForTheQueuedEventsOfAVanishedContainer(t *testing.T) {
+	f := newFake(ctr("a", enabled, true), ctr("b", enabled, false))
+	h := start(t, f, Options{Refresh: 5 * time.Millisecond})
+	s := h.connected(t)
+
+	release := f.hold("b")
+	send(t, s, ev("b", "start", base+1)) // the event loop waits for this inspection
+	waitFor(t, "the inspection of b under way", func() bool { return f.waiting("b") == 1 })
+	for i := range 30 { // the refresh ticker fires meanwhile: it comes before a's events
+		send(t, s, ev("b", "exec_start: sh", base+2+int64(i)))
+	}
+	send(t, s, ev("a", "health_status: unhealthy", base+100), ev("a", "die", base+101, "exitCode", "0"),
+		ev("a", "destroy", base+102))
+	f.remove("a")
+	waitFor(t, "a's events queued", func() bool {
+		h.inv.mu.Lock()
+		defer h.inv.mu.Unlock()
+		return h.inv.queued["a"] == 3
+	})
+	lists, _ := f.counts()
+	release()
+	waitFor(t, "a gone", func() bool { return len(h.rec.find(Gone, "a", "")) > 0 })
+	waitFor(t, "a list after", func() bool { l, _ := f.counts(); return l > lists+1 })
+
+	if got := h.rec.find(Event, "a", "health_status: unhealthy"); len(got) != 1 {
+		t.Errorf("unhealthy transitions of a delivered: %d, want 1", len(got))
+	}
+	if got := h.rec.find(Event, "a", "die"); len(got) != 1 {
+		t.Errorf("die events of a delivered: %d, want 1", len(got))
+	}
+	if got := h.rec.find(Gone, "a", ""); len(got) != 1 || got[0].Event.TimeNano != base+102 {
+		t.Errorf("a gone %d times (%+v), want once, by its destroy event", len(got), got)
+	}
+	h.inv.mu.Lock()
+	defer h.inv.mu.Unlock()
+	if len(h.inv.queued) != 0 {
+		t.Errorf("queued events still counted: %v", h.inv.queued)
 	}
 }
 

@@ -20,10 +20,13 @@ import (
 
 var (
 	cycles   = flag.Int("cycles", envInt("LOOKOUT_CHURN_CYCLES", 1000), "container lifecycles (LOOKOUT_CHURN_CYCLES)")
-	parallel = flag.Int("parallel", envInt("LOOKOUT_CHURN_PARALLEL", 8), "lifecycles at a time (LOOKOUT_CHURN_PARALLEL)")
+	parallel = flag.Int("parallel", envInt("LOOKOUT_CHURN_PARALLEL", 12), "lifecycles at a time (LOOKOUT_CHURN_PARALLEL)")
+	// The race detector makes the agent several times slower and its heap larger; `make
+	// test` runs the race agent through every feature, the churn counts what it holds.
+	raceAgent = flag.Bool("agent-race", os.Getenv("LOOKOUT_CHURN_AGENT_RACE") == "1", "run the agent built with -race (LOOKOUT_CHURN_AGENT_RACE=1)")
 
 	root      string
-	agentBin  string // the agent built with -race
+	agentBin  string // the agent, static or built with -race (-agent-race)
 	testImage = "lookout-testsvc:churn"
 	runID     = fmt.Sprintf("lkch%d", time.Now().UnixNano()%1e6)
 )
@@ -59,8 +62,12 @@ func TestMain(m *testing.M) {
 
 func setup(dir string) error {
 	root, _ = filepath.Abs("../..")
-	agentBin = filepath.Join(dir, "lookout-race")
-	if err := testpeer.BuildRace(root, "./cmd/agent", agentBin); err != nil {
+	build := testpeer.BuildStatic
+	if *raceAgent {
+		build = testpeer.BuildRace
+	}
+	agentBin = filepath.Join(dir, "lookout")
+	if err := build(root, "./cmd/agent", agentBin); err != nil {
 		return err
 	}
 	return testpeer.BuildTestImage(root, testImage)

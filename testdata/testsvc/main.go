@@ -16,7 +16,8 @@
 //	testsvc span URL           POST one OTLP/JSON trace (service "testsvc", one span) to
 //	                           URL; exit 0 when it was answered 200
 //
-// It listens on :8080 (HTTP; GET /redirect?to=URL answers 302 to URL whatever the mode)
+// It listens on :8080 (HTTP; GET /redirect?to=URL answers 302 to URL whatever the mode;
+// POST /set?health=STATE and POST /span?url=URL do what set and span do, without an exec)
 // and :9000 (TCP: answers "PONG\n" to "PING\n"). Two settings of serve, for the churn
 // test (e2e/churn):
 //
@@ -126,6 +127,10 @@ func serve() {
 				http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
 				return
 			}
+			if r.Method == http.MethodPost && (r.URL.Path == "/set" || r.URL.Path == "/span") {
+				control(w, r)
+				return
+			}
 			b, _ := os.ReadFile(filepath.Join(stateDir, "http"))
 			switch strings.TrimSpace(string(b)) {
 			case "500":
@@ -187,6 +192,27 @@ func endless(w io.Writer, r *http.Request, flush func() error) {
 			return
 		}
 	}
+}
+
+// control does what `testsvc set` and `testsvc span` do, for a test that would rather
+// not pay for a docker exec: POST /set?health=healthy|unhealthy, POST /span?url=URL.
+func control(w http.ResponseWriter, r *http.Request) {
+	var err error
+	switch q := r.URL.Query(); r.URL.Path {
+	case "/set":
+		if h := q.Get("health"); h != "healthy" && h != "unhealthy" {
+			err = fmt.Errorf("health %q: want healthy or unhealthy", h)
+		} else {
+			err = os.WriteFile(filepath.Join(stateDir, "health"), []byte(h), 0o644)
+		}
+	case "/span":
+		err = sendSpan(q.Get("url"))
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	fmt.Fprintln(w, "done")
 }
 
 // sendSpan posts one trace of one span in OTLP/JSON to url, on a connection of its own.
