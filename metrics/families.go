@@ -157,6 +157,7 @@ var table = map[string]map[string]Desc{
 	// tracing
 	"lookout_spans_export": {
 		"queued":               gauge("Spans held for the collector now."),
+		"queued_bytes":         gauge("Memory the spans held take now (estimated), bounded by LOOKOUT_SPANS_QUEUE_LIMIT_BYTES."),
 		"forwarded":            counter("Spans taken by the collector."),
 		"dropped_queue_full":   counter("Spans dropped because the span queue was full."),
 		"dropped_send_failure": counter("Spans refused by the collector (a 4xx other than 429, an OTLP partial success), or still queued at shutdown."),
@@ -164,12 +165,13 @@ var table = map[string]map[string]Desc{
 		"request_failures":     counter("Requests to the collector that failed."),
 	},
 	"lookout_spans_relay": {
-		"packets_received":          counter("UDP packets received by the jaeger-agent relay."),
-		"spans_received":            counter("Spans received by the jaeger-agent relay."),
-		"packets_dropped_too_large": counter("UDP packets dropped for being above the maximum size."),
-		"packets_dropped_malformed": counter("UDP packets dropped because they could not be decoded."),
-		"spans_dropped_queue_full":  counter("Spans dropped because the span queue was full."),
-		"packets_unknown_sender":    counter("UDP packets from an address no monitored container has (forwarded untagged)."),
+		"packets_received":            counter("UDP packets received by the jaeger-agent relay."),
+		"spans_received":              counter("Spans received by the jaeger-agent relay."),
+		"packets_dropped_too_large":   counter("UDP packets dropped for being above the maximum size."),
+		"packets_dropped_malformed":   counter("UDP packets dropped because they could not be decoded."),
+		"packets_dropped_socket_full": counter("UDP packets the kernel dropped because the relay's receive buffer was full (sent faster than the relay reads; SO_RXQ_OVFL, counted when the next packet is read)."),
+		"spans_dropped_queue_full":    counter("Spans dropped because the span queue was full."),
+		"packets_unknown_sender":      counter("UDP packets from an address no monitored container has (forwarded untagged)."),
 	},
 	"lookout_spans_otlp": {
 		"requests_received":               counter("OTLP/HTTP requests received."),

@@ -62,7 +62,7 @@ func newTraces(cfg config.Traces, log logrus.FieldLogger) (*spanPipeline, error)
 		return nil, err
 	}
 	t.queue, err = traces.NewQueue(traces.QueueConfig{BatchSize: cfg.BatchSize, Interval: time.Duration(cfg.FlushInterval),
-		Limit: cfg.QueueLimit, Timeout: time.Duration(cfg.Timeout), Log: log}, exp)
+		Limit: cfg.QueueLimit, LimitBytes: cfg.QueueLimitBytes, Timeout: time.Duration(cfg.Timeout), Log: log}, exp)
 	if err != nil {
 		return nil, err
 	}
