@@ -213,7 +213,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // An OTLP request whose body gunzips to gigabytes, over OTLP/HTTP and OTLP/gRPC, is
 // refused at the limit (413; RESOURCE_EXHAUSTED) naming it, and counted; so are an endless
-// chunked body and endless headers (431). Several bombs at once leave the memory bounded,
+// chunked body and endless headers (431); 1,000 connections sending headers slowly are
+// served 64 at a time. Several bombs at once leave the memory bounded,
 // and the next good request is taken and its span reaches Jaeger.
 func TestAbuseNetOTLPBombs(t *testing.T) {
 	j := startJaeger(t)
@@ -264,6 +265,25 @@ func TestAbuseNetOTLPBombs(t *testing.T) {
 	t.Logf("endless headers: %d %q after %d bytes written", code, body, n)
 	if code != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("endless headers: %d %q, want 431", code, body)
+	}
+
+	// Many connections sending headers slowly: 1,000 of 60,000 bytes each, never ended.
+	// The receiver serves 64 connections at once; the rest wait in the kernel's backlog.
+	slow := make([]net.Conn, 0, 1000)
+	for range 1000 {
+		c, err := net.Dial("tcp", httpAddr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", len(slow)+1, err)
+		}
+		slow = append(slow, c)
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "POST /v1/traces HTTP/1.1\r\nHost: lookout\r\nX-Slow: "+strings.Repeat("s", 60000)); err != nil {
+			t.Fatalf("connection %d: %v", len(slow), err)
+		}
+	}
+	a.underMemoryLimit(t, "1,000 connections sending headers slowly")
+	for _, c := range slow {
+		c.Close()
 	}
 
 	// Bombs at once, sixteen over each protocol: each is refused, as too large or, once

@@ -137,7 +137,9 @@ func newServer(cfg Config, sink traces.Sink, name string, srv *http.Server) (*se
 	if err != nil {
 		return nil, fmt.Errorf("%s on %s: %w", name, cfg.Addr, err)
 	}
-	return &server{cfg: cfg, name: name, sink: sink, ln: ln, srv: srv}, nil
+	limited := newConnLimit(ln, MaxConns)
+	srv.ConnState = limited.connState
+	return &server{cfg: cfg, name: name, sink: sink, ln: limited, srv: srv}, nil
 }
 
 // Addr is the address listened on.
