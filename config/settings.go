@@ -215,6 +215,8 @@ var settings = resolve([]Setting{
 	{Key: "traces.queue_limit", Env: "LOOKOUT_SPANS_QUEUE_LIMIT", Default: "50000",
 		Rule: atLeastBatch("", func(c *Config, _ *Output) int { return c.Traces.BatchSize }),
 		Help: "spans held while the collector is away; later ones are dropped and counted in `dropped_queue_full`"},
+	{Key: "traces.queue_limit_bytes", Env: "LOOKOUT_SPANS_QUEUE_LIMIT_BYTES", Default: "16777216", Rule: intBetween(1<<20, 1<<30, "bytes"),
+		Help: "memory the held spans may take (estimated: their protobuf size and Go's structures), however few spans that is; later ones are dropped and counted in `dropped_queue_full`"},
 })
 
 // Settings returns the settings table, in the order of the docs.

@@ -120,7 +120,7 @@ func TestDefaultsUnchanged(t *testing.T) {
 			Start: "beginning", Timeout: Duration(10 * time.Second)},
 		Logs: Logs{Source: "auto"},
 		Traces: Traces{Protocol: "thrift", MaxPacketSize: 65000, OTLPMaxRequestSize: 4 << 20, BatchSize: 500,
-			FlushInterval: Duration(time.Second), QueueLimit: 50000, Timeout: Duration(5 * time.Second)},
+			FlushInterval: Duration(time.Second), QueueLimit: 50000, QueueLimitBytes: 16 << 20, Timeout: Duration(5 * time.Second)},
 		Outputs: []Output{{Name: "influxdb", Type: OutputInfluxV1, URL: "http://db:8086", Database: "lookout", Precision: "ns",
 			BatchSize: 1000, FlushInterval: Duration(200 * time.Millisecond), BufferLimit: 10000, Timeout: Duration(5 * time.Second),
 			BufferStrategy: BufferDisk, BufferDiskLimit: 1 << 30, BufferSyncInterval: Duration(time.Second)}},

@@ -20,7 +20,9 @@ type Traces struct {
 	BatchSize     int      `yaml:"batch_size"`
 	FlushInterval Duration `yaml:"flush_interval"`
 	QueueLimit    int      `yaml:"queue_limit"`
-	Timeout       Duration `yaml:"timeout"`
+	// QueueLimitBytes bounds the memory of the spans held, as QueueLimit their number.
+	QueueLimitBytes int      `yaml:"queue_limit_bytes"`
+	Timeout         Duration `yaml:"timeout"`
 	// Probes makes a span of every check run (default true when an endpoint is set).
 	Probes *bool `yaml:"probe_spans"`
 

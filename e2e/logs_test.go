@@ -74,6 +74,20 @@ func countLines(recs []testpeer.Record) map[string]int {
 	return m
 }
 
+// lostAndRepeated fails the test for each of the lines "prefix 1" to "prefix n" missing
+// from lines (countLines), and returns how many more times than once they arrived.
+func lostAndRepeated(t *testing.T, lines map[string]int, prefix string, n int) (dups int) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		c := lines[fmt.Sprintf("%s %d", prefix, i)]
+		if c == 0 {
+			t.Errorf("line %d lost", i)
+		}
+		dups += max(c-1, 0)
+	}
+	return dups
+}
+
 func TestLogsDelivery(t *testing.T) {
 	f := startFluentd(t)
 	a := startAgent(t, "LOOKOUT_FLUENTD_ADDRESS="+f.Addr, "LOOKOUT_STATE_DIR="+t.TempDir(), "LOOKOUT_INTERVAL=1s")
@@ -196,15 +210,7 @@ func TestLogsOutageAndAgentKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 90*time.Second, "every line", func() bool { return countLines(recordsOf(t, f, name))[fmt.Sprintf("o %d", n)] >= 1 })
-	lines := countLines(recordsOf(t, f, name))
-	dups := 0
-	for i := 1; i <= n; i++ {
-		c := lines[fmt.Sprintf("o %d", i)]
-		if c == 0 {
-			t.Errorf("line %d lost", i)
-		}
-		dups += max(c-1, 0)
-	}
+	dups := lostAndRepeated(t, countLines(recordsOf(t, f, name)), "o", n)
 	t.Logf("%d lines: %d when the agent was killed, %d when the outage ended, %d duplicates", n, killedAt, before, dups)
 	// Each interruption may repeat at most the one batch that was in flight.
 	if dups > 2*batch {

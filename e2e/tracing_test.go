@@ -28,8 +28,15 @@ var (
 	otlpSender = &senderImage{dir: "testdata/otlpsender", tag: "lookout-otlpsender:e2e"}
 )
 
-// run starts the image as a monitored container with env and args.
+// run starts the image as a monitored container with env and args (docker run options).
 func (s *senderImage) run(t *testing.T, name string, env []string, args ...string) {
+	t.Helper()
+	s.runCmd(t, name, env, args)
+}
+
+// runCmd starts the image as a monitored container with env, the docker run options opts
+// and the command cmd.
+func (s *senderImage) runCmd(t *testing.T, name string, env, opts []string, cmd ...string) {
 	t.Helper()
 	s.once.Do(func() {
 		root, _ := filepath.Abs("..")
@@ -42,7 +49,8 @@ func (s *senderImage) run(t *testing.T, name string, env []string, args ...strin
 	for _, e := range env {
 		a = append(a, "-e", e)
 	}
-	docker(t, append(append(a, args...), s.tag)...)
+	a = append(append(a, opts...), s.tag)
+	docker(t, append(a, cmd...)...)
 	t.Cleanup(func() { _, _ = exec.Command("docker", "rm", "-f", name).CombinedOutput() })
 }
 

@@ -160,6 +160,7 @@ var table = map[string]map[string]Desc{
 	// tracing
 	"lookout_spans_export": {
 		"queued":               gauge("Spans held for the collector now."),
+		"queued_bytes":         gauge("Memory the spans held take now (estimated), bounded by LOOKOUT_SPANS_QUEUE_LIMIT_BYTES."),
 		"forwarded":            counter("Spans taken by the collector."),
 		"dropped_queue_full":   counter("Spans dropped because the span queue was full."),
 		"dropped_send_failure": counter("Spans refused by the collector (a 4xx other than 429, an OTLP partial success), or still queued at shutdown."),
@@ -167,12 +168,13 @@ var table = map[string]map[string]Desc{
 		"request_failures":     counter("Requests to the collector that failed."),
 	},
 	"lookout_spans_relay": {
-		"packets_received":          counter("UDP packets received by the jaeger-agent relay."),
-		"spans_received":            counter("Spans received by the jaeger-agent relay."),
-		"packets_dropped_too_large": counter("UDP packets dropped for being above the maximum size."),
-		"packets_dropped_malformed": counter("UDP packets dropped because they could not be decoded."),
-		"spans_dropped_queue_full":  counter("Spans dropped because the span queue was full."),
-		"packets_unknown_sender":    counter("UDP packets from an address no monitored container has (forwarded untagged)."),
+		"packets_received":            counter("UDP packets received by the jaeger-agent relay."),
+		"spans_received":              counter("Spans received by the jaeger-agent relay."),
+		"packets_dropped_too_large":   counter("UDP packets dropped for being above the maximum size."),
+		"packets_dropped_malformed":   counter("UDP packets dropped because they could not be decoded."),
+		"packets_dropped_socket_full": counter("UDP packets the kernel dropped because the relay's receive buffer was full (sent faster than the relay reads; SO_RXQ_OVFL, counted when the next packet is read)."),
+		"spans_dropped_queue_full":    counter("Spans dropped because the span queue was full."),
+		"packets_unknown_sender":      counter("UDP packets from an address no monitored container has (forwarded untagged)."),
 	},
 	"lookout_spans_otlp": {
 		"requests_received":               counter("OTLP/HTTP requests received."),
@@ -181,6 +183,7 @@ var table = map[string]map[string]Desc{
 		"requests_too_large":              counter("OTLP/HTTP requests above the maximum size."),
 		"requests_unsupported_media_type": counter("OTLP/HTTP requests with a content type or encoding not served."),
 		"requests_queue_full":             counter("OTLP/HTTP requests answered 503 because the span queue could not take their spans."),
+		"requests_busy":                   counter("OTLP/HTTP requests answered 503 because the OTLP receivers held as many request bytes as they may (4 times LOOKOUT_OTLP_MAX_REQUEST_SIZE)."),
 		"spans_dropped_malformed":         counter("Spans received over OTLP/HTTP without a valid trace or span ID."),
 		"requests_unknown_sender":         counter("OTLP/HTTP requests from an address no monitored container has (forwarded untagged)."),
 	},
@@ -191,6 +194,7 @@ var table = map[string]map[string]Desc{
 		"requests_too_large":              counter("OTLP/gRPC calls above the maximum size (RESOURCE_EXHAUSTED)."),
 		"requests_unsupported_media_type": counter("OTLP/gRPC calls with a content type, grpc-encoding or method not served."),
 		"requests_queue_full":             counter("OTLP/gRPC calls answered UNAVAILABLE because the span queue could not take their spans."),
+		"requests_busy":                   counter("OTLP/gRPC calls answered UNAVAILABLE because the OTLP receivers held as many request bytes as they may (4 times LOOKOUT_OTLP_MAX_REQUEST_SIZE)."),
 		"spans_dropped_malformed":         counter("Spans received over OTLP/gRPC without a valid trace or span ID."),
 		"requests_unknown_sender":         counter("OTLP/gRPC calls from an address no monitored container has (forwarded untagged)."),
 	},

@@ -23,12 +23,24 @@ type QueueConfig struct {
 	BatchSize int           // spans per request at most; a full batch is sent at once
 	Interval  time.Duration // a partial batch is sent after this long
 	Limit     int           // spans held (waiting or being retried) at most; more are dropped and counted
-	Timeout   time.Duration // of the last flush at shutdown
-	Log       logrus.FieldLogger
+	// LimitBytes bounds the memory the held spans take (SpanBytes, an estimate): spans
+	// that would pass it are dropped and counted as for Limit. 0 means DefaultLimitBytes.
+	LimitBytes int
+	Timeout    time.Duration // of the last flush at shutdown
+	Log        logrus.FieldLogger
 }
 
-// Queue holds spans (bounded, in spans) and hands them to the Exporter in batches of up
-// to BatchSize spans, the spans of one resource (and one scope) grouped. A batch the
+// DefaultLimitBytes is QueueConfig.LimitBytes's default: the memory of the spans held.
+const DefaultLimitBytes = 16 << 20
+
+// MaxBatchBytes bounds a batch in SpanBytes as BatchSize bounds it in spans (a span
+// larger than that goes alone): a flood of big spans makes requests of a few MiB, not of
+// BatchSize times the largest span.
+const MaxBatchBytes = 4 << 20
+
+// Queue holds spans (bounded in spans and in bytes of memory) and hands them to the
+// Exporter in batches of up to BatchSize spans (and about MaxBatchBytes), the spans of one
+// resource (and one scope) grouped. A batch the
 // exporter could not send (no connection, 5xx, 429) stays at the head of the queue and
 // is retried with backoff (internal/backoff, at least the collector's Retry-After), so
 // while the collector is away spans are held up to Limit and later ones are dropped and
@@ -41,6 +53,7 @@ type Queue struct {
 	mu     sync.Mutex
 	queue  []entry
 	queued int // spans in queue
+	bytes  int // their SpanBytes
 
 	keysMu sync.Mutex
 	keys   [16]resourceKey // see resourceKey
@@ -61,6 +74,7 @@ type entry struct {
 	rs         *tracepb.ResourceSpans // the resource and its schema (no scope spans)
 	ss         *tracepb.ScopeSpans    // the scope and its schema (no spans)
 	spans      []*tracepb.Span
+	sizes      []int // SpanBytes of each of spans
 }
 
 // NewQueue checks cfg and returns a queue sending to exp; Run sends.
@@ -72,6 +86,9 @@ func NewQueue(cfg QueueConfig, exp Exporter) (*Queue, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.LimitBytes <= 0 {
+		cfg.LimitBytes = DefaultLimitBytes
+	}
 	if cfg.Log == nil {
 		cfg.Log = logrus.New()
 	}
@@ -81,20 +98,22 @@ func NewQueue(cfg QueueConfig, exp Exporter) (*Queue, error) {
 var _ Sink = (*Queue)(nil)
 
 // ExportSpans queues every span of rss, all or none. It never blocks: when they do not
-// all fit, none is queued, they are counted as dropped (queue full) and it returns false.
+// all fit (in spans or in bytes), none is queued, they are counted as dropped (queue
+// full) and it returns false.
 func (q *Queue) ExportSpans(rss []*tracepb.ResourceSpans) bool {
 	n := CountSpans(rss)
 	if n == 0 {
 		return true
 	}
 	q.mu.Lock()
-	full := q.queued+n > q.cfg.Limit
+	full := q.queued+n > q.cfg.Limit || q.bytes >= q.cfg.LimitBytes
 	q.mu.Unlock()
 	if full {
 		q.droppedFull.Add(uint64(n))
 		return false
 	}
-	// Keys are computed outside the lock; the limit is checked again under it.
+	// Sizes and keys are computed outside the lock; the limits are checked again under it.
+	size := 0
 	var entries []entry
 	for _, rs := range rss {
 		if rs == nil {
@@ -106,12 +125,17 @@ func (q *Queue) ExportSpans(rss []*tracepb.ResourceSpans) bool {
 			if len(ss.GetSpans()) == 0 {
 				continue
 			}
+			sizes := make([]int, len(ss.Spans))
+			for i, sp := range ss.Spans {
+				sizes[i] = SpanBytes(sp)
+				size += sizes[i]
+			}
 			entries = append(entries, entry{rkey: rkey, skey: key(ss.Scope, ss.SchemaUrl), rs: head,
-				ss: &tracepb.ScopeSpans{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl}, spans: ss.Spans})
+				ss: &tracepb.ScopeSpans{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl}, spans: ss.Spans, sizes: sizes})
 		}
 	}
 	q.mu.Lock()
-	if q.queued+n > q.cfg.Limit {
+	if q.queued+n > q.cfg.Limit || q.bytes+size > q.cfg.LimitBytes {
 		q.mu.Unlock()
 		q.droppedFull.Add(uint64(n))
 		return false
@@ -119,7 +143,8 @@ func (q *Queue) ExportSpans(rss []*tracepb.ResourceSpans) bool {
 	// Entries are never appended to: the flusher may be sending one.
 	q.queue = append(q.queue, entries...)
 	q.queued += n
-	full = q.queued >= q.cfg.BatchSize
+	q.bytes += size
+	full = q.queued >= q.cfg.BatchSize || q.bytes >= MaxBatchBytes
 	q.mu.Unlock()
 	if full {
 		select {
@@ -210,21 +235,29 @@ var errNothing = errors.New("nothing to send")
 // returns errNothing when there is nothing (or not enough) to send.
 func (q *Queue) flushOne(ctx context.Context, partial bool) error {
 	q.mu.Lock()
-	if q.queued == 0 || (!partial && q.queued < q.cfg.BatchSize) {
+	if q.queued == 0 || (!partial && q.queued < q.cfg.BatchSize && q.bytes < MaxBatchBytes) {
 		q.mu.Unlock()
 		return errNothing
 	}
-	// The head of the queue, up to BatchSize spans, grouped by resource and scope. The
-	// queue is only shortened by this goroutine, so the head is still there after sending.
-	n := 0
+	// The head of the queue, up to BatchSize spans and about MaxBatchBytes, grouped by
+	// resource and scope. The queue is only shortened by this goroutine, so the head is
+	// still there after sending.
+	n, size := 0, 0
 	var rss []*tracepb.ResourceSpans
 	resources := map[string]*tracepb.ResourceSpans{}
 	scopes := map[[2]string]*tracepb.ScopeSpans{}
 	taken := 0 // whole entries taken
 	part := 0  // spans taken of entry [taken]
-	for i := 0; i < len(q.queue) && n < q.cfg.BatchSize; i++ {
+	for i := 0; i < len(q.queue) && n < q.cfg.BatchSize && size < MaxBatchBytes; i++ {
 		en := q.queue[i]
-		k := min(len(en.spans), q.cfg.BatchSize-n)
+		k := 0
+		for k < min(len(en.spans), q.cfg.BatchSize-n) && (n+k == 0 || size+en.sizes[k] <= MaxBatchBytes) {
+			size += en.sizes[k]
+			k++
+		}
+		if k == 0 {
+			break // the next span would pass MaxBatchBytes
+		}
 		rs := resources[en.rkey]
 		if rs == nil {
 			rs = &tracepb.ResourceSpans{Resource: en.rs.Resource, SchemaUrl: en.rs.SchemaUrl}
@@ -243,6 +276,7 @@ func (q *Queue) flushOne(ctx context.Context, partial bool) error {
 			taken++
 		} else {
 			part = k
+			break // the batch is full
 		}
 	}
 	q.mu.Unlock()
@@ -262,10 +296,12 @@ func (q *Queue) flushOne(ctx context.Context, partial bool) error {
 	q.mu.Lock()
 	if part > 0 {
 		q.queue[taken].spans = q.queue[taken].spans[part:]
+		q.queue[taken].sizes = q.queue[taken].sizes[part:]
 	}
 	clear(q.queue[:taken])
 	q.queue = q.queue[taken:]
 	q.queued -= n
+	q.bytes -= size
 	q.mu.Unlock()
 	q.droppedSend.Add(uint64(rejected))
 	q.forwarded.Add(uint64(n - rejected))
@@ -277,7 +313,7 @@ func (q *Queue) flushOne(ctx context.Context, partial bool) error {
 func (q *Queue) dropLeft() {
 	q.mu.Lock()
 	n := q.queued
-	q.queue, q.queued = nil, 0
+	q.queue, q.queued, q.bytes = nil, 0, 0
 	q.mu.Unlock()
 	if n > 0 {
 		q.droppedSend.Add(uint64(n))
@@ -287,7 +323,7 @@ func (q *Queue) dropLeft() {
 
 // Stats are the queue's and its exporter's counters.
 type Stats struct {
-	Queued                              int
+	Queued, QueuedBytes                 int
 	Forwarded, DroppedFull, DroppedSend uint64
 	Requests, Failures                  uint64
 }
@@ -295,10 +331,10 @@ type Stats struct {
 // Stats returns the counters.
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
-	n := q.queued
+	n, b := q.queued, q.bytes
 	q.mu.Unlock()
 	sent, failed := q.exp.Requests()
-	return Stats{Queued: n, Forwarded: q.forwarded.Load(), DroppedFull: q.droppedFull.Load(),
+	return Stats{Queued: n, QueuedBytes: b, Forwarded: q.forwarded.Load(), DroppedFull: q.droppedFull.Load(),
 		DroppedSend: q.droppedSend.Load(), Requests: sent, Failures: failed}
 }
 
@@ -307,6 +343,7 @@ func (q *Queue) Points(now time.Time, tags map[string]string) []metric.Point {
 	s := q.Stats()
 	return []metric.Point{metric.New("lookout_spans_export", tags, []metric.Field{
 		{Key: "queued", Value: int64(s.Queued)},
+		{Key: "queued_bytes", Value: int64(s.QueuedBytes)},
 		{Key: "forwarded", Value: s.Forwarded},
 		{Key: "dropped_queue_full", Value: s.DroppedFull},
 		{Key: "dropped_send_failure", Value: s.DroppedSend},
@@ -318,3 +355,24 @@ func (q *Queue) Points(now time.Time, tags map[string]string) []metric.Point {
 // Flush sends the next batch, full or not, now (Run does it on its own; tests of
 // exporters call it).
 func (q *Queue) Flush(ctx context.Context) error { return q.flushOne(ctx, true) }
+
+// The memory a span takes in the agent beyond its protobuf encoding: Go's structures for
+// the span and for each attribute, event and link (measured on spans decoded from
+// jaeger.thrift: about 290 bytes a span and 160 an attribute).
+const (
+	spanOverhead = 300
+	itemOverhead = 160
+)
+
+// SpanBytes estimates the memory sp takes: its protobuf size and the overhead of its
+// structures. The queue's LimitBytes and MaxBatchBytes count in it.
+func SpanBytes(sp *tracepb.Span) int {
+	items := len(sp.GetAttributes()) + len(sp.GetEvents()) + len(sp.GetLinks())
+	for _, e := range sp.GetEvents() {
+		items += len(e.GetAttributes())
+	}
+	for _, l := range sp.GetLinks() {
+		items += len(l.GetAttributes())
+	}
+	return proto.Size(sp) + spanOverhead + itemOverhead*items
+}

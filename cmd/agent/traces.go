@@ -62,7 +62,7 @@ func newTraces(cfg config.Traces, log logrus.FieldLogger) (*spanPipeline, error)
 		return nil, err
 	}
 	t.queue, err = traces.NewQueue(traces.QueueConfig{BatchSize: cfg.BatchSize, Interval: time.Duration(cfg.FlushInterval),
-		Limit: cfg.QueueLimit, Timeout: time.Duration(cfg.Timeout), Log: log}, exp)
+		Limit: cfg.QueueLimit, LimitBytes: cfg.QueueLimitBytes, Timeout: time.Duration(cfg.Timeout), Log: log}, exp)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,13 @@ func newTraces(cfg config.Traces, log logrus.FieldLogger) (*spanPipeline, error)
 		}
 		log.WithField("addresses", t.relay.Addrs()).Info("span relay listening")
 	}
-	ocfg := otlp.Config{MaxRequestSize: cfg.OTLPMaxRequestSize, Senders: t.senders, Log: log}
+	maxRequest := cfg.OTLPMaxRequestSize
+	if maxRequest <= 0 {
+		maxRequest = otlp.DefaultMaxRequestSize
+	}
+	// One budget of request bytes for both receivers.
+	ocfg := otlp.Config{MaxRequestSize: maxRequest, Senders: t.senders, Log: log,
+		Budget: otlp.NewBudget(otlp.BudgetRequests * int64(maxRequest))}
 	if cfg.OTLPListen != "" {
 		ocfg.Addr = cfg.OTLPListen
 		t.otlp, err = otlp.NewHTTP(ocfg, t.queue)

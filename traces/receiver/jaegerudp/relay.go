@@ -69,6 +69,9 @@ type Relay struct {
 	last map[netip.Addr]lastResource // see resource
 
 	packets, spans, tooLarge, malformed, dropped, unknown atomic.Uint64
+	// socketDrops is, per port, the kernel's count of packets dropped because the
+	// port's receive buffer was full (the relay read too slowly): SO_RXQ_OVFL.
+	socketDrops []atomic.Uint64
 }
 
 type relayConn struct {
@@ -100,6 +103,7 @@ func New(cfg Config, sink traces.Sink) (*Relay, error) {
 			var c *net.UDPConn
 			if c, err = net.ListenUDP("udp", ua); err == nil {
 				_ = c.SetReadBuffer(4 << 20)
+				countSocketDrops(c)
 				r.conns = append(r.conns, relayConn{conn: c, proto: l.proto})
 				continue
 			}
@@ -107,6 +111,7 @@ func New(cfg Config, sink traces.Sink) (*Relay, error) {
 		r.close()
 		return nil, fmt.Errorf("span relay (%s) on %s: %w", l.proto, l.addr, err)
 	}
+	r.socketDrops = make([]atomic.Uint64, len(r.conns))
 	return r, nil
 }
 
@@ -128,19 +133,23 @@ func (r *Relay) close() {
 // Run reads packets until ctx is done, then closes the ports.
 func (r *Relay) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, c := range r.conns {
+	for i, c := range r.conns {
 		wg.Add(1)
-		go func() { defer wg.Done(); r.read(c) }()
+		go func() { defer wg.Done(); r.read(c, &r.socketDrops[i]) }()
 	}
 	<-ctx.Done()
 	r.close()
 	wg.Wait()
 }
 
-func (r *Relay) read(c relayConn) {
+func (r *Relay) read(c relayConn, socketDrops *atomic.Uint64) {
 	buf := make([]byte, r.cfg.MaxPacketSize+1)
+	oob := make([]byte, oobSize)
 	for {
-		n, from, err := c.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := c.conn.ReadMsgUDPAddrPort(buf, oob)
+		if d, ok := socketDropped(oob[:oobn]); ok {
+			socketDrops.Store(uint64(d))
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -310,12 +319,19 @@ func (p boundedProtocol) ReadMapBegin(ctx context.Context) (thrift.TType, thrift
 // RelayStats are the relay's counters.
 type RelayStats struct {
 	Packets, Spans, TooLarge, Malformed, DroppedSpans, UnknownSender uint64
+	// SocketDropped are the packets the kernel dropped because a port's receive buffer
+	// was full: sent faster than the relay reads.
+	SocketDropped uint64
 }
 
 // Stats returns the counters.
 func (r *Relay) Stats() RelayStats {
-	return RelayStats{Packets: r.packets.Load(), Spans: r.spans.Load(), TooLarge: r.tooLarge.Load(),
+	s := RelayStats{Packets: r.packets.Load(), Spans: r.spans.Load(), TooLarge: r.tooLarge.Load(),
 		Malformed: r.malformed.Load(), DroppedSpans: r.dropped.Load(), UnknownSender: r.unknown.Load()}
+	for i := range r.socketDrops {
+		s.SocketDropped += r.socketDrops[i].Load()
+	}
+	return s
 }
 
 // Points reports lookout_spans_relay.
@@ -326,6 +342,7 @@ func (r *Relay) Points(now time.Time, tags map[string]string) []metric.Point {
 		{Key: "spans_received", Value: s.Spans},
 		{Key: "packets_dropped_too_large", Value: s.TooLarge},
 		{Key: "packets_dropped_malformed", Value: s.Malformed},
+		{Key: "packets_dropped_socket_full", Value: s.SocketDropped},
 		{Key: "spans_dropped_queue_full", Value: s.DroppedSpans},
 		{Key: "packets_unknown_sender", Value: s.UnknownSender},
 	}, now)}

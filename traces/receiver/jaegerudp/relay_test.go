@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +242,51 @@ func TestRelaySharesAClientsResource(t *testing.T) {
 	}
 	if tags := tracetest.ResourceTags(got[3]); got[3].Resource == got[0].Resource || tags["container.name"] != "api-2" || tracetest.ServiceName(got[3]) != "svc" {
 		t.Errorf("after the container's name changed: %v", tags)
+	}
+}
+
+// Packets sent faster than the relay reads overflow the port's receive buffer: the kernel
+// drops them, and the relay counts what the kernel dropped (packets_dropped_socket_full),
+// learnt with the next packet it reads.
+func TestRelayCountsPacketsTheSocketDropped(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SO_RXQ_OVFL is Linux's")
+	}
+	sink := &tracetest.Sink{}
+	r, err := New(Config{CompactAddr: "127.0.0.1:0"}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A small buffer, not read yet: most of the flood cannot fit.
+	_ = r.conns[0].conn.SetReadBuffer(8 << 10)
+	conn, err := net.Dial("udp", r.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pkt := encodeEmitBatch(t, testBatch("svc", 10), Compact)
+	const sent = 500
+	for range sent {
+		_, _ = conn.Write(pkt)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Stats().SocketDropped == 0 && time.Now().Before(deadline) {
+		_, _ = conn.Write(pkt) // the count comes with a packet read
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := r.Stats()
+	if s.SocketDropped == 0 || s.Packets == 0 {
+		t.Fatalf("stats %+v: want packets read and packets the socket dropped counted", s)
+	}
+	if s.SocketDropped >= sent {
+		t.Errorf("stats %+v: %d dropped of %d sent before reading, want some read", s, s.SocketDropped, sent)
+	}
+	p := r.Points(time.Now(), nil)[0]
+	if v := p.Field("packets_dropped_socket_full"); v != s.SocketDropped {
+		t.Errorf("lookout_spans_relay packets_dropped_socket_full = %v, want %d", v, s.SocketDropped)
 	}
 }

@@ -196,7 +196,7 @@ func checkStatusBody(t *testing.T, w *httptest.ResponseRecorder, asJSON bool) {
 
 // grpcCall makes one Export call with body as its framed message(s) and returns the HTTP
 // status the gRPC status stands for (200 OK, 400 INVALID_ARGUMENT, 413
-// RESOURCE_EXHAUSTED), checking the message is framed as the gRPC protocol wants.
+// RESOURCE_EXHAUSTED, 503 UNAVAILABLE), checking the message is framed as the gRPC protocol wants.
 func grpcCall(t *testing.T, g *GRPC, msg []byte, gz bool) (int, Stats) {
 	t.Helper()
 	framed := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg)))
@@ -214,7 +214,7 @@ func grpcCall(t *testing.T, g *GRPC, msg []byte, gz bool) (int, Stats) {
 	if w.Code != 200 || err != nil {
 		t.Fatalf("gRPC answer %d, grpc-status %q", w.Code, w.Header().Get("Grpc-Status"))
 	}
-	status := map[int]int{codeOK: 200, codeInvalidArgument: 400, codeResourceExhausted: 413}[code]
+	status := map[int]int{codeOK: 200, codeInvalidArgument: 400, codeResourceExhausted: 413, codeUnavailable: 503}[code]
 	if status == 0 {
 		t.Fatal(errors.New("gRPC status " + strconv.Itoa(code)))
 	}

@@ -75,11 +75,15 @@ func (g *GRPC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		grpcStatus(w, codeUnimplemented, "unknown method "+r.URL.Path+": this server has only "+ExportMethod)
 		return
 	}
-	msg, code, err := g.readMessage(r)
+	var held int64
+	defer func() { g.cfg.Budget.give(held) }()
+	msg, code, err := g.readMessage(r, &held)
 	if err != nil {
 		switch code {
 		case codeResourceExhausted:
 			g.tooLarge.Add(1)
+		case codeUnavailable:
+			g.busy.Add(1)
 		case codeUnimplemented:
 			g.unsupported.Add(1)
 		default:
@@ -110,8 +114,8 @@ func (g *GRPC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // readMessage reads the request's one message: its bytes, or the status code to answer
-// and why.
-func (g *GRPC) readMessage(r *http.Request) ([]byte, int, error) {
+// and why. The memory it holds is taken from the budget, and added to held.
+func (g *GRPC) readMessage(r *http.Request, held *int64) ([]byte, int, error) {
 	limit := g.cfg.MaxRequestSize
 	var prefix [5]byte
 	if _, err := io.ReadFull(r.Body, prefix[:]); err != nil {
@@ -121,8 +125,14 @@ func (g *GRPC) readMessage(r *http.Request) ([]byte, int, error) {
 	if uint64(n) > uint64(limit) {
 		return nil, codeResourceExhausted, fmt.Errorf("message of %d bytes: at most %d are taken", n, limit)
 	}
-	msg := make([]byte, n)
-	if _, err := io.ReadFull(r.Body, msg); err != nil {
+	msg, err := g.readBody(io.LimitReader(r.Body, int64(n)), int(n), int(n), held)
+	if errors.Is(err, errBusy) {
+		return nil, codeUnavailable, err
+	}
+	if err == nil && len(msg) < int(n) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, codeInvalidArgument, fmt.Errorf("malformed gRPC message: %w", err)
 	}
 	if k, _ := io.ReadFull(r.Body, prefix[:1]); k > 0 {
@@ -146,7 +156,10 @@ func (g *GRPC) readMessage(r *http.Request) ([]byte, int, error) {
 	if err != nil {
 		return nil, codeInvalidArgument, fmt.Errorf("gzip: %w", err)
 	}
-	out, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+	out, err := g.readBody(zr, limit, 0, held)
+	if errors.Is(err, errBusy) {
+		return nil, codeUnavailable, err
+	}
 	if err != nil {
 		return nil, codeInvalidArgument, fmt.Errorf("gzip: %w", err)
 	}

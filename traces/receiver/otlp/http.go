@@ -70,9 +70,11 @@ func (o *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	hint := int(max(r.ContentLength, 0)) // of the buffer, when not compressed
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip":
+		hint = 0
 		zr, err := gzip.NewReader(body)
 		if err != nil {
 			o.malformedRequest(w, r, asJSON, fmt.Errorf("gzip: %w", err))
@@ -84,11 +86,19 @@ func (o *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		otlpError(w, asJSON, http.StatusUnsupportedMediaType, fmt.Sprintf("content encoding %q: want gzip or none", enc))
 		return
 	}
-	buf, err := io.ReadAll(io.LimitReader(body, limit+1))
+	var held int64
+	defer func() { o.cfg.Budget.give(held) }()
+	buf, err := o.readBody(body, int(limit), hint, &held)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) || int64(len(buf)) > limit {
 		o.tooLarge.Add(1)
 		otlpError(w, asJSON, http.StatusRequestEntityTooLarge, fmt.Sprintf("request above %d bytes (decompressed too)", limit))
+		return
+	}
+	if errors.Is(err, errBusy) {
+		o.busy.Add(1)
+		w.Header().Set("Retry-After", "1")
+		otlpError(w, asJSON, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	if err != nil {
