@@ -56,11 +56,14 @@ type fileReader struct {
 	stopping  <-chan struct{} // closed when the container stopped or was removed: read to the end, then stop
 	lost      func(why string)
 	bad       func()
-	files     []*logFile // oldest first; files[0] is being read
-	peakOpen  int        // the most files held at once (tests)
-	tp        Position   // the time part after the last message
-	skip      skipState
-	slab      []byte
+	// atEnd, when set, is called each time the reader is at the end of the live file,
+	// before it looks for a rotation: a test holds the reader there while it rotates.
+	atEnd    func()
+	files    []*logFile // oldest first; files[0] is being read
+	peakOpen int        // the most files held at once (tests)
+	tp       Position   // the time part after the last message
+	skip     skipState
+	slab     []byte
 }
 
 // skipState skips what a position given by time says was read: messages older than
@@ -409,6 +412,9 @@ func (fr *fileReader) read(ctx context.Context, pos Position, msgs chan<- []mess
 			continue
 		}
 		if !lf.rotate {
+			if fr.atEnd != nil {
+				fr.atEnd()
+			}
 			st, err := os.Stat(fr.livePath())
 			if err == nil {
 				if dev, ino := statID(st); dev == lf.id.Dev && ino == lf.id.Ino {
