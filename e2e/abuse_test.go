@@ -24,14 +24,13 @@ import (
 // logs API, a multiline record without end, an HTTP check target answering with a body
 // without end and with headers without end.
 //
-// It fails today on two counts, so it runs only with LOOKOUT_E2E_ABUSE=1 until they are
+// It fails today on one count, so it runs only with LOOKOUT_E2E_ABUSE=1 until it is
 // fixed: the agent's peak RSS is 134 to 155 MiB in the labels part (its live heap stays
 // under about 61 MB; the runtime lets the heap grow to twice that between collections:
-// no GOMEMLIMIT is set), and through the logs API (log driver local) the line after a
-// 100 MiB line is lost.
+// no GOMEMLIMIT is set).
 func TestAbuseContainers(t *testing.T) {
 	if os.Getenv("LOOKOUT_E2E_ABUSE") != "1" {
-		t.Skip("known failures (peak RSS over 128 MiB with 1 MiB labels; the logs API source loses the line after a 100 MiB line); LOOKOUT_E2E_ABUSE=1 runs it")
+		t.Skip("known failures (peak RSS over 128 MiB with 1 MiB labels); LOOKOUT_E2E_ABUSE=1 runs it")
 	}
 	f := startFluentd(t)
 	j := startJaeger(t)
@@ -136,7 +135,19 @@ func TestAbuseContainers(t *testing.T) {
 					t.Fatalf("%s: line %q arrived %d times, want once", name, fmt.Sprintf("after %d", i), n)
 				}
 			}
-			if lines["big start"] != 1 || len(recs) < 2 || string(recs[1].Log()) != strings.Repeat("x", 1<<20)+marker {
+			want := strings.Repeat("x", 1<<20) + marker
+			if name == p+"-api" && len(recs) >= 2 {
+				// Docker 20.10's follow of a local log sends some 16 KiB pieces of a line
+				// this long twice (curl on the logs API alone: 6,552 pieces for 6,400), which
+				// no reader can tell from new ones: the total may count whole pieces more.
+				var total int
+				if _, err := fmt.Sscanf(string(recs[1].Log()[min(len(recs[1].Log()), 1<<20):]), " [truncated by lookout: 1048576 of %d bytes kept]", &total); err == nil &&
+					total >= lineSize && (total-lineSize)%(16<<10) == 0 {
+					t.Logf("%s: %d pieces of 16 KiB counted twice by the engine", name, (total-lineSize)/(16<<10))
+					want = strings.Repeat("x", 1<<20) + fmt.Sprintf(" [truncated by lookout: %d of %d bytes kept]", 1<<20, total)
+				}
+			}
+			if lines["big start"] != 1 || len(recs) < 2 || string(recs[1].Log()) != want {
 				got := ""
 				if len(recs) >= 2 {
 					l := recs[1].Log()
