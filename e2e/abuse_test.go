@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -24,14 +23,9 @@ import (
 // logs API, a multiline record without end, an HTTP check target answering with a body
 // without end and with headers without end.
 //
-// It fails today on one count, so it runs only with LOOKOUT_E2E_ABUSE=1 until it is
-// fixed: the agent's peak RSS is 134 to 155 MiB in the labels part (its live heap stays
-// under about 61 MB; the runtime lets the heap grow to twice that between collections:
-// no GOMEMLIMIT is set).
+// The agent runs as the stack runs it, with the runtime's soft memory limit it sets
+// itself there (startStaticAgent).
 func TestAbuseContainers(t *testing.T) {
-	if os.Getenv("LOOKOUT_E2E_ABUSE") != "1" {
-		t.Skip("known failures (peak RSS over 128 MiB with 1 MiB labels); LOOKOUT_E2E_ABUSE=1 runs it")
-	}
 	f := startFluentd(t)
 	j := startJaeger(t)
 	db := dbName(t)
@@ -117,7 +111,11 @@ func TestAbuseContainers(t *testing.T) {
 	t.Run("logs", func(t *testing.T) {
 		const lineSize, after = 100 << 20, 1000
 		runLogContainer(t, p+"-file", []string{"--label", "lookout.enable=true"}, "big", fmt.Sprint(lineSize), fmt.Sprint(after))
-		runLogContainer(t, p+"-api", []string{"--label", "lookout.enable=true", "--log-driver", "local"},
+		// The local driver's files hold the whole line (max-size 200m): Docker 20.10's follow
+		// of a local log rotating under a line this long sends some of its 16 KiB pieces
+		// twice and can go silent (curl on the logs API alone, no agent: 6,552 pieces for
+		// 6,400; docs/logs.md#limits), which no reader can tell from the container's own.
+		runLogContainer(t, p+"-api", []string{"--label", "lookout.enable=true", "--log-driver", "local", "--log-opt", "max-size=200m"},
 			"big", fmt.Sprint(lineSize), fmt.Sprint(after))
 		// A multiline record without end, with a nasty but accepted pattern.
 		runLogContainer(t, p+"-record", []string{"--label", "lookout.enable=true",
@@ -136,17 +134,6 @@ func TestAbuseContainers(t *testing.T) {
 				}
 			}
 			want := strings.Repeat("x", 1<<20) + marker
-			if name == p+"-api" && len(recs) >= 2 {
-				// Docker 20.10's follow of a local log sends some 16 KiB pieces of a line
-				// this long twice (curl on the logs API alone: 6,552 pieces for 6,400), which
-				// no reader can tell from new ones: the total may count whole pieces more.
-				var total int
-				if _, err := fmt.Sscanf(string(recs[1].Log()[min(len(recs[1].Log()), 1<<20):]), " [truncated by lookout: 1048576 of %d bytes kept]", &total); err == nil &&
-					total >= lineSize && (total-lineSize)%(16<<10) == 0 {
-					t.Logf("%s: %d pieces of 16 KiB counted twice by the engine", name, (total-lineSize)/(16<<10))
-					want = strings.Repeat("x", 1<<20) + fmt.Sprintf(" [truncated by lookout: %d of %d bytes kept]", 1<<20, total)
-				}
-			}
 			if lines["big start"] != 1 || len(recs) < 2 || string(recs[1].Log()) != want {
 				got := ""
 				if len(recs) >= 2 {
