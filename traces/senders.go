@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"time"
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
@@ -15,8 +16,9 @@ import (
 
 // Sender is a container that may send spans, with the resource attributes its spans get.
 type Sender struct {
-	attrs []*commonpb.KeyValue
-	keys  map[string]bool
+	attrs   []*commonpb.KeyValue
+	keys    map[string]bool
+	started time.Time // the container's start: of two claiming an address, the later holds it
 }
 
 // Senders maps the addresses of the inventory's containers to their tags: it tells the
@@ -89,7 +91,7 @@ func (x *Senders) HandleChange(_ context.Context, ch inventory.Change) {
 	}
 	var s *Sender
 	if ch.Kind != inventory.Gone && len(addrs) > 0 {
-		s = &Sender{attrs: SortedAttrs(ContainerTags(c, ch.Engine)), keys: map[string]bool{}}
+		s = &Sender{attrs: SortedAttrs(ContainerTags(c, ch.Engine)), keys: map[string]bool{}, started: c.StartedAt}
 		for _, kv := range s.attrs {
 			s.keys[kv.Key] = true
 		}
@@ -116,6 +118,11 @@ func (x *Senders) HandleChange(_ context.Context, ch inventory.Change) {
 			continue
 		}
 		ip = ip.Unmap()
+		if cur := x.byIP[ip]; cur != nil && cur.started.After(s.started) {
+			// A late event of a removed container, told with the address it had: the
+			// container started since holds it now.
+			continue
+		}
 		x.byIP[ip] = s
 		x.ips[c.ID] = append(x.ips[c.ID], ip)
 	}

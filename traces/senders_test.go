@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/lookout-agent/lookout/inventory"
 )
@@ -40,6 +41,30 @@ func TestSendersRemovalAfterAddressReused(t *testing.T) {
 	x.HandleChange(ctx, inventory.Change{Kind: inventory.Gone, Container: b})
 	if c, n := x.Len(); c != 0 || n != 0 {
 		t.Errorf("after both went: %d containers, %d addresses kept", c, n)
+	}
+}
+
+// A removed container's late event (its die, told by the inventory with the address it
+// had, after a new container got that address) does not take the address back: the
+// container started later holds it (e2e/churn: spans tagged with the old container).
+func TestSendersLateEventAfterAddressReused(t *testing.T) {
+	x := NewSenders()
+	ctx := context.Background()
+	a, b := sender("a", "old", "172.17.0.5"), sender("b", "new", "172.17.0.5")
+	a.StartedAt = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	b.StartedAt = a.StartedAt.Add(3 * time.Second)
+	x.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: a})
+	x.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "start", Container: b})
+	x.HandleChange(ctx, inventory.Change{Kind: inventory.Event, Action: "die", Container: a})
+	if got := lookupName(x, "172.17.0.5"); got != "new" {
+		t.Errorf("172.17.0.5 is %q after the old container's late die, want the new one", got)
+	}
+	x.HandleChange(ctx, inventory.Change{Kind: inventory.Gone, Container: a})
+	if got := lookupName(x, "172.17.0.5"); got != "new" {
+		t.Errorf("172.17.0.5 is %q after the old container went, want the new one", got)
+	}
+	if c, n := x.Len(); c != 1 || n != 1 {
+		t.Errorf("%d containers, %d addresses kept, want the new one", c, n)
 	}
 }
 
