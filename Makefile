@@ -70,8 +70,9 @@ churn: peers
 ## rules (ingress, docker_gwbridge), which the second engine runs without so as not to
 ## fight the system daemon's; `make cluster` runs a Docker 29 node in a swarm. The
 ## InfluxDB outage and disk queue tests exercise the metrics output, not the engine (it
-## only runs their containers), and take four minutes of the pass.
-E2E_SKIP_29 = TestGlobalStackOnSwarm|TestGlobalStackStateVolume|TestTracesRelayOnSwarm|TestInfluxOutage|TestDiskQueue
+## only runs their containers), and take four minutes of the pass; the network abuse tests
+## (TestAbuseNet*: UDP, OTLP and a silent Fluentd at the agent's own inputs) likewise.
+E2E_SKIP_29 = TestGlobalStackOnSwarm|TestGlobalStackStateVolume|TestTracesRelayOnSwarm|TestInfluxOutage|TestDiskQueue|TestAbuseNet
 
 ## e2e29: the end-to-end suite against Docker 29 only (scripts/engine29.sh starts it).
 e2e29: peers
