@@ -437,10 +437,8 @@ func TestAbuseNetFluentdSilent(t *testing.T) {
 	eventually(t, 60*time.Second, "two connections to the deaf Fluentd, more batches retried", func() bool {
 		return silent.conns.Load() >= deafFrom+2 && total("retried") > retried
 	})
-	// The rest of the agent went on: check results kept coming.
-	if got := checks(); got <= checksFrom {
-		t.Errorf("%d check results reported while Fluentd was silent, want more than %d", got, checksFrom)
-	}
+	// The rest of the agent goes on: check results keep coming while Fluentd stays deaf.
+	eventually(t, 60*time.Second, "check results reported while Fluentd is deaf", func() bool { return checks() > checksFrom+2 })
 	// The container was never held up: its whole sequence is in Docker's own log.
 	eventually(t, 60*time.Second, "the container's last line in its own log", func() bool {
 		return strings.Contains(docker(t, "logs", name), fmt.Sprintf("s %d", n))
