@@ -266,3 +266,34 @@ func TestRefusedCheckIsLoggedOnce(t *testing.T) {
 		t.Errorf("%d warnings after a run that was not refused and a refused one; want 2", n)
 	}
 }
+
+// While the inventory says the engine is stopping a container (its kill, die or stop
+// still queued), its checks start no run, and say how many they skipped; the runs
+// resume when it is no longer stopping.
+func TestNoRunWhileTheContainerIsStopping(t *testing.T) {
+	var calls atomic.Int64
+	probe := func(ctx context.Context, chk labels.Check, addr string) Result {
+		calls.Add(1)
+		return Result{Check: chk.Name, Type: chk.Type, Result: Success, Start: time.Now()}
+	}
+	var stopping atomic.Bool
+	stopping.Store(true)
+	box := inventory.NewMailbox("checks", nil)
+	s := New(&sink{}, box, Options{Probers: map[string]Prober{labels.CheckExec: ProbeFunc(probe)},
+		Stopping: func(id string) bool { return id == "a" && stopping.Load() }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	box.Put(inventory.Update{Container: testContainer("a", true, map[string]string{"lookout.enable": "true",
+		"lookout.check.ready": "exec:true", "lookout.check.ready.interval": "1s"})})
+	eventually(t, "two runs skipped", func() bool { return s.skipped.Load() >= 2 })
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d runs started while the container was stopping", n)
+	}
+	stopping.Store(false)
+	eventually(t, "a run once no longer stopping", func() bool { return calls.Load() > 0 })
+	p := s.Points(time.Now(), nil)[0]
+	if f := p.Field("skipped_stopping"); f == nil || f.(uint64) < 2 {
+		t.Errorf("lookout_probes skipped_stopping = %v, want at least 2", f)
+	}
+}

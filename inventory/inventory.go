@@ -99,8 +99,9 @@ type Inventory struct {
 	handled    map[eventKey]bool // events handled in the last replayWindow, to skip them when replayed
 	prunedAt   int64             // lastEvent when handled was last pruned
 	// queued counts the container events read but not handled yet, by container: a
-	// list does not declare a container gone while its events wait (they come first).
-	queued map[string]int
+	// list does not declare a container gone while its events wait (they come first),
+	// and a container with a kill, die, stop, pause or destroy waiting is Stopping.
+	queued map[string]queuedEvents
 
 	bridgeMu  sync.Mutex
 	bridgeIPs map[string]bridgeAddr // container ID -> address on docker_gwbridge
@@ -129,7 +130,26 @@ func New(client Client, opts Options) *Inventory {
 		opts.Log = logrus.New()
 	}
 	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, handled: map[eventKey]bool{},
-		queued: map[string]int{}}
+		queued: map[string]queuedEvents{}}
+}
+
+// queuedEvents counts a container's events read but not handled yet.
+type queuedEvents struct{ all, stopping int }
+
+// stoppingActions are the events that announce the end of a container's run.
+var stoppingActions = map[events.Action]bool{events.ActionKill: true, events.ActionDie: true,
+	events.ActionStop: true, events.ActionPause: true, events.ActionDestroy: true}
+
+// Stopping says whether an event that announces the end of the container's run (kill,
+// die, stop, pause, destroy) has arrived and waits in the event queue: the state the
+// handlers were told may still say running, seconds after the engine began stopping it
+// (the queue runs behind on a busy engine, each event waiting for an inspection). The
+// checks do not start runs meanwhile: an exec in a container being stopped is an error
+// at best, and a race in the engine at worst.
+func (inv *Inventory) Stopping(id string) bool {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.queued[id].stopping > 0
 }
 
 // Subscribe adds a handler. It must be called before Run.
@@ -324,8 +344,15 @@ func (inv *Inventory) countQueued(m events.Message, n int) {
 	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	if inv.queued[m.Actor.ID] += n; inv.queued[m.Actor.ID] <= 0 {
+	q := inv.queued[m.Actor.ID]
+	q.all += n
+	if stoppingActions[m.Action] {
+		q.stopping += n
+	}
+	if q.all <= 0 {
 		delete(inv.queued, m.Actor.ID)
+	} else {
+		inv.queued[m.Actor.ID] = q
 	}
 }
 
@@ -554,7 +581,7 @@ func (inv *Inventory) list(ctx context.Context) ([]string, map[string]string, er
 		// A container with events still queued is not gone yet: on a busy engine the
 		// queue runs seconds behind the list, and its last events (a health transition,
 		// die) must reach the handlers before it goes; its destroy event ends it.
-		if _, ok := present[id]; !ok && inv.queued[id] == 0 {
+		if _, ok := present[id]; !ok && inv.queued[id].all == 0 {
 			delete(inv.containers, id)
 			vanished = append(vanished, c)
 			if c.Monitored {

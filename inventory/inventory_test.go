@@ -593,7 +593,7 @@ func TestListWaitsForTheQueuedEventsOfAVanishedContainer(t *testing.T) {
 	waitFor(t, "a's events queued", func() bool {
 		h.inv.mu.Lock()
 		defer h.inv.mu.Unlock()
-		return h.inv.queued["a"] == 3
+		return h.inv.queued["a"].all == 3
 	})
 	lists, _ := f.counts()
 	release()
@@ -1111,4 +1111,41 @@ func TestNetworkConnectReinspects(t *testing.T) {
 	if f.inspected("a") < before+1 || f.inspected("u") != beforeU {
 		t.Errorf("inspections: a %d -> %d, unmonitored u %d -> %d", before, f.inspected("a"), beforeU, f.inspected("u"))
 	}
+}
+
+// A container's kill, die or stop that waits in the event queue (behind an inspection, on
+// a busy engine) makes it Stopping at once, before the handlers are told: its checks must
+// not start an exec into a container the engine is stopping (e2e/churn). Handled, the
+// event no longer counts; a start is not a stop.
+func TestStoppingFromTheQueueAheadOfTheHandlers(t *testing.T) {
+	f := newFake(ctr("a", enabled, true), ctr("b", enabled, false))
+	h := start(t, f, Options{})
+	s := h.connected(t)
+	if h.inv.Stopping("a") {
+		t.Fatal("a Stopping before any event")
+	}
+
+	release := f.hold("b")
+	send(t, s, ev("b", "start", base+1)) // the event loop waits for this inspection
+	waitFor(t, "the inspection of b under way", func() bool { return f.waiting("b") == 1 })
+	send(t, s, ev("a", "exec_start: sh", base+2))
+	waitFor(t, "a's exec_start queued", func() bool {
+		h.inv.mu.Lock()
+		defer h.inv.mu.Unlock()
+		return h.inv.queued["a"].all == 1
+	})
+	if h.inv.Stopping("a") {
+		t.Error("a Stopping with only an exec_start queued")
+	}
+	send(t, s, ev("a", "kill", base+3, "signal", "15"), ev("a", "die", base+4, "exitCode", "0"))
+	waitFor(t, "a Stopping", func() bool { return h.inv.Stopping("a") })
+	if got := h.rec.find(Event, "a", "die"); len(got) != 0 {
+		t.Fatalf("the die of a handled while b's inspection holds the loop: %+v", got)
+	}
+	if h.inv.Stopping("b") {
+		t.Error("b Stopping: only its start is queued")
+	}
+	release()
+	waitFor(t, "a's die handled", func() bool { return len(h.rec.find(Event, "a", "die")) == 1 })
+	waitFor(t, "a no longer Stopping", func() bool { return !h.inv.Stopping("a") })
 }

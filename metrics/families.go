@@ -138,9 +138,10 @@ var table = map[string]map[string]Desc{
 	},
 	// probes
 	"lookout_probes": {
-		"checks": gauge("Agent-run checks running now."),
-		"runs":   counter("Check runs."),
-		"panics": counter("Prober panics recovered (a bug in lookout): the run counts as an error."),
+		"checks":           gauge("Agent-run checks running now."),
+		"runs":             counter("Check runs."),
+		"skipped_stopping": counter("Scheduled check runs not started: the engine was stopping the container (a kill, die, stop or pause event not yet applied)."),
+		"panics":           counter("Prober panics recovered (a bug in lookout): the run counts as an error."),
 	},
 	// logs
 	"lookout_logs":       logCounters,

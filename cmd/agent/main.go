@@ -245,6 +245,7 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		return err
 	}
 	spans.wire(inv, &popts)
+	popts.Stopping = inv.Stopping
 	checksBox := inv.Mailbox("checks")
 	sched := checks.New(ship, checksBox, popts)
 	var sources []collectors.Named
