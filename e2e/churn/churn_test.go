@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -24,7 +25,8 @@ import (
 )
 
 const (
-	logBurst = 50 // lines each container writes at start
+	cycleTimeout = 3 * time.Minute
+	logBurst     = 50 // lines each container writes at start
 	warmup   = 16 // lifecycles before the baseline: pools, connections and caches filled once
 )
 
@@ -266,7 +268,18 @@ func (h *harness) startAndWaitHealthy(ctx context.Context, id string) error {
 
 // cycle is one lifecycle: create, start, healthy once the agent's checks ran, the log
 // burst at Fluentd, a span sent to the agent's OTLP receiver, unhealthy, stop, remove.
-func (h *harness) cycle(ctx context.Context, i int) error {
+//
+// A lifecycle takes seconds; it fails after cycleTimeout, so that an engine that stops
+// answering (one run saw Docker 20.10 hang stopping containers) fails the test rather
+// than hanging it, with dockerd's goroutines dumped to its log for the next look.
+func (h *harness) cycle(parent context.Context, i int) (err error) {
+	ctx, cancel := context.WithTimeout(parent, cycleTimeout)
+	defer cancel()
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w (the lifecycle's %s ran out; %s)", err, cycleTimeout, dumpDockerd())
+		}
+	}()
 	name := fmt.Sprintf("lkchurn-%s-c%d", runID, i)
 	lap := h.phases.start()
 	id, err := h.create(ctx, name)
@@ -276,7 +289,9 @@ func (h *harness) cycle(ctx context.Context, i int) error {
 	lap("create")
 	defer h.events.forget(id)
 	remove := func() error {
-		_, err := h.dc.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+		rctx, cancel := context.WithTimeout(parent, time.Minute)
+		defer cancel()
+		_, err := h.dc.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true})
 		return err
 	}
 	if err := h.startAndWaitHealthy(ctx, id); err != nil {
@@ -734,4 +749,22 @@ func (m *monitor) compare(t *testing.T, base, after snapshot) {
 		t.Errorf("series reported in %d intervals: %d after the cycles, %d before; new: %v", seriesIntervals,
 			len(after.series), len(base.series), extra[:min(len(extra), 20)])
 	}
+}
+
+// dumpDockerd asks the local dockerd, once, for a dump of its goroutines (SIGUSR1: it
+// writes them to a file under its exec root and logs the path) and says what it did.
+func dumpDockerd() string {
+	dump.Do(func() {
+		if out, err := exec.Command("pkill", "-USR1", "-x", "dockerd").CombinedOutput(); err != nil {
+			dump.said = fmt.Sprintf("could not signal dockerd for a goroutine dump: %v %s", err, out)
+		} else {
+			dump.said = "dockerd's goroutines dumped (its log has the file's path)"
+		}
+	})
+	return dump.said
+}
+
+var dump struct {
+	sync.Once
+	said string
 }
