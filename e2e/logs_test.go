@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +174,47 @@ func TestLogsDelivery(t *testing.T) {
 		return strings.Contains(a.out(), "lookout_logs,") && strings.Contains(a.out(), "container_name="+p+"-seq") &&
 			strings.Contains(a.out(), "lookout_logs_total,")
 	})
+}
+
+// A container removed while the agent is down sends no event the agent will see: its
+// log position file is swept once the agent has listed the engine's containers on its
+// next start; a container still there keeps its own.
+func TestLogsPositionOfAContainerRemovedWhileAway(t *testing.T) {
+	f := startFluentd(t)
+	state := t.TempDir()
+	env := []string{"LOOKOUT_FLUENTD_ADDRESS=" + f.Addr, "LOOKOUT_STATE_DIR=" + state}
+	a := startAgent(t, env...)
+	gone, kept := runID+"-pos-gone", runID+"-pos-kept"
+	goneID := strings.TrimSpace(runLogContainer(t, gone, []string{"--label", "lookout.enable=true"}, "seq", "g", "5", "10ms"))
+	keptID := strings.TrimSpace(runLogContainer(t, kept, []string{"--label", "lookout.enable=true"}, "seq", "k", "5", "10ms"))
+	positions := func() []string {
+		m, _ := filepath.Glob(filepath.Join(state, "logs", "*.json"))
+		for i := range m {
+			m[i] = strings.TrimSuffix(filepath.Base(m[i]), ".json")
+		}
+		return m
+	}
+	eventually(t, 60*time.Second, "both containers' lines and positions", func() bool {
+		p := positions()
+		return len(recordsOf(t, f, gone)) == 5 && len(recordsOf(t, f, kept)) == 5 &&
+			slices.Contains(p, goneID) && slices.Contains(p, keptID)
+	})
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	docker(t, "rm", "-f", gone)
+	a = startAgent(t, env...)
+	eventually(t, 60*time.Second, "the removed container's position file swept", func() bool {
+		return !slices.Contains(positions(), goneID)
+	})
+	if !slices.Contains(positions(), keptID) {
+		t.Errorf("the position file of the container still there was removed: %v", positions())
+	}
+	eventually(t, 10*time.Second, "the sweep logged", func() bool {
+		return strings.Contains(a.Logs(), `"files":1`) && strings.Contains(a.Logs(), "removed while the agent was away")
+	})
+	if n := len(recordsOf(t, f, kept)); n != 5 {
+		t.Errorf("%d records of the container still there after the restart, want its 5 once", n)
+	}
 }
 
 func TestLogsOutageAndAgentKill(t *testing.T) {

@@ -111,6 +111,9 @@ type Inventory struct {
 	refreshes int
 	stale     atomic.Bool
 
+	listed     chan struct{} // closed once the first list is in
+	listedOnce sync.Once
+
 	reconnects, events, eventsDropped, relists, inspectErrors, labelProblems atomic.Uint64
 	lastContact                                                              atomic.Int64
 }
@@ -130,7 +133,18 @@ func New(client Client, opts Options) *Inventory {
 		opts.Log = logrus.New()
 	}
 	return &Inventory{client: client, opts: opts, log: opts.Log, containers: map[string]*Container{}, handled: map[eventKey]bool{},
-		queued: map[string]queuedEvents{}}
+		queued: map[string]queuedEvents{}, listed: make(chan struct{})}
+}
+
+// Listed is closed once the inventory holds the engine's containers: its first list is
+// in, and Known answers for the engine.
+func (inv *Inventory) Listed() <-chan struct{} { return inv.listed }
+
+// Known says whether the inventory holds the container, monitored or not.
+func (inv *Inventory) Known(id string) bool {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.containers[id] != nil
 }
 
 // queuedEvents counts a container's events read but not handled yet.
@@ -298,6 +312,7 @@ func (inv *Inventory) session(ctx context.Context) error {
 		return err
 	}
 	inv.setConnected(true)
+	inv.listedOnce.Do(func() { close(inv.listed) })
 	inv.log.WithField("engine", si.ServerVersion).WithField("api", inv.client.ClientVersion()).
 		WithField("containers", inv.count()).Info("watching the Docker Engine")
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -278,5 +279,36 @@ func TestMultilineWindow(t *testing.T) {
 	recs := collect(t, s, false, 1<<20, regexp.MustCompile(`A`))
 	if len(recs) != 2 || !strings.HasSuffix(string(recs[0].Log), "A not a first line") {
 		t.Fatalf("%d records", len(recs))
+	}
+}
+
+// The position files of containers the engine no longer has (removed while the agent was
+// away: no Gone will come for them) are swept; the others, and files that are not
+// positions, stay.
+func TestSweepPositionsOfContainersGone(t *testing.T) {
+	st, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"aaa1", "bbb2", "ccc3"} {
+		if err := st.save(id, Position{TimeNS: 1, N: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := filepath.Join(st.dir, "notes.txt")
+	if err := os.WriteFile(other, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &Forwarder{store: st}
+	n, err := f.SweepPositions(func(id string) bool { return id == "bbb2" })
+	if err != nil || n != 2 {
+		t.Fatalf("SweepPositions = %d, %v; want 2 files removed", n, err)
+	}
+	ids, _ := st.ids()
+	if len(ids) != 1 || ids[0] != "bbb2" {
+		t.Errorf("position files left: %v, want bbb2's", ids)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("a file that is no position was touched: %v", err)
 	}
 }

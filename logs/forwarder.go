@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
@@ -280,6 +281,28 @@ func (f *Forwarder) update(ctx context.Context, u inventory.Update) {
 		return
 	}
 	f.startIfWanted(ctx, id, t)
+}
+
+// SweepPositions removes the position files of containers the engine no longer has: those
+// removed while the agent was away, of which no event will tell. known says whether the
+// engine has a container; call it once the inventory has listed the engine's containers
+// (inventory.Inventory.Listed). The files are listed before known is asked, so a file
+// written meanwhile belongs to a container known by then (the inventory tells the
+// forwarder of a container after it holds it), or to one gone since, whose file its Gone
+// removes anyway. It returns how many files it removed.
+func (f *Forwarder) SweepPositions(known func(id string) bool) (int, error) {
+	ids, err := f.store.ids()
+	if err != nil {
+		return 0, fmt.Errorf("logs: position files: %w", err)
+	}
+	removed := 0
+	for _, id := range ids {
+		if !known(id) {
+			f.store.remove(id)
+			removed++
+		}
+	}
+	return removed, nil
 }
 
 // forget drops everything kept of a container that is gone and no longer followed.

@@ -124,3 +124,18 @@ func (s *store) save(id string, p Position) error {
 }
 
 func (s *store) remove(id string) { _ = os.Remove(s.path(id)) }
+
+// ids returns the containers that have a position file.
+func (s *store) ids() ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && e.Type().IsRegular() && !strings.HasPrefix(id, ".") {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}

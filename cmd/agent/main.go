@@ -351,8 +351,22 @@ func agent(ctx context.Context, cfg config.Config, log *logrus.Logger, stdout io
 		}()
 	}
 	if fwd != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); logsBox.Supervise(producers, fwd.Run) }()
+		go func() { // the positions of containers removed while the agent was away
+			defer wg.Done()
+			select {
+			case <-producers.Done():
+				return
+			case <-inv.Listed():
+			}
+			n, err := fwd.SweepPositions(inv.Known)
+			if err != nil {
+				log.WithError(err).Warn("logs: cannot sweep position files")
+			} else if n > 0 {
+				log.WithField("files", n).Info("logs: removed the position files of containers removed while the agent was away")
+			}
+		}()
 	}
 	spans.start(producers, &wg, shipCtx, &shipDone)
 	<-ctx.Done()

@@ -27,7 +27,7 @@ import (
 const (
 	cycleTimeout = 3 * time.Minute
 	logBurst     = 50 // lines each container writes at start
-	warmup   = 16 // lifecycles before the baseline: pools, connections and caches filled once
+	warmup       = 16 // lifecycles before the baseline: pools, connections and caches filled once
 )
 
 // The margins within which the agent must come back to its baseline after the cycles.
