@@ -116,6 +116,10 @@ type Inventory struct {
 
 	reconnects, events, eventsDropped, relists, inspectErrors, labelProblems atomic.Uint64
 	lastContact                                                              atomic.Int64
+	// eventsQueued counts the events read and not handled yet; eventLag is how late the
+	// last event handled was (now minus its time, milliseconds): the event loop waits
+	// for an inspection per event, and runs behind on a busy engine.
+	eventsQueued, eventLag atomic.Int64
 }
 
 // New returns an inventory; Subscribe handlers before Run.
@@ -253,6 +257,7 @@ func (inv *Inventory) session(ctx context.Context) error {
 		SwarmNodeID: si.Swarm.NodeID}
 	since := inv.lastEvent
 	clear(inv.queued) // a new session, a new queue
+	inv.eventsQueued.Store(0)
 	if since > 0 {
 		// An event stamped before the newest one may have been sent after it (see
 		// replayWindow): resume a window earlier; handled skips what came already.
@@ -354,6 +359,7 @@ func (inv *Inventory) session(ctx context.Context) error {
 
 // countQueued adds n to the container events of m's container waiting in the queue.
 func (inv *Inventory) countQueued(m events.Message, n int) {
+	inv.eventsQueued.Add(int64(n))
 	if m.Type != events.ContainerEventType {
 		return
 	}
@@ -740,6 +746,7 @@ func (inv *Inventory) handleEvent(ctx context.Context, m events.Message, queue c
 	if len(inv.handled) < maxHandled {
 		inv.handled[key] = true
 	}
+	inv.eventLag.Store(time.Since(time.Unix(0, m.TimeNano)).Milliseconds())
 	if m.TimeNano > inv.lastEvent {
 		inv.lastEvent = m.TimeNano
 	}
@@ -929,6 +936,8 @@ func (inv *Inventory) Points(now time.Time, tags map[string]string) []metric.Poi
 		{Key: "relists", Value: inv.relists.Load()},
 		{Key: "inspect_errors", Value: inv.inspectErrors.Load()},
 		{Key: "label_problems", Value: inv.labelProblems.Load()},
+		{Key: "events_queued", Value: inv.eventsQueued.Load()},
+		{Key: "event_lag_ms", Value: inv.eventLag.Load()},
 	}, now)}
 	// Each feature's mailbox: what it has not taken yet, and its recovered panics.
 	for _, m := range inv.mailboxes {

@@ -1145,7 +1145,16 @@ func TestStoppingFromTheQueueAheadOfTheHandlers(t *testing.T) {
 	if h.inv.Stopping("b") {
 		t.Error("b Stopping: only its start is queued")
 	}
+	gauge := func(key string) int64 { return h.inv.Points(time.Now(), nil)[0].Field(key).(int64) }
+	waitFor(t, "events_queued 3 behind b's inspection (a's exec_start, kill and die)", func() bool { return gauge("events_queued") == 3 })
 	release()
 	waitFor(t, "a's die handled", func() bool { return len(h.rec.find(Event, "a", "die")) == 1 })
 	waitFor(t, "a no longer Stopping", func() bool { return !h.inv.Stopping("a") })
+	if n := gauge("events_queued"); n != 0 {
+		t.Errorf("events_queued = %d once every event was handled, want 0", n)
+	}
+	// The events are stamped in 2024: the last one handled was years late.
+	if lag := time.Duration(gauge("event_lag_ms")) * time.Millisecond; lag < time.Since(time.Unix(0, base+4))-time.Minute {
+		t.Errorf("event_lag_ms = %s, want how late a's die was handled (%s)", lag, time.Since(time.Unix(0, base+4)))
+	}
 }

@@ -129,6 +129,8 @@ var table = map[string]map[string]Desc{
 		"relists":        counter("Full relists of the containers."),
 		"inspect_errors": counter("Container (and docker_gwbridge network) inspections that failed."),
 		"label_problems": counter("Bad or unknown lookout.* labels found on monitored containers."),
+		"events_queued":  gauge("Docker events read and not handled yet (the event loop inspects a container per event)."),
+		"event_lag_ms":   gauge("How late the last Docker event handled was: now minus the event's time, in milliseconds."),
 	},
 	// inventory: each feature's mailbox
 	"lookout_feature": {
