@@ -153,8 +153,14 @@ func TestChurn(t *testing.T) {
 	t.Logf("baseline: %s", base)
 
 	start := time.Now()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lag := m.watchLag(lagCtx)
 	failed := run(warmup, *cycles)
+	stopLag()
 	took := time.Since(start)
+	peak := <-lag
+	t.Logf("the agent's event loop during the lifecycles (read every 2 s): at most %d events queued, an event handled at most %s late",
+		peak.queued, peak.late)
 	t.Logf("%d lifecycles, %d at a time, in %s (%.1f a second)", *cycles, *parallel, took.Round(time.Second), float64(*cycles)/took.Seconds())
 	t.Logf("a lifecycle's steps on average: %s", &h.phases)
 	if failed > 0 {
@@ -193,8 +199,9 @@ func TestChurn(t *testing.T) {
 		}
 	}
 	if g, err := m.scrape(); err == nil {
-		t.Logf("agent: %d Docker events, %d dropped; %d lines written to InfluxDB, %d dropped, %d rejected", g["lookout_inventory_events"],
-			g["lookout_inventory_events_dropped"], g["lookout_output_written"], g["lookout_output_dropped"], g["lookout_output_rejected"])
+		t.Logf("agent: %d Docker events, %d dropped; %d lines written to InfluxDB, %d dropped, %d rejected; %d check runs, %d skipped while a container was being stopped",
+			g["lookout_inventory_events"], g["lookout_inventory_events_dropped"], g["lookout_output_written"], g["lookout_output_dropped"],
+			g["lookout_output_rejected"], g["lookout_probes_runs"], g["lookout_probes_skipped_stopping"])
 	}
 	t.Logf("InfluxDB: %d of %d containers reported unhealthy", unhealthy, total)
 	if unhealthy != total {
@@ -609,6 +616,35 @@ func (m *monitor) scrape() (map[string]int64, error) {
 		out["_samples"]++
 	}
 	return out, sc.Err()
+}
+
+type lagPeak struct {
+	queued int64
+	late   time.Duration
+}
+
+// watchLag scrapes the agent every 2 s until ctx ends, then sends the highest
+// events_queued and event_lag_ms it saw.
+func (m *monitor) watchLag(ctx context.Context) <-chan lagPeak {
+	out := make(chan lagPeak, 1)
+	go func() {
+		var p lagPeak
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				out <- p
+				return
+			case <-tick.C:
+			}
+			if g, err := m.scrape(); err == nil {
+				p.queued = max(p.queued, g["lookout_inventory_events_queued"])
+				p.late = max(p.late, time.Duration(g["lookout_inventory_event_lag_ms"])*time.Millisecond)
+			}
+		}
+	}()
+	return out
 }
 
 // seriesIntervals is how many of the agent's reports a snapshot's series are taken over.
