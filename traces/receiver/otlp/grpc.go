@@ -33,6 +33,15 @@ const (
 	codeUnavailable       = 14
 )
 
+// The HTTP/2 bounds of a gRPC connection: the calls it may have open at once (Go's
+// default is 250), and the request bytes the server buffers for it before its handlers
+// read them (Go's default is 1 MiB a connection): 64 connections at 256 KiB hold at most
+// 16 MiB that the shared request budget does not see.
+const (
+	grpcMaxStreams    = 100
+	grpcReceiveBuffer = 256 << 10
+)
+
 // GRPC takes spans over OTLP/gRPC: the unary call TraceService/Export over HTTP/2
 // without TLS (h2c with prior knowledge, as the SDKs' insecure gRPC exporters dial), on
 // Go's own HTTP/2 server: a gRPC message is a 5-byte prefix (compressed flag, length) and
@@ -52,7 +61,9 @@ func NewGRPC(cfg Config, sink traces.Sink) (*GRPC, error) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	srv, err := newServer(cfg, sink, "OTLP/gRPC receiver", &http.Server{Handler: g, Protocols: &protocols,
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10})
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: grpcMaxStreams,
+			MaxReceiveBufferPerConnection: grpcReceiveBuffer, MaxReceiveBufferPerStream: grpcReceiveBuffer}})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package otlp
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -136,5 +139,51 @@ func TestGRPCReceiverRefusals(t *testing.T) {
 	st := g.Stats()
 	if st.TooLarge != 2 || st.Unsupported != 3 || st.QueueFull != 1 || st.Malformed != 2 || len(sink.Resources()) != 0 {
 		t.Errorf("stats %+v, %d resources", st, len(sink.Resources()))
+	}
+}
+
+// The gRPC receiver's HTTP/2 settings bound what one connection may hold open: at most
+// grpcMaxStreams calls at once, and a receive window of grpcReceiveBuffer per stream and
+// per connection (Go's default buffers 1 MiB a connection before any handler reads).
+func TestGRPCReceiverHTTP2Bounds(t *testing.T) {
+	g, _ := startGRPC(t, &tracetest.Sink{})
+	c, err := net.DialTimeout("tcp", g.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	settings := map[http2.SettingID]uint32{}
+	windowUpdate := uint32(0)
+	for settings[http2.SettingMaxConcurrentStreams] == 0 || windowUpdate == 0 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the server's settings: %v (so far %v, connection window update %d)", err, settings, windowUpdate)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			_ = f.ForeachSetting(func(s http2.Setting) error { settings[s.ID] = s.Val; return nil })
+		case *http2.WindowUpdateFrame:
+			if f.StreamID == 0 {
+				windowUpdate = f.Increment
+			}
+		}
+	}
+	if n := settings[http2.SettingMaxConcurrentStreams]; n != grpcMaxStreams {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want %d", n, grpcMaxStreams)
+	}
+	if n := settings[http2.SettingInitialWindowSize]; n != grpcReceiveBuffer {
+		t.Errorf("SETTINGS_INITIAL_WINDOW_SIZE (a stream's receive window) = %d, want %d", n, grpcReceiveBuffer)
+	}
+	// The connection's window starts at HTTP/2's 65,535 bytes; the server raises it to its buffer.
+	if got := 65535 + windowUpdate; got != grpcReceiveBuffer {
+		t.Errorf("the connection's receive window = %d, want %d", got, grpcReceiveBuffer)
 	}
 }
