@@ -113,6 +113,21 @@ func vetHost(host string, node []netip.Addr) (netip.Addr, error) {
 	return netip.Addr{}, nil
 }
 
+// VetAllowedHosts refuses the entries of an allowlist (probe_allowed_hosts) that no
+// check could ever reach: the node's own, loopback, link-local, unspecified and metadata
+// addresses, metadata services' names, and IPv4 addresses in other notations. A name
+// stays: what it resolves to is judged at each run. One error per entry, naming it.
+func VetAllowedHosts(hosts []string) error {
+	var errs []error
+	node := labelHosts.node()
+	for _, h := range hosts {
+		if _, err := vetHost(h, node); err != nil {
+			errs = append(errs, fmt.Errorf("probe_allowed_hosts: %q can never be probed: %w; remove it", h, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // legacyIPv4 reads s as inet_aton(3) does: one to four parts separated by dots, each
 // decimal, octal (a leading 0) or hex (0x), the last part filling the bytes that remain.
 // numeric says s is written that way at all; the address is invalid when a part is too

@@ -235,3 +235,31 @@ func TestDefaultGateways(t *testing.T) {
 		t.Error("a missing route file gives gateways")
 	}
 }
+
+// An allowlist entry no check could ever reach is refused when the agent starts, naming
+// it and why; a name, and an address a check may reach, stay.
+func TestVetAllowedHosts(t *testing.T) {
+	if err := VetAllowedHosts([]string{"db.internal", "10.1.2.3", "localhost", "2001:db8::1"}); err != nil {
+		t.Errorf("allowed hosts a check may reach refused: %v", err)
+	}
+	err := VetAllowedHosts([]string{"db.internal", "127.0.0.1", "2130706433", "169.254.169.254", "metadata.google.internal", "::1", "0.0.0.0"})
+	if err == nil {
+		t.Fatal("no error for entries no check could ever reach")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`probe_allowed_hosts: "127.0.0.1" can never be probed: host "127.0.0.1" is a loopback address`,
+		`"2130706433" can never be probed: host "2130706433" is the IPv4 address 127.0.0.1 in another notation`,
+		`"169.254.169.254" can never be probed: host "169.254.169.254" is a cloud metadata address`,
+		`"metadata.google.internal" can never be probed`,
+		`"::1" can never be probed`,
+		`"0.0.0.0" can never be probed: host "0.0.0.0" is the unspecified address`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not say %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "db.internal\"") || strings.Count(msg, "\n") != 5 {
+		t.Errorf("want one line for each of the 6 entries refused, none for db.internal:\n%s", msg)
+	}
+}

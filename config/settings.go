@@ -95,7 +95,7 @@ var settings = resolve([]Setting{
 	{Key: "probe_network", Env: "LOOKOUT_PROBE_NETWORK",
 		Help: "the network whose address checks use when a check names none"},
 	{Key: "probe_allowed_hosts", Env: "LOOKOUT_PROBE_ALLOWED_HOSTS", Rule: list(),
-		Help: "hosts a check label may name besides the container's own address; never reached, listed or not: the node's own, loopback, link-local and cloud metadata addresses ([labels-and-checks.md](labels-and-checks.md#security-where-a-check-may-not-go))"},
+		Help: "hosts a check label may name besides the container's own address; never reached, listed or not: the node's own, loopback, link-local and cloud metadata addresses, and an entry that is one of those (or a metadata service's name) is a bad configuration ([labels-and-checks.md](labels-and-checks.md#security-where-a-check-may-not-go))"},
 	{Key: "state_dir", Env: "LOOKOUT_STATE_DIR", Default: "/var/lib/lookout", Rule: stateDir(),
 		Help: "what must survive a restart: the per-container log positions (`logs/<id>.json`) and the outputs' disk queues (`queue/<output>/`); mount a volume there"},
 	{Key: "metrics_address", Env: "LOOKOUT_METRICS_ADDRESS", DefaultDoc: "none: no port is opened", Rule: metricsAddress(),

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -12,15 +13,30 @@ import (
 
 // TestRefusedTargets: a container's labels try to send the agent to loopback (by name and
 // in every notation), the unspecified address, cloud metadata, the node's own address and,
-// by a redirect, to another host; the allowlist names them all. Each check is refused with
-// its reason in its lookout_check point, in the agent's log with the container, and in
-// lookout probe and lookout check, while a legitimate check of the same container passes
-// and a redirect on the container's own address is followed.
+// by a redirect, to another host. An allowlist naming those addresses is refused when the
+// agent starts, each entry by name; the allowlist names localhost, which is judged by
+// what it resolves to. Each check is refused with its reason in its lookout_check point,
+// in the agent's log with the container, and in lookout probe and lookout check, while a
+// legitimate check of the same container passes and a redirect on the container's own
+// address is followed.
 func TestRefusedTargets(t *testing.T) {
 	node := nodeAddress(t)
-	allowed := []string{"localhost", "::1", "0.0.0.0", "2130706433", "0177.0.0.1", "0x7f.1", "::ffff:127.0.0.1",
+	never := []string{"::1", "0.0.0.0", "2130706433", "0177.0.0.1", "0x7f.1", "::ffff:127.0.0.1",
 		"169.254.169.254", "metadata.google.internal", node}
-	env := []string{"LOOKOUT_PROBE_ALLOWED_HOSTS=" + strings.Join(allowed, ",")}
+	out, err := agentCommand([]string{"LOOKOUT_PROBE_ALLOWED_HOSTS=" + strings.Join(append([]string{"localhost", "10.9.8.7"}, never...), ",")},
+		"check").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("lookout check with an allowlist of addresses never probed: %v, want exit 2 (bad configuration)\n%s", err, out)
+	}
+	for _, h := range never {
+		if !lineWith(string(out), fmt.Sprintf("probe_allowed_hosts: %q can never be probed: ", h), "; remove it") {
+			t.Errorf("lookout check: no line refusing the allowlist entry %q:\n%s", h, out)
+		}
+	}
+	if strings.Contains(string(out), `"localhost" can never`) || strings.Contains(string(out), `"10.9.8.7" can never`) {
+		t.Errorf("lookout check refused localhost or 10.9.8.7, which the allowlist may name:\n%s", out)
+	}
+	env := []string{"LOOKOUT_PROBE_ALLOWED_HOSTS=localhost"}
 	db := dbName(t)
 	a := startAgent(t, append(influxEnv(db), env...)...)
 	name := "lk-refused-" + runID
@@ -79,7 +95,7 @@ func TestRefusedTargets(t *testing.T) {
 	})
 
 	// lookout probe and lookout check, with the agent's configuration.
-	out, err := agentCommand(env, "probe", name).CombinedOutput()
+	out, err = agentCommand(env, "probe", name).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Errorf("lookout probe: %v, want exit 1\n%s", err, out)
 	}

@@ -87,7 +87,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	cfg, err := config.Load("", getenv, flags)
-	err = errors.Join(err, cfg.Validate())
+	err = errors.Join(err, cfg.Validate(), checks.VetAllowedHosts(cfg.ProbeAllowedHosts))
 	if err == nil && cmd != "healthcheck" {
 		err = cfg.LoadSecrets()
 	}
